@@ -1,0 +1,2 @@
+//! Zoho device flow core (being built: issue 2).
+#![no_std]

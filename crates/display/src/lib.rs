@@ -1,0 +1,1 @@
+//! Pairing screens (being built: issue 5).

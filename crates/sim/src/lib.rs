@@ -1,0 +1,1 @@
+//! Zoho simulator (being built: issue 3).
