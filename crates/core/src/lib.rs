@@ -1,2 +1,80 @@
-//! Zoho device flow core (being built: issue 2).
+//! # zoho-device-core
+//!
+//! Zoho's OAuth device flow ("non-browser applications") as a sans-IO state machine, plus
+//! refresh, revoke, the data-centre table and secret types — and thin drivers around them.
+//!
+//! ## How data flows
+//!
+//! ```text
+//!   driver (tokio+reqwest | blocking Transport+Clock | embedded-svc)
+//!     │  now ──────────────> DeviceFlow::poll(now) ──> Step::{Send, Prompt, Notice, Wait, Done}
+//!     │  HTTP answer ──────> DeviceFlow::handle_response(now, status, body)
+//!     │  transport failure > DeviceFlow::handle_transport_error(now, kind)
+//!     v
+//!   flow (state, timers, backoff, kiosk policy)  ──uses──>  codec (Zoho | RFC 8628 dialect)
+//!                                                           dc (DCs, URLs, api_domain allow-list)
+//!   token::TokenEndpoint: refresh/revoke request + reply classification (sans-IO too)
+//! ```
+//!
+//! * **No sockets, no clock, no sleeping.** The caller passes `now` (milliseconds on a clock it
+//!   chooses — drivers use a monotonic one) and gets one [`Step`] back. A timer firing is only
+//!   a hint: drivers re-read the clock and ask again, so waking early or late is harmless.
+//! * **Zoho's dialect in one place** ([`codec`]): form bodies (no secret in any URL),
+//!   `grant_type=device_request`/`device_token`, the device code as `code=`, comma-separated
+//!   scopes, `access_type=offline` + `prompt=consent`, milliseconds decided in
+//!   [`codec::normalize_timing`], the JSON `error` deciding whatever the HTTP status. The
+//!   standard RFC 8628 dialect is the same machine with [`Profile::Rfc8628`].
+//! * **Transient vs permanent**: transport errors, 5xx and non-JSON bodies back off
+//!   exponentially with jitter ([`config::Backoff`]), never sooner than the interval and never
+//!   past the code's expiry; `invalid_code` on refresh means "pair again", Zoho's
+//!   `Access Denied` throttle means "later".
+//! * **Secrets never print** ([`secret`]); requests' `Debug` hides their bodies.
+//! * `#![no_std]` + `alloc`; `std` adds `std::error::Error` and the std clock; `reqwest` adds
+//!   the async driver; `embedded-svc` the ESP-IDF adapter for the blocking driver.
+//!
+//! ```
+//! use zoho_device_core::*;
+//! let client = ClientCredentials { client_id: "1004.ABC".into(), client_secret: Some(ClientSecret::new("s")) };
+//! let mut flow = DeviceFlow::new(FlowConfig::default(), client, Server::zoho_dc(DataCenter::Eu), Timestamp::ZERO);
+//! let Ok(Step::Send(req)) = flow.poll(Timestamp::ZERO) else { unreachable!() };
+//! assert_eq!(req.url, "https://accounts.zoho.eu/oauth/v3/device/code");
+//! flow.handle_response(Timestamp::from_millis(80), 200, br#"{"user_code":"WLKU-4502","device_code":"1004.d8a",
+//!     "interval":30000,"expires_in":300000,"verification_url":"https://accounts.zoho.eu/oauth/v3/device"}"#);
+//! let Ok(Step::Prompt(p)) = flow.poll(Timestamp::from_millis(80)) else { unreachable!() };
+//! assert_eq!(p.user_code, "WLKU-4502");
+//! assert_eq!(flow.poll(Timestamp::from_millis(80)), Ok(Step::Wait(Timestamp::from_millis(30_080))));
+//! ```
 #![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod blocking;
+pub mod codec;
+pub mod config;
+pub mod dc;
+pub mod error;
+pub mod flow;
+pub mod http;
+pub mod secret;
+pub mod time;
+pub mod token;
+
+#[cfg(feature = "reqwest")]
+pub mod reqwest_driver;
+
+#[cfg(feature = "embedded-svc")]
+pub mod embedded;
+
+pub use codec::{ClientCredentials, Profile};
+pub use config::{Backoff, FlowConfig, KioskPolicy};
+pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
+pub use error::{Error, ErrorKind, Transient, TransportError};
+pub use flow::{DeviceFlow, Notice, Server, Step, UserPrompt};
+pub use http::{HttpRequest, Method, Purpose};
+pub use secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
+pub use time::Timestamp;
+pub use token::{TokenEndpoint, Tokens};

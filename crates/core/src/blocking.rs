@@ -1,0 +1,188 @@
+//! A blocking driver, generic over a tiny transport and clock.
+//!
+//! Boards bring their own HTTP client (implement [`Transport`]) and their own time (implement
+//! [`Clock`]); this module supplies the loop: ask the flow, send, sleep until the wait, re-read
+//! the clock, ask again. `no_std` compatible; the `embedded-svc` adapter is one `Transport`.
+
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
+
+use crate::codec::ClientCredentials;
+use crate::config::Backoff;
+use crate::error::{Error, TransportError};
+use crate::flow::{DeviceFlow, Notice, Step, UserPrompt};
+use crate::http::HttpRequest;
+use crate::time::Timestamp;
+use crate::token::{TokenEndpoint, Tokens};
+
+/// An HTTP answer: status and (size-capped) body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body bytes; a transport should stop reading past [`crate::http::MAX_RESPONSE_BYTES`]
+    /// (and may hand over a body one byte longer, which the core reads as oversize).
+    pub body: Vec<u8>,
+}
+
+/// Sends one request and returns the answer.
+pub trait Transport {
+    /// Performs the exchange. Must not follow redirects.
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError>;
+}
+
+impl<F: FnMut(&HttpRequest) -> Result<HttpResponse, TransportError>> Transport for F {
+    fn send(&mut self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self(request)
+    }
+}
+
+/// The board's monotonic clock and sleep.
+pub trait Clock {
+    /// Milliseconds on a monotonic clock.
+    fn now(&mut self) -> Timestamp;
+    /// Sleeps until about `deadline` (waking early is fine: the driver re-reads the clock).
+    fn sleep_until(&mut self, deadline: Timestamp);
+}
+
+/// What the flow reports to the caller while it runs.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A new code to show.
+    Prompt(&'a UserPrompt),
+    /// Progress.
+    Notice(&'a Notice),
+    /// About to sleep until this time (a chance to redraw a countdown or cancel).
+    Waiting(Timestamp),
+}
+
+/// Runs `flow` to completion. `on_event` sees every prompt and notice, and each wait before it
+/// starts; returning `ControlFlow::Break(())` cancels with [`Error::Cancelled`].
+pub fn run<T: Transport, C: Clock>(
+    flow: &mut DeviceFlow,
+    transport: &mut T,
+    clock: &mut C,
+    mut on_event: impl FnMut(Event<'_>) -> ControlFlow<()>,
+) -> Result<Tokens, Error> {
+    loop {
+        let now = clock.now();
+        match flow.poll(now)? {
+            Step::Send(req) => match transport.send(&req) {
+                Ok(resp) => flow.handle_response(clock.now(), resp.status, &resp.body),
+                Err(e) => flow.handle_transport_error(clock.now(), e),
+            },
+            Step::Prompt(p) => {
+                if on_event(Event::Prompt(&p)).is_break() {
+                    return Err(Error::Cancelled);
+                }
+            }
+            Step::Notice(n) => {
+                if on_event(Event::Notice(&n)).is_break() {
+                    return Err(Error::Cancelled);
+                }
+            }
+            Step::Wait(t) => {
+                if on_event(Event::Waiting(t)).is_break() {
+                    return Err(Error::Cancelled);
+                }
+                if t > now {
+                    clock.sleep_until(t);
+                }
+            }
+            Step::Done(tokens) => return Ok(tokens),
+        }
+    }
+}
+
+/// Refreshes `tokens`, retrying transient failures (network, 5xx, throttle) up to `attempts`
+/// times with capped, jittered backoff. Permanent failures return at once.
+pub fn refresh<T: Transport, C: Clock>(
+    endpoint: &TokenEndpoint,
+    client: &ClientCredentials,
+    tokens: &Tokens,
+    transport: &mut T,
+    clock: &mut C,
+    attempts: u32,
+    backoff: &mut Backoff,
+) -> Result<Tokens, Error> {
+    let Some(refresh_token) = &tokens.refresh_token else {
+        return Err(Error::Config("no refresh token is stored (pair with offline access)".into()));
+    };
+    let req = endpoint.refresh_request(client, refresh_token);
+    retry(transport, clock, attempts, backoff, &req, |now, status, body| endpoint.refresh_response(now, status, body, tokens))
+}
+
+/// Revokes the refresh token, retrying transient failures. `Ok(false)` when the server has
+/// no revocation endpoint.
+pub fn revoke<T: Transport, C: Clock>(
+    endpoint: &TokenEndpoint,
+    client: &ClientCredentials,
+    tokens: &Tokens,
+    transport: &mut T,
+    clock: &mut C,
+    attempts: u32,
+    backoff: &mut Backoff,
+) -> Result<bool, Error> {
+    let Some(refresh_token) = &tokens.refresh_token else {
+        return Ok(false);
+    };
+    let Some(req) = endpoint.revoke_request(client, refresh_token) else {
+        return Ok(false);
+    };
+    retry(transport, clock, attempts, backoff, &req, |_, status, body| endpoint.revoke_response(status, body)).map(|()| true)
+}
+
+fn retry<T: Transport, C: Clock, R>(
+    transport: &mut T,
+    clock: &mut C,
+    attempts: u32,
+    backoff: &mut Backoff,
+    req: &HttpRequest,
+    mut handle: impl FnMut(Timestamp, u16, &[u8]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let attempts = attempts.max(1);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let result = match transport.send(req) {
+            Ok(resp) => handle(clock.now(), resp.status, &resp.body),
+            Err(e) => Err(Error::Unavailable { attempts: 1, last: crate::error::Transient::Transport(e) }),
+        };
+        match result {
+            Err(Error::Unavailable { last, .. }) if n >= attempts => return Err(Error::Unavailable { attempts: n, last }),
+            Err(e) if e.is_transient() && n < attempts => {
+                let until = clock.now().saturating_add(backoff.delay(n));
+                clock.sleep_until(until);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A [`Clock`] on `std::time::Instant` and `std::thread::sleep`.
+#[cfg(feature = "std")]
+#[derive(Clone, Debug)]
+pub struct StdClock {
+    start: std::time::Instant,
+}
+
+#[cfg(feature = "std")]
+impl Default for StdClock {
+    fn default() -> Self {
+        StdClock { start: std::time::Instant::now() }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Clock for StdClock {
+    fn now(&mut self) -> Timestamp {
+        Timestamp::from_millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn sleep_until(&mut self, deadline: Timestamp) {
+        let d = deadline.saturating_duration_since(self.now());
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
+    }
+}

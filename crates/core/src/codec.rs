@@ -1,0 +1,521 @@
+//! The wire dialects: Zoho's, and standard RFC 8628.
+//!
+//! Everything that differs between Zoho and the RFC lives here and nowhere else: parameter
+//! names, grant types, scope separators, units, error names. The state machine in
+//! [`crate::flow`] only sees the normalised results.
+//!
+//! | | Zoho | RFC 8628 |
+//! |---|---|---|
+//! | initiation | `grant_type=device_request`, `access_type`, `prompt` | no grant type |
+//! | poll grant | `device_token`, code in `code=` | `urn:ietf:params:oauth:grant-type:device_code`, `device_code=` |
+//! | scopes | comma-separated | space-separated |
+//! | units | milliseconds (decided from `expires_in`, see [`normalize_timing`]) | seconds |
+//! | URL field | `verification_url` | `verification_uri` |
+//! | expiry error | `expired` | `expired_token` (both accepted in both) |
+//! | client secret | required | optional (public clients) |
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::error::Transient;
+use crate::http::{Form, HttpRequest, MAX_RESPONSE_BYTES, Purpose};
+use crate::secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
+
+/// Which dialect the server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Zoho Accounts (the default).
+    #[default]
+    Zoho,
+    /// Standard RFC 8628 (Entra, Google, Keycloak, Auth0, oidc-provider, …).
+    Rfc8628,
+}
+
+/// The OAuth client: its ID and (for Zoho, required) secret.
+#[derive(Clone, Debug)]
+pub struct ClientCredentials {
+    /// The client ID (not a secret).
+    pub client_id: String,
+    /// The client secret; `None` for public clients of standard servers.
+    pub client_secret: Option<ClientSecret>,
+}
+
+/// Zoho's default code lifetime when `expires_in` is missing.
+pub const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(300);
+/// The default poll interval when `interval` is missing (Zoho: 30 s; RFC 8628: 5 s).
+pub const ZOHO_DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// RFC 8628's default interval.
+pub const RFC_DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// The longest interval accepted from a server; longer ones are clamped.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
+/// The longest code lifetime accepted from a server; longer ones are clamped.
+pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+/// An access token lifetime assumed when the server gives none.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// The longest access token lifetime accepted; longer ones are clamped.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A device authorization reply, normalised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAuthorization {
+    /// The secret device code.
+    pub device_code: DeviceCode,
+    /// The code the user types.
+    pub user_code: String,
+    /// The page where the user types it.
+    pub verification_url: String,
+    /// The page with the code filled in, when the server sends one.
+    pub verification_uri_complete: Option<String>,
+    /// Poll interval.
+    pub interval: Duration,
+    /// Code lifetime.
+    pub expires_in: Duration,
+}
+
+/// A token reply, normalised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// The refresh token (absent on Zoho refreshes, and without `access_type=offline`).
+    pub refresh_token: Option<RefreshToken>,
+    /// Zoho's `api_domain`, unvalidated.
+    pub api_domain: Option<String>,
+    /// `token_type`, usually `Bearer`.
+    pub token_type: String,
+    /// Lifetime of the access token.
+    pub expires_in: Duration,
+    /// Granted scope, when the server says.
+    pub scope: Option<String>,
+}
+
+/// An OAuth error body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    /// `error`, verbatim (`authorization_pending`, `Access Denied`, …).
+    pub code: String,
+    /// `error_description`.
+    pub description: Option<String>,
+    /// Zoho's `user_location` (with `other_dc`).
+    pub user_location: Option<String>,
+}
+
+/// How a reply body reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply<T> {
+    /// A success body.
+    Ok(T),
+    /// A JSON error body (whatever the HTTP status: Zoho sends errors with 200).
+    Error(OAuthError),
+    /// Not an answer: retry later.
+    Transient(Transient),
+    /// JSON without the required fields.
+    Malformed(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+fn scope_string(profile: Profile, scopes: &[String]) -> String {
+    let sep = match profile {
+        Profile::Zoho => ",",
+        Profile::Rfc8628 => " ",
+    };
+    let mut out = String::new();
+    for s in scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(sep);
+        }
+        out.push_str(s);
+    }
+    out
+}
+
+fn with_client(form: Form, client: &ClientCredentials) -> Form {
+    let form = form.field("client_id", &client.client_id);
+    match &client.client_secret {
+        Some(secret) => form.field("client_secret", secret.expose()),
+        None => form,
+    }
+}
+
+/// The device authorization request.
+pub fn device_code_request(
+    profile: Profile,
+    url: String,
+    client: &ClientCredentials,
+    scopes: &[String],
+    offline: bool,
+    consent: bool,
+) -> HttpRequest {
+    let form = Form::new().field("client_id", &client.client_id);
+    let form = match profile {
+        Profile::Zoho => {
+            let form = form
+                .field("grant_type", "device_request")
+                .field("scope", &scope_string(profile, scopes))
+                .field("access_type", if offline { "offline" } else { "online" });
+            if consent { form.field("prompt", "consent") } else { form }
+        }
+        Profile::Rfc8628 => {
+            // Confidential clients authenticate here too; public ones send only the ID.
+            let form = match &client.client_secret {
+                Some(secret) => form.field("client_secret", secret.expose()),
+                None => form,
+            };
+            let mut scope = scope_string(profile, scopes);
+            if offline && !scope.split(' ').any(|s| s == "offline_access") {
+                if !scope.is_empty() {
+                    scope.push(' ');
+                }
+                scope.push_str("offline_access");
+            }
+            form.field("scope", &scope)
+        }
+    };
+    HttpRequest::post_form(url, &form, Purpose::DeviceCode)
+}
+
+/// A poll of the token endpoint.
+pub fn poll_request(profile: Profile, url: String, client: &ClientCredentials, code: &DeviceCode) -> HttpRequest {
+    let form = match profile {
+        Profile::Zoho => with_client(Form::new(), client)
+            .field("grant_type", "device_token")
+            .field("code", code.expose()),
+        Profile::Rfc8628 => with_client(Form::new(), client)
+            .field("grant_type", "urn:ietf:params:oauth:grant-type:device_code")
+            .field("device_code", code.expose()),
+    };
+    HttpRequest::post_form(url, &form, Purpose::Poll)
+}
+
+/// A refresh request (Zoho: `{accounts}/oauth/v2/token`).
+pub fn refresh_request(url: String, client: &ClientCredentials, token: &RefreshToken) -> HttpRequest {
+    let form = with_client(Form::new(), client)
+        .field("grant_type", "refresh_token")
+        .field("refresh_token", token.expose());
+    HttpRequest::post_form(url, &form, Purpose::Refresh)
+}
+
+/// A revocation request (Zoho: `{accounts}/oauth/v2/token/revoke`, `token=`; RFC 7009 adds
+/// `token_type_hint` and client authentication).
+pub fn revoke_request(profile: Profile, url: String, client: &ClientCredentials, token: &RefreshToken) -> HttpRequest {
+    let form = match profile {
+        Profile::Zoho => Form::new().field("token", token.expose()),
+        Profile::Rfc8628 => with_client(Form::new(), client)
+            .field("token", token.expose())
+            .field("token_type_hint", "refresh_token"),
+    };
+    HttpRequest::post_form(url, &form, Purpose::Revoke)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies
+
+/// Reads a body as a JSON object, deciding from the body, not the status: a JSON `error`
+/// is an error at any status; a non-JSON body is transient at any status.
+fn object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Reply<()>> {
+    if body.len() > MAX_RESPONSE_BYTES {
+        return Err(Reply::Transient(Transient::Oversize));
+    }
+    let map = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) | Err(_) => return Err(Reply::Transient(Transient::NotJson(status))),
+    };
+    if let Some(err) = map.get("error") {
+        let code = match err {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        // Zoho's throttle: `Access Denied` (capitals and a space) — not `access_denied`.
+        if code == "Access Denied" {
+            return Err(Reply::Transient(Transient::Throttled));
+        }
+        return Err(Reply::Error(OAuthError {
+            code,
+            description: str_field(&map, "error_description"),
+            user_location: str_field(&map, "user_location"),
+        }));
+    }
+    if status >= 500 || status == 429 {
+        return Err(Reply::Transient(Transient::Status(status)));
+    }
+    Ok(map)
+}
+
+fn str_field(map: &Map<String, Value>, name: &str) -> Option<String> {
+    match map.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A number that may arrive as a JSON number or a numeric string. Negative, fractional
+/// and non-finite values read as absent.
+fn num_field(map: &Map<String, Value>, name: &str) -> Option<u64> {
+    match map.get(name)? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+}
+
+fn recast<T>(r: Reply<()>) -> Reply<T> {
+    match r {
+        Reply::Ok(()) => Reply::Malformed("empty".to_string()),
+        Reply::Error(e) => Reply::Error(e),
+        Reply::Transient(t) => Reply::Transient(t),
+        Reply::Malformed(m) => Reply::Malformed(m),
+    }
+}
+
+/// Normalises a device-code reply's `interval` and `expires_in` to durations — the one place
+/// where units are decided.
+///
+/// Zoho profile: the unit is decided once per reply from `expires_in`: ≥ 10 000 means
+/// milliseconds (no code lives 2.8 hours; Zoho's live 300 000 ms), smaller means seconds, and
+/// `interval` uses the same unit. Without `expires_in`, an `interval` ≥ 1000 is milliseconds.
+/// Missing `interval` means 30 s; missing `expires_in` 300 s. RFC profile: seconds, default
+/// interval 5 s. Results are clamped: interval to [`MAX_INTERVAL`], lifetime to
+/// [`MAX_CODE_LIFETIME`]; a zero lifetime reads as missing.
+pub fn normalize_timing(profile: Profile, interval: Option<u64>, expires_in: Option<u64>) -> (Duration, Duration) {
+    let expires_in = expires_in.filter(|&e| e > 0);
+    let millis = match profile {
+        Profile::Rfc8628 => false,
+        Profile::Zoho => match (expires_in, interval) {
+            (Some(e), _) => e >= 10_000,
+            (None, Some(i)) => i >= 1_000,
+            (None, None) => false,
+        },
+    };
+    let to_duration = |v: u64| {
+        if millis {
+            Duration::from_millis(v)
+        } else {
+            Duration::from_secs(v.min(u64::MAX / 1000))
+        }
+    };
+    let default_interval = match profile {
+        Profile::Zoho => ZOHO_DEFAULT_INTERVAL,
+        Profile::Rfc8628 => RFC_DEFAULT_INTERVAL,
+    };
+    let interval = interval.map(to_duration).unwrap_or(default_interval).min(MAX_INTERVAL);
+    let lifetime = expires_in.map(to_duration).unwrap_or(DEFAULT_CODE_LIFETIME).min(MAX_CODE_LIFETIME);
+    (interval, lifetime)
+}
+
+/// Parses a device authorization reply.
+pub fn parse_device_authorization(profile: Profile, status: u16, body: &[u8]) -> Reply<DeviceAuthorization> {
+    let map = match object(status, body) {
+        Ok(m) => m,
+        Err(r) => return recast(r),
+    };
+    let Some(device_code) = str_field(&map, "device_code") else {
+        return Reply::Malformed("no device_code in the device authorization reply".into());
+    };
+    let Some(user_code) = str_field(&map, "user_code") else {
+        return Reply::Malformed("no user_code in the device authorization reply".into());
+    };
+    // Zoho says verification_url; the RFC verification_uri. Accept either in both profiles.
+    let Some(verification_url) = str_field(&map, "verification_url").or_else(|| str_field(&map, "verification_uri")) else {
+        return Reply::Malformed("no verification_url in the device authorization reply".into());
+    };
+    let (interval, expires_in) = normalize_timing(profile, num_field(&map, "interval"), num_field(&map, "expires_in"));
+    Reply::Ok(DeviceAuthorization {
+        device_code: DeviceCode::new(device_code),
+        user_code,
+        verification_url,
+        verification_uri_complete: str_field(&map, "verification_uri_complete"),
+        interval,
+        expires_in,
+    })
+}
+
+/// Parses a token reply (poll success, or refresh).
+///
+/// `expires_in` is in seconds here (Zoho too). A legacy `expires_in_sec` wins when present;
+/// an `expires_in` of 360 000 or more without it is taken as milliseconds (old Zoho replies
+/// sent `expires_in: 3600000` beside `expires_in_sec: 3600`).
+pub fn parse_token(status: u16, body: &[u8]) -> Reply<TokenGrant> {
+    let map = match object(status, body) {
+        Ok(m) => m,
+        Err(r) => return recast(r),
+    };
+    let Some(access_token) = str_field(&map, "access_token") else {
+        return Reply::Malformed("no access_token in the token reply".into());
+    };
+    let lifetime = match (num_field(&map, "expires_in_sec"), num_field(&map, "expires_in")) {
+        (Some(s), _) if s > 0 => Duration::from_secs(s),
+        (_, Some(e)) if e >= 360_000 => Duration::from_millis(e),
+        (_, Some(e)) if e > 0 => Duration::from_secs(e),
+        _ => DEFAULT_TOKEN_LIFETIME,
+    };
+    Reply::Ok(TokenGrant {
+        access_token: AccessToken::new(access_token),
+        refresh_token: str_field(&map, "refresh_token").map(RefreshToken::new),
+        api_domain: str_field(&map, "api_domain"),
+        token_type: str_field(&map, "token_type").unwrap_or_else(|| "Bearer".into()),
+        expires_in: lifetime.min(MAX_TOKEN_LIFETIME),
+        scope: str_field(&map, "scope"),
+    })
+}
+
+/// Parses `/oauth/serverinfo`: `{"result":"success","locations":{"us":"https://accounts.zoho.com",…}}`.
+pub fn parse_serverinfo(status: u16, body: &[u8]) -> Reply<Vec<(String, String)>> {
+    let map = match object(status, body) {
+        Ok(m) => m,
+        Err(r) => return recast(r),
+    };
+    match map.get("locations") {
+        Some(Value::Object(locs)) => Reply::Ok(
+            locs.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_string())))
+                .collect(),
+        ),
+        _ => Reply::Malformed("no locations in the serverinfo reply".into()),
+    }
+}
+
+/// Parses a revocation reply: Zoho answers `{"status":"success"}` (HTTP 200) and 400 for a
+/// bad token; RFC 7009 servers answer 200 with any body.
+pub fn parse_revoke(profile: Profile, status: u16, body: &[u8]) -> Reply<()> {
+    if profile == Profile::Rfc8628 && status == 200 {
+        return Reply::Ok(());
+    }
+    match object(status, body) {
+        Ok(map) => {
+            if status == 200 && (profile == Profile::Rfc8628 || map.get("status").and_then(Value::as_str) == Some("success")) {
+                Reply::Ok(())
+            } else if status >= 400 {
+                Reply::Error(OAuthError {
+                    code: str_field(&map, "status").unwrap_or_else(|| alloc::format!("http_{status}")),
+                    description: str_field(&map, "message"),
+                    user_location: None,
+                })
+            } else {
+                Reply::Malformed("revocation reply without status success".into())
+            }
+        }
+        Err(r) => recast(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn s(v: u64) -> Duration {
+        Duration::from_secs(v)
+    }
+
+    #[test]
+    fn units_are_decided_from_expires_in() {
+        use Profile::*;
+        // Zoho's documented reply: milliseconds.
+        assert_eq!(normalize_timing(Zoho, Some(30_000), Some(300_000)), (s(30), s(300)));
+        // Seconds, as some Zoho replies and every RFC server send.
+        assert_eq!(normalize_timing(Zoho, Some(30), Some(300)), (s(30), s(300)));
+        // A test server: 500 ms interval, 20 000 ms expiry.
+        assert_eq!(normalize_timing(Zoho, Some(500), Some(20_000)), (Duration::from_millis(500), s(20)));
+        // Without expires_in, interval ≥ 1000 is milliseconds.
+        assert_eq!(normalize_timing(Zoho, Some(5_000), None), (s(5), s(300)));
+        assert_eq!(normalize_timing(Zoho, Some(5), None), (s(5), s(300)));
+        // Missing interval: 30 s (Zoho), 5 s (RFC).
+        assert_eq!(normalize_timing(Zoho, None, Some(300_000)), (s(30), s(300)));
+        assert_eq!(normalize_timing(Rfc8628, None, Some(600)), (s(5), s(600)));
+        // RFC is always seconds.
+        assert_eq!(normalize_timing(Rfc8628, Some(5), Some(1_800)), (s(5), s(1_800)));
+        // Absurd values are clamped; zero lifetime reads as missing.
+        assert_eq!(normalize_timing(Zoho, Some(1_000_000_000_000), Some(1_000_000_000_000)), (MAX_INTERVAL, MAX_CODE_LIFETIME));
+        assert_eq!(normalize_timing(Zoho, Some(0), Some(0)), (Duration::ZERO, s(300)));
+        assert_eq!(normalize_timing(Rfc8628, Some(u64::MAX), Some(u64::MAX)), (MAX_INTERVAL, MAX_CODE_LIFETIME));
+    }
+
+    #[test]
+    fn device_authorization_zoho_sample() {
+        let body = br#"{"user_code":"WLKU-4502","device_code":"1024.d8a","interval":30000,"expires_in":300000,
+            "verification_url":"https://accounts.zoho.com/oauth/v3/device",
+            "verification_uri_complete":"https://accounts.zoho.com/oauth/v3/device/setCode?devcode=x","extra":1}"#;
+        let Reply::Ok(d) = parse_device_authorization(Profile::Zoho, 200, body) else { panic!() };
+        assert_eq!(d.user_code, "WLKU-4502");
+        assert_eq!(d.device_code.expose(), "1024.d8a");
+        assert_eq!(d.interval, s(30));
+        assert_eq!(d.expires_in, s(300));
+        assert!(d.verification_uri_complete.is_some());
+    }
+
+    #[test]
+    fn errors_are_read_from_the_body_whatever_the_status() {
+        for status in [200, 400, 401] {
+            let r = parse_token(status, br#"{"error":"authorization_pending"}"#);
+            assert!(matches!(r, Reply::Error(ref e) if e.code == "authorization_pending"), "{status}: {r:?}");
+        }
+        let r = parse_token(200, br#"{"error":"other_dc","user_location":"eu"}"#);
+        assert!(matches!(r, Reply::Error(ref e) if e.user_location.as_deref() == Some("eu")));
+        assert_eq!(
+            parse_token(200, br#"{"error":"Access Denied","error_description":"Token creation throttle limit reached."}"#),
+            Reply::Transient(Transient::Throttled)
+        );
+    }
+
+    #[test]
+    fn non_json_is_transient() {
+        assert_eq!(parse_token(503, b"<html>Service Unavailable</html>"), Reply::Transient(Transient::NotJson(503)));
+        assert_eq!(parse_token(200, b"{\"access_token\":\"1000.ab"), Reply::Transient(Transient::NotJson(200)));
+        assert_eq!(parse_token(200, b"[1,2]"), Reply::Transient(Transient::NotJson(200)));
+        assert_eq!(parse_token(502, b"{}"), Reply::Transient(Transient::Status(502)));
+        let big = vec![b' '; MAX_RESPONSE_BYTES + 1];
+        assert_eq!(parse_token(200, &big), Reply::Transient(Transient::Oversize));
+    }
+
+    #[test]
+    fn token_lifetimes() {
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600,"api_domain":"https://www.zohoapis.com","token_type":"Bearer"}"#) else { panic!() };
+        assert_eq!(t.expires_in, s(3600));
+        assert_eq!(t.refresh_token, None);
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600000,"expires_in_sec":3600}"#) else { panic!() };
+        assert_eq!(t.expires_in, s(3600));
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600000}"#) else { panic!() };
+        assert_eq!(t.expires_in, s(3600));
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":-5}"#) else { panic!() };
+        assert_eq!(t.expires_in, DEFAULT_TOKEN_LIFETIME);
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":"2"}"#) else { panic!() };
+        assert_eq!(t.expires_in, s(2));
+        assert!(matches!(parse_token(200, br#"{"token_type":"Bearer"}"#), Reply::Malformed(_)));
+    }
+
+    #[test]
+    fn zoho_requests_speak_the_dialect() {
+        let client = ClientCredentials { client_id: "1004.ID".into(), client_secret: Some(ClientSecret::new("sec")) };
+        let scopes = vec!["ZohoBooks.settings.READ".to_string(), "ZohoBooks.contacts.READ".to_string()];
+        let r = device_code_request(Profile::Zoho, "https://a/oauth/v3/device/code".into(), &client, &scopes, true, true);
+        assert_eq!(
+            core::str::from_utf8(&r.body).unwrap(),
+            "client_id=1004.ID&grant_type=device_request&scope=ZohoBooks.settings.READ%2CZohoBooks.contacts.READ&access_type=offline&prompt=consent"
+        );
+        let p = poll_request(Profile::Zoho, "https://a/oauth/v3/device/token".into(), &client, &DeviceCode::new("dc"));
+        assert_eq!(core::str::from_utf8(&p.body).unwrap(), "client_id=1004.ID&client_secret=sec&grant_type=device_token&code=dc");
+        assert!(!p.url.contains("sec") && !p.url.contains("dc"));
+        let p = poll_request(Profile::Rfc8628, "https://a/token".into(), &client, &DeviceCode::new("dc"));
+        assert_eq!(
+            core::str::from_utf8(&p.body).unwrap(),
+            "client_id=1004.ID&client_secret=sec&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc"
+        );
+        let r = device_code_request(Profile::Rfc8628, "https://a/dev".into(), &client, &scopes, true, true);
+        assert!(core::str::from_utf8(&r.body).unwrap().ends_with("scope=ZohoBooks.settings.READ+ZohoBooks.contacts.READ+offline_access"));
+    }
+
+    #[test]
+    fn serverinfo_and_revoke() {
+        let Reply::Ok(l) = parse_serverinfo(200, br#"{"result":"success","locations":{"us":"https://accounts.zoho.com","EU":"https://accounts.zoho.eu"}}"#) else { panic!() };
+        assert!(l.contains(&("eu".to_string(), "https://accounts.zoho.eu".to_string())));
+        assert_eq!(parse_revoke(Profile::Zoho, 200, br#"{"status":"success"}"#), Reply::Ok(()));
+        assert!(matches!(parse_revoke(Profile::Zoho, 400, br#"{"status":"failure","message":"bad token"}"#), Reply::Error(_)));
+        assert_eq!(parse_revoke(Profile::Zoho, 503, b"<html>"), Reply::Transient(Transient::NotJson(503)));
+        assert_eq!(parse_revoke(Profile::Rfc8628, 200, b""), Reply::Ok(()));
+    }
+}

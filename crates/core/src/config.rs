@@ -1,0 +1,134 @@
+//! Policy: everything a deployment may tune, kept out of the mechanism.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::codec::Profile;
+
+/// What to do when a code lapses unattended (kiosk mode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KioskPolicy {
+    /// After this many codes lapsed in a row, pause before issuing the next one.
+    pub pause_after: u32,
+    /// The first pause; each further unattended code doubles it, up to `max_pause`.
+    pub pause: Duration,
+    /// The longest pause between codes.
+    pub max_pause: Duration,
+}
+
+impl Default for KioskPolicy {
+    /// Three codes back to back (15 minutes of Zoho codes), then pauses of 1, 2, 4… up to 15
+    /// minutes, so an unattended kiosk does not mint a code every five minutes forever.
+    fn default() -> Self {
+        KioskPolicy { pause_after: 3, pause: Duration::from_secs(60), max_pause: Duration::from_secs(900) }
+    }
+}
+
+/// Flow policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Which dialect the server speaks.
+    pub profile: Profile,
+    /// Scopes to ask for (joined with `,` for Zoho, ` ` for RFC 8628).
+    pub scopes: Vec<String>,
+    /// Ask for a refresh token (`access_type=offline`; RFC: the `offline_access` scope).
+    pub offline_access: bool,
+    /// Zoho's `prompt=consent`: a refresh token on every pairing, not only the first.
+    pub prompt_consent: bool,
+    /// Never poll more often than this, whatever the server says (protects against `interval: 0`).
+    pub min_interval: Duration,
+    /// Added to the interval on every `slow_down` (RFC 8628 §3.5: 5 s).
+    pub slow_down_step: Duration,
+    /// First delay after a transient failure.
+    pub backoff_base: Duration,
+    /// The longest delay after transient failures.
+    pub backoff_cap: Duration,
+    /// How many times a request that is not a poll (device code, serverinfo) is tried before
+    /// the flow fails with [`crate::Error::Unavailable`]. Kiosk mode retries forever.
+    pub max_attempts: u32,
+    /// `Some`: re-issue lapsed codes instead of failing with [`crate::Error::CodeExpired`].
+    pub kiosk: Option<KioskPolicy>,
+    /// Seed for backoff jitter (drivers pass something random; tests pass a constant).
+    pub jitter_seed: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            profile: Profile::Zoho,
+            scopes: alloc::vec![String::from("ZohoBooks.settings.READ")],
+            offline_access: true,
+            prompt_consent: true,
+            min_interval: Duration::from_secs(1),
+            slow_down_step: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            max_attempts: 6,
+            kiosk: None,
+            jitter_seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+/// Capped exponential backoff with "equal jitter": the n-th delay is uniformly in
+/// `[d/2, d]` where `d = min(cap, base * 2^(n-1))`. Deterministic for a given seed.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    state: u64,
+}
+
+impl Backoff {
+    /// A backoff with this base, cap and jitter seed.
+    pub fn new(base: Duration, cap: Duration, seed: u64) -> Backoff {
+        Backoff { base, cap, state: seed | 1 }
+    }
+
+    /// The delay before attempt `failures + 1`, after `failures` ≥ 1 failures in a row.
+    pub fn delay(&mut self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(30);
+        let full = self.base.saturating_mul(1u32 << exp).min(self.cap);
+        let half = full / 2;
+        let ms = crate::time::duration_ms(half);
+        let jitter = if ms == 0 { 0 } else { self.next() % (ms + 1) };
+        half + Duration::from_millis(jitter)
+    }
+
+    /// A random duration in `[0, max]` (used for refresh jitter).
+    pub fn jitter(&mut self, max: Duration) -> Duration {
+        let ms = crate::time::duration_ms(max);
+        if ms == 0 { Duration::ZERO } else { Duration::from_millis(self.next() % (ms + 1)) }
+    }
+
+    /// xorshift64*: small, fast, good enough for spreading retries.
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.state = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_jittered_and_capped() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 42);
+        for n in 1..40 {
+            let full = Duration::from_secs(1u64 << (n - 1).min(30)).min(Duration::from_secs(60));
+            let d = b.delay(n);
+            assert!(d >= full / 2 && d <= full, "{n}: {d:?}");
+        }
+        let mut a = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 7);
+        let mut c = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let xs: Vec<_> = (0..8).map(|_| a.delay(6)).collect();
+        let ys: Vec<_> = (0..8).map(|_| c.delay(6)).collect();
+        assert_ne!(xs, ys, "different seeds spread differently");
+    }
+}

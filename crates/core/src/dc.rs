@@ -1,0 +1,432 @@
+//! Zoho's data centres, server URLs, and where a token may be sent.
+//!
+//! A client ID exists only in the data centre (DC) it was registered in (plus the DCs enabled
+//! under "Multi-DC"), and a user's tokens live in the user's DC. This module holds the table of
+//! the ten DCs, a small validated [`ServerUrl`] (https, or http on loopback only), and the
+//! `api_domain` allow-list: an access token is only ever sent to `https://*.zohoapis.<DC>`, or to
+//! loopback when the accounts server itself was overridden to loopback (the simulator).
+
+use alloc::string::String;
+use core::fmt;
+
+/// One of Zoho's data centres.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DataCenter {
+    /// United States (`us`).
+    Us,
+    /// Europe (`eu`).
+    Eu,
+    /// India (`in`).
+    In,
+    /// Australia (`au`).
+    Au,
+    /// Japan (`jp`).
+    Jp,
+    /// Canada (`ca`): accounts at zohocloud.ca, not zoho.ca.
+    Ca,
+    /// Saudi Arabia (`sa`).
+    Sa,
+    /// United Kingdom (`uk`).
+    Uk,
+    /// United Arab Emirates (`ae`).
+    Ae,
+    /// China (`cn`).
+    Cn,
+}
+
+impl DataCenter {
+    /// All ten, in Zoho's usual order.
+    pub const ALL: [DataCenter; 10] = [
+        DataCenter::Us,
+        DataCenter::Eu,
+        DataCenter::In,
+        DataCenter::Au,
+        DataCenter::Jp,
+        DataCenter::Ca,
+        DataCenter::Sa,
+        DataCenter::Uk,
+        DataCenter::Ae,
+        DataCenter::Cn,
+    ];
+
+    /// Zoho's location code (`us`, `eu`, …), as in `other_dc`'s `user_location`.
+    pub const fn location(self) -> &'static str {
+        match self {
+            DataCenter::Us => "us",
+            DataCenter::Eu => "eu",
+            DataCenter::In => "in",
+            DataCenter::Au => "au",
+            DataCenter::Jp => "jp",
+            DataCenter::Ca => "ca",
+            DataCenter::Sa => "sa",
+            DataCenter::Uk => "uk",
+            DataCenter::Ae => "ae",
+            DataCenter::Cn => "cn",
+        }
+    }
+
+    /// The accounts server, e.g. `https://accounts.zoho.eu`.
+    pub const fn accounts_url(self) -> &'static str {
+        match self {
+            DataCenter::Us => "https://accounts.zoho.com",
+            DataCenter::Eu => "https://accounts.zoho.eu",
+            DataCenter::In => "https://accounts.zoho.in",
+            DataCenter::Au => "https://accounts.zoho.com.au",
+            DataCenter::Jp => "https://accounts.zoho.jp",
+            DataCenter::Ca => "https://accounts.zohocloud.ca",
+            DataCenter::Sa => "https://accounts.zoho.sa",
+            DataCenter::Uk => "https://accounts.zoho.uk",
+            DataCenter::Ae => "https://accounts.zoho.ae",
+            DataCenter::Cn => "https://accounts.zoho.com.cn",
+        }
+    }
+
+    /// The API domain Zoho hands out for this DC, e.g. `https://www.zohoapis.eu`.
+    pub const fn api_domain(self) -> &'static str {
+        match self {
+            DataCenter::Us => "https://www.zohoapis.com",
+            DataCenter::Eu => "https://www.zohoapis.eu",
+            DataCenter::In => "https://www.zohoapis.in",
+            DataCenter::Au => "https://www.zohoapis.com.au",
+            DataCenter::Jp => "https://www.zohoapis.jp",
+            DataCenter::Ca => "https://www.zohoapis.ca",
+            DataCenter::Sa => "https://www.zohoapis.sa",
+            DataCenter::Uk => "https://www.zohoapis.uk",
+            DataCenter::Ae => "https://www.zohoapis.ae",
+            DataCenter::Cn => "https://www.zohoapis.com.cn",
+        }
+    }
+
+    /// The domain suffix after `zohoapis.` (`com`, `eu`, `com.au`, …).
+    const fn api_suffix(self) -> &'static str {
+        match self {
+            DataCenter::Us => "com",
+            DataCenter::Eu => "eu",
+            DataCenter::In => "in",
+            DataCenter::Au => "com.au",
+            DataCenter::Jp => "jp",
+            DataCenter::Ca => "ca",
+            DataCenter::Sa => "sa",
+            DataCenter::Uk => "uk",
+            DataCenter::Ae => "ae",
+            DataCenter::Cn => "com.cn",
+        }
+    }
+
+    /// The DC with this location code (case-insensitive).
+    pub fn from_location(code: &str) -> Option<DataCenter> {
+        DataCenter::ALL
+            .into_iter()
+            .find(|dc| dc.location().eq_ignore_ascii_case(code.trim()))
+    }
+
+    /// The DC whose accounts server this is (`https://accounts.zoho.eu` → `Eu`).
+    pub fn from_accounts_url(url: &ServerUrl) -> Option<DataCenter> {
+        DataCenter::ALL
+            .into_iter()
+            .find(|dc| dc.accounts_url() == url.as_str())
+    }
+}
+
+impl fmt::Display for DataCenter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.location())
+    }
+}
+
+/// Why a URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlError {
+    /// Not `scheme://host...`.
+    Malformed,
+    /// `http://` to a host that is not loopback: tokens and secrets would travel in clear.
+    InsecureScheme,
+    /// A scheme other than http/https.
+    UnsupportedScheme,
+    /// `user:password@` in the URL.
+    UserInfo,
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UrlError::Malformed => "not a URL of the form https://host[:port][/path]",
+            UrlError::InsecureScheme => "http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://",
+            UrlError::UnsupportedScheme => "only https:// (or http:// on loopback) URLs are allowed",
+            UrlError::UserInfo => "credentials in the URL are not allowed",
+        })
+    }
+}
+
+/// A validated server base URL: `https://host[:port][/path]`, or `http://` on loopback only.
+/// Stored without a trailing slash.
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServerUrl {
+    url: String,
+    host_start: usize,
+    host_end: usize,
+}
+
+impl ServerUrl {
+    /// Parses and validates a base URL.
+    pub fn parse(input: &str) -> Result<ServerUrl, UrlError> {
+        let input = input.trim();
+        let (scheme, rest) = input.split_once("://").ok_or(UrlError::Malformed)?;
+        let secure = if scheme.eq_ignore_ascii_case("https") {
+            true
+        } else if scheme.eq_ignore_ascii_case("http") {
+            false
+        } else {
+            return Err(UrlError::UnsupportedScheme);
+        };
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if authority.contains('@') {
+            return Err(UrlError::UserInfo);
+        }
+        if rest[authority_end..].contains(['?', '#']) {
+            return Err(UrlError::Malformed);
+        }
+        let host = host_of(authority).ok_or(UrlError::Malformed)?;
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace()) {
+            return Err(UrlError::Malformed);
+        }
+        if !secure && !is_loopback_host(host) {
+            return Err(UrlError::InsecureScheme);
+        }
+        let scheme_lower = if secure { "https" } else { "http" };
+        let mut url = String::with_capacity(input.len());
+        url.push_str(scheme_lower);
+        url.push_str("://");
+        let host_start = url.len() + (authority.len() - authority.trim_start_matches('[').len());
+        url.push_str(&authority.to_ascii_lowercase());
+        let host_end = host_start + host.trim_start_matches('[').trim_end_matches(']').len();
+        url.push_str(rest[authority_end..].trim_end_matches('/'));
+        Ok(ServerUrl { url, host_start, host_end })
+    }
+
+    /// The whole base URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// The host (IPv6 without brackets), lower case.
+    pub fn host(&self) -> &str {
+        &self.url[self.host_start..self.host_end]
+    }
+
+    /// Whether this is `https://`.
+    pub fn is_https(&self) -> bool {
+        self.url.starts_with("https://")
+    }
+
+    /// Whether the host is a loopback address or `localhost`.
+    pub fn is_loopback(&self) -> bool {
+        is_loopback_host(self.host())
+    }
+
+    /// `base + path` (path starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        let mut s = String::with_capacity(self.url.len() + path.len());
+        s.push_str(&self.url);
+        s.push_str(path);
+        s
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl fmt::Debug for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServerUrl({:?})", self.url)
+    }
+}
+
+impl TryFrom<String> for ServerUrl {
+    type Error = UrlError;
+    fn try_from(s: String) -> Result<Self, UrlError> {
+        ServerUrl::parse(&s)
+    }
+}
+
+impl From<ServerUrl> for String {
+    fn from(u: ServerUrl) -> String {
+        u.url
+    }
+}
+
+/// The host part of `host[:port]` or `[v6]:port`, brackets kept.
+fn host_of(authority: &str) -> Option<&str> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let after = &authority[end + 1..];
+        if !(after.is_empty() || valid_port(after.strip_prefix(':')?)) {
+            return None;
+        }
+        Some(&authority[..=end])
+    } else {
+        match authority.split_once(':') {
+            Some((h, port)) if valid_port(port) => Some(h),
+            Some(_) => None,
+            None => Some(authority),
+        }
+    }
+}
+
+fn valid_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+}
+
+/// `localhost`, `127.0.0.0/8`, `::1` (brackets optional).
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") || h == "::1" || h == "0:0:0:0:0:0:0:1" {
+        return true;
+    }
+    let mut parts = h.split('.');
+    let first = parts.next();
+    let rest: [Option<&str>; 4] = [parts.next(), parts.next(), parts.next(), parts.next()];
+    first == Some("127")
+        && rest[..3].iter().all(|p| p.is_some_and(|p| p.parse::<u8>().is_ok()))
+        && rest[3].is_none()
+}
+
+/// Where an access token may be sent (`api_domain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ApiDomainPolicy {
+    /// Only `https://` hosts `zohoapis.<DC suffix>` or under it.
+    #[default]
+    ZohoOnly,
+    /// Also loopback hosts — only when the accounts server itself is a loopback override.
+    ZohoOrLoopback,
+}
+
+impl ApiDomainPolicy {
+    /// The policy that fits an accounts server: loopback accounts servers (the simulator) may
+    /// hand out loopback API domains; real ones may not.
+    pub fn for_accounts(accounts: &ServerUrl) -> ApiDomainPolicy {
+        if accounts.is_loopback() {
+            ApiDomainPolicy::ZohoOrLoopback
+        } else {
+            ApiDomainPolicy::ZohoOnly
+        }
+    }
+
+    /// Validates an `api_domain` from a token reply. The error says why, for the user.
+    pub fn check(self, api_domain: &str) -> Result<ServerUrl, String> {
+        let url = ServerUrl::parse(api_domain)
+            .map_err(|e| alloc::format!("api_domain {api_domain:?} refused: {e}"))?;
+        if self == ApiDomainPolicy::ZohoOrLoopback && url.is_loopback() {
+            return Ok(url);
+        }
+        let host = url.host();
+        let zoho = url.is_https()
+            && DataCenter::ALL.iter().any(|dc| {
+                let apex = alloc::format!("zohoapis.{}", dc.api_suffix());
+                host == apex || host.strip_suffix(apex.as_str()).is_some_and(|p| p.ends_with('.'))
+            });
+        if zoho {
+            Ok(url)
+        } else {
+            Err(alloc::format!(
+                "api_domain {api_domain:?} refused: access tokens are only sent to https://*.zohoapis.<Zoho DC> hosts"
+            ))
+        }
+    }
+}
+
+/// Where to find the accounts server of a location named by `other_dc`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocationSource {
+    /// Zoho's built-in table ([`DataCenter`]).
+    BuiltIn,
+    /// Ask `GET {accounts}/oauth/serverinfo` of this server (used when the accounts server was
+    /// overridden, e.g. to the simulator).
+    ServerInfo(ServerUrl),
+}
+
+impl LocationSource {
+    /// The right source for an accounts server: the built-in table for Zoho's own servers,
+    /// `serverinfo` for an override.
+    pub fn for_accounts(accounts: &ServerUrl) -> LocationSource {
+        if DataCenter::from_accounts_url(accounts).is_some() {
+            LocationSource::BuiltIn
+        } else {
+            LocationSource::ServerInfo(accounts.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_complete_and_consistent() {
+        assert_eq!(DataCenter::ALL.len(), 10);
+        for dc in DataCenter::ALL {
+            assert_eq!(DataCenter::from_location(dc.location()), Some(dc));
+            let url = ServerUrl::parse(dc.accounts_url()).unwrap();
+            assert_eq!(DataCenter::from_accounts_url(&url), Some(dc));
+            assert!(ApiDomainPolicy::ZohoOnly.check(dc.api_domain()).is_ok(), "{dc}");
+        }
+        assert_eq!(DataCenter::Ca.accounts_url(), "https://accounts.zohocloud.ca");
+        assert_eq!(DataCenter::from_location("EU"), Some(DataCenter::Eu));
+        assert_eq!(DataCenter::from_location("xx"), None);
+    }
+
+    #[test]
+    fn server_urls() {
+        let u = ServerUrl::parse("https://Accounts.Zoho.EU/").unwrap();
+        assert_eq!(u.as_str(), "https://accounts.zoho.eu");
+        assert_eq!(u.host(), "accounts.zoho.eu");
+        assert!(!u.is_loopback());
+        let l = ServerUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert!(l.is_loopback());
+        assert_eq!(l.host(), "127.0.0.1");
+        assert_eq!(l.join("/oauth/v3/device/code"), "http://127.0.0.1:8080/oauth/v3/device/code");
+        let v6 = ServerUrl::parse("http://[::1]:9/base/").unwrap();
+        assert_eq!(v6.host(), "::1");
+        assert_eq!(v6.as_str(), "http://[::1]:9/base");
+        assert!(ServerUrl::parse("http://localhost:1").unwrap().is_loopback());
+        assert_eq!(ServerUrl::parse("http://accounts.zoho.com"), Err(UrlError::InsecureScheme));
+        assert_eq!(ServerUrl::parse("http://127.0.0.1.evil.com"), Err(UrlError::InsecureScheme));
+        assert_eq!(ServerUrl::parse("ftp://x"), Err(UrlError::UnsupportedScheme));
+        assert_eq!(ServerUrl::parse("https://u:p@x.com"), Err(UrlError::UserInfo));
+        assert_eq!(ServerUrl::parse("accounts.zoho.com"), Err(UrlError::Malformed));
+        assert_eq!(ServerUrl::parse("https://x.com:99999"), Err(UrlError::Malformed));
+        assert_eq!(ServerUrl::parse("https://x.com/?a=b"), Err(UrlError::Malformed));
+        assert_eq!(ServerUrl::parse("https://"), Err(UrlError::Malformed));
+    }
+
+    #[test]
+    fn api_domain_allow_list() {
+        let p = ApiDomainPolicy::ZohoOnly;
+        assert!(p.check("https://www.zohoapis.com").is_ok());
+        assert!(p.check("https://zohoapis.com.au").is_ok());
+        assert!(p.check("https://www.zohoapis.com.cn").is_ok());
+        assert!(p.check("http://www.zohoapis.com").is_err());
+        assert!(p.check("https://www.zohoapis.com.evil.net").is_err());
+        assert!(p.check("https://evilzohoapis.com").is_err());
+        assert!(p.check("https://www.zohoapis.org").is_err());
+        assert!(p.check("http://127.0.0.1:9000").is_err());
+        assert!(ApiDomainPolicy::ZohoOrLoopback.check("http://127.0.0.1:9000").is_ok());
+        assert!(ApiDomainPolicy::ZohoOrLoopback.check("https://example.com").is_err());
+    }
+
+    #[test]
+    fn location_source() {
+        let zoho = ServerUrl::parse("https://accounts.zoho.com").unwrap();
+        assert_eq!(LocationSource::for_accounts(&zoho), LocationSource::BuiltIn);
+        let sim = ServerUrl::parse("http://127.0.0.1:1").unwrap();
+        assert_eq!(LocationSource::for_accounts(&sim), LocationSource::ServerInfo(sim.clone()));
+        assert_eq!(ApiDomainPolicy::for_accounts(&sim), ApiDomainPolicy::ZohoOrLoopback);
+        assert_eq!(ApiDomainPolicy::for_accounts(&zoho), ApiDomainPolicy::ZohoOnly);
+    }
+}

@@ -1,0 +1,240 @@
+//! The one error type of the core.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Why a device flow, refresh or revoke ended without success.
+///
+/// Errors are sticky: once a [`crate::DeviceFlow`] returns one, every later `poll` returns it
+/// again. Each variant says who is at fault and what to do; [`Error::kind`] groups them for
+/// callers that map them to exit codes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The user pressed Deny (`access_denied`). Nobody's fault; pair again to retry.
+    Denied,
+    /// The user code lapsed before anyone approved it (`expired` / `expired_token`).
+    CodeExpired,
+    /// The accounts server does not know this client ID (`invalid_client`): wrong client ID, or
+    /// the client was registered in another data centre. `location` names the server's DC.
+    InvalidClient {
+        /// The accounts server that refused the client.
+        accounts_url: String,
+    },
+    /// The client secret is wrong or was reset in the API console (`invalid_client_secret`).
+    InvalidClientSecret,
+    /// The refresh token (or device code) is unknown, used or revoked (`invalid_code`): revoked
+    /// by the user, evicted as the user's 21st refresh token, password changed. Pair again.
+    InvalidGrant {
+        /// The server's error code (`invalid_code`, `invalid_grant`, …).
+        code: String,
+    },
+    /// Zoho's token throttle (`Access Denied`: more than 10 access tokens per refresh token in
+    /// 10 minutes). Transient: wait and retry; the refresh token is fine.
+    Throttled,
+    /// The server or the network failed every attempt (transport errors, 5xx, non-JSON pages).
+    Unavailable {
+        /// How many attempts failed in a row.
+        attempts: u32,
+        /// The last failure.
+        last: Transient,
+    },
+    /// The server sent data the client refuses to act on (an `api_domain` outside the
+    /// allow-list, a non-https URL). Nothing was sent there.
+    Unsafe(String),
+    /// `other_dc` named a location no table or `serverinfo` maps to an accounts server.
+    UnknownLocation(String),
+    /// A JSON error the protocol does not define (e.g. `invalid_scope`), passed through.
+    Server {
+        /// The `error` field.
+        code: String,
+        /// The `error_description` field, when present.
+        description: Option<String>,
+    },
+    /// A reply that is JSON but misses required fields (no `access_token`, no `user_code`).
+    Protocol(String),
+    /// The caller's configuration cannot work (no scope, no client secret for Zoho, …).
+    Config(String),
+    /// The caller cancelled the flow.
+    Cancelled,
+}
+
+/// A transient failure: retried with backoff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transient {
+    /// The driver could not complete the exchange (refused, reset, timeout, DNS, TLS).
+    Transport(TransportError),
+    /// HTTP 5xx (or 429) without a JSON error body.
+    Status(u16),
+    /// A body that is not JSON (an HTML page from a proxy or captive portal, garbage, truncated).
+    NotJson(u16),
+    /// A body over [`crate::http::MAX_RESPONSE_BYTES`].
+    Oversize,
+    /// Zoho's token throttle.
+    Throttled,
+}
+
+/// What the driver saw go wrong with the transport. All are transient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// Could not connect (refused, unreachable).
+    Connect,
+    /// The name did not resolve.
+    Dns,
+    /// No answer in time.
+    Timeout,
+    /// The connection broke mid-exchange.
+    Reset,
+    /// TLS failed (a stale clock makes certificates "not yet valid").
+    Tls,
+    /// Anything else.
+    Other,
+}
+
+/// Groups of [`Error`]s, one per thing the user does next (and one exit code in the CLI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user denied access.
+    Denied,
+    /// The code expired.
+    Expired,
+    /// Zoho rejected the client: fix the client ID, secret or DC.
+    ClientRejected,
+    /// The refresh token is gone: pair again.
+    NeedsPairing,
+    /// Zoho or the network is unavailable, or throttled: try later.
+    Unavailable,
+    /// Unsafe server data refused.
+    Unsafe,
+    /// Bad configuration.
+    Config,
+    /// The caller cancelled.
+    Cancelled,
+    /// Anything else the server said.
+    Other,
+}
+
+impl Error {
+    /// The group this error belongs to.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Denied => ErrorKind::Denied,
+            Error::CodeExpired => ErrorKind::Expired,
+            Error::InvalidClient { .. } | Error::InvalidClientSecret => ErrorKind::ClientRejected,
+            Error::InvalidGrant { .. } => ErrorKind::NeedsPairing,
+            Error::Throttled | Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Unsafe(_) => ErrorKind::Unsafe,
+            Error::Config(_) => ErrorKind::Config,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::UnknownLocation(_) | Error::Server { .. } | Error::Protocol(_) => ErrorKind::Other,
+        }
+    }
+
+    /// Whether retrying the same operation later can succeed (network, 5xx, throttle).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Throttled | Error::Unavailable { .. })
+    }
+
+    /// A short machine-readable name (`denied`, `invalid_client`, …) for JSON events.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Denied => "denied",
+            Error::CodeExpired => "expired",
+            Error::InvalidClient { .. } => "invalid_client",
+            Error::InvalidClientSecret => "invalid_client_secret",
+            Error::InvalidGrant { .. } => "invalid_grant",
+            Error::Throttled => "throttled",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Unsafe(_) => "unsafe_server_data",
+            Error::UnknownLocation(_) => "unknown_location",
+            Error::Server { code, .. } => code,
+            Error::Protocol(_) => "protocol",
+            Error::Config(_) => "config",
+            Error::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Denied => f.write_str("access was denied on the approval page; run the login again to get a new code"),
+            Error::CodeExpired => f.write_str("the code expired before it was approved; run the login again (or use --kiosk to renew codes automatically)"),
+            Error::InvalidClient { accounts_url } => write!(
+                f,
+                "{accounts_url} does not know this client ID (invalid_client): check the client ID, and that the client was registered in this data centre (or enable it under Multi-DC in the API console)"
+            ),
+            Error::InvalidClientSecret => f.write_str("Zoho rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"),
+            Error::InvalidGrant { code } => write!(
+                f,
+                "the refresh token is no longer valid ({code}): it was revoked, replaced by newer pairings (Zoho keeps 20 per user and client), or the password changed; pair the device again"
+            ),
+            Error::Throttled => f.write_str("Zoho's token throttle was hit (at most 10 access tokens per refresh token in 10 minutes); try again in a few minutes"),
+            Error::Unavailable { attempts, last } => write!(f, "the server could not be reached after {attempts} attempt(s); last failure: {last}"),
+            Error::Unsafe(why) => write!(f, "unsafe server data refused: {why}"),
+            Error::UnknownLocation(loc) => write!(f, "the account lives in data centre {loc:?}, which is not known; set the accounts URL explicitly"),
+            Error::Server { code, description: Some(d) } => write!(f, "the server answered {code}: {d}"),
+            Error::Server { code, description: None } => write!(f, "the server answered {code}"),
+            Error::Protocol(why) => write!(f, "unexpected reply from the server: {why}"),
+            Error::Config(why) => write!(f, "configuration error: {why}"),
+            Error::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl fmt::Display for Transient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transient::Transport(t) => write!(f, "{t}"),
+            Transient::Status(s) => write!(f, "HTTP {s}"),
+            Transient::NotJson(s) => write!(f, "HTTP {s} with a non-JSON body (an error page, a proxy or a captive portal)"),
+            Transient::Oversize => f.write_str("reply too large"),
+            Transient::Throttled => f.write_str("Zoho's token throttle"),
+        }
+    }
+}
+
+impl Transient {
+    /// A short machine-readable name for JSON events (`connect`, `http_503`, `not_json`, …).
+    pub fn code(&self) -> String {
+        match self {
+            Transient::Transport(t) => String::from(t.code()),
+            Transient::Status(s) => alloc::format!("http_{s}"),
+            Transient::NotJson(_) => String::from("not_json"),
+            Transient::Oversize => String::from("oversize"),
+            Transient::Throttled => String::from("throttled"),
+        }
+    }
+}
+
+impl TransportError {
+    /// A short machine-readable name.
+    pub fn code(self) -> &'static str {
+        match self {
+            TransportError::Connect => "connect",
+            TransportError::Dns => "dns",
+            TransportError::Timeout => "timeout",
+            TransportError::Reset => "reset",
+            TransportError::Tls => "tls",
+            TransportError::Other => "transport",
+        }
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportError::Connect => "could not connect",
+            TransportError::Dns => "the host name did not resolve",
+            TransportError::Timeout => "timed out",
+            TransportError::Reset => "the connection was reset",
+            TransportError::Tls => "TLS failed (check the clock: certificates look invalid when the date is wrong)",
+            TransportError::Other => "transport error",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}

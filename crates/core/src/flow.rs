@@ -1,0 +1,604 @@
+//! The device flow as a sans-IO state machine.
+//!
+//! ```text
+//!            ┌──────────── kiosk: code lapsed, maybe pause ─────────────┐
+//!            v                                                          │
+//!   RequestCode ──Send──> (code reply) ──Prompt──> Polling ──Send──> (poll reply)
+//!     ^   │ transient: Wait(backoff)                  ^  │ pending / slow_down: Wait(interval)
+//!     └───┘                                           │  │ other_dc: [Send serverinfo] move DC
+//!                                                     └──┘ success: Done(tokens)
+//! ```
+//!
+//! The caller loops: `match flow.poll(now)?` — [`Step::Send`]: send it and feed the answer to
+//! [`DeviceFlow::handle_response`] (or [`DeviceFlow::handle_transport_error`]);
+//! [`Step::Prompt`]: show the code (once per new code); [`Step::Notice`]: report progress;
+//! [`Step::Wait`]: sleep until then, re-read the clock, poll again (waking early is harmless);
+//! [`Step::Done`]: paired. Errors are sticky.
+
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::codec::{self, ClientCredentials, DeviceAuthorization, OAuthError, Profile, Reply};
+use crate::config::{Backoff, FlowConfig};
+use crate::dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
+use crate::error::{Error, Transient, TransportError};
+use crate::http::{HttpRequest, Purpose};
+use crate::secret::DeviceCode;
+use crate::time::Timestamp;
+use crate::token::{self, Tokens};
+
+/// Where the flow talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// Zoho Accounts: the accounts server where the client was registered. Polling moves on
+    /// `other_dc`; `locations` maps location codes to accounts servers.
+    Zoho {
+        /// The accounts server to start at.
+        accounts: ServerUrl,
+        /// How to map `other_dc`'s location to an accounts server.
+        locations: LocationSource,
+        /// Which `api_domain`s are acceptable.
+        api_domains: ApiDomainPolicy,
+    },
+    /// A standard RFC 8628 server.
+    Standard {
+        /// The device authorization endpoint.
+        device_authorization_url: ServerUrl,
+        /// The token endpoint.
+        token_url: ServerUrl,
+    },
+}
+
+impl Server {
+    /// A Zoho accounts server, with the location source and `api_domain` policy that fit it
+    /// (built-in table and Zoho-only for Zoho's servers; `serverinfo` and loopback for a
+    /// loopback override such as the simulator).
+    pub fn zoho(accounts: ServerUrl) -> Server {
+        Server::Zoho {
+            locations: LocationSource::for_accounts(&accounts),
+            api_domains: ApiDomainPolicy::for_accounts(&accounts),
+            accounts,
+        }
+    }
+
+    /// Zoho's accounts server of a data centre.
+    pub fn zoho_dc(dc: DataCenter) -> Server {
+        Server::zoho(ServerUrl::parse(dc.accounts_url()).expect("the DC table holds valid URLs"))
+    }
+}
+
+/// What the caller must do next.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Step {
+    /// Send this request, then feed the answer back.
+    Send(HttpRequest),
+    /// Show this code to the user (once per new code).
+    Prompt(UserPrompt),
+    /// Something happened worth reporting; poll again at once.
+    Notice(Notice),
+    /// Nothing to do until this time; then poll again.
+    Wait(Timestamp),
+    /// Paired.
+    Done(Tokens),
+}
+
+/// The code to show.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPrompt {
+    /// What the user types.
+    pub user_code: String,
+    /// Where the user types it.
+    pub verification_url: String,
+    /// The page with the code filled in (QR content when present).
+    pub verification_uri_complete: Option<String>,
+    /// When the code lapses (caller's clock).
+    pub expires_at: Timestamp,
+    /// The code's lifetime.
+    pub expires_in: Duration,
+    /// The poll interval in force.
+    pub interval: Duration,
+    /// Set when the verification URL does not look like the accounts server's own (not https,
+    /// or another host): show it, but flag it.
+    pub warning: Option<String>,
+}
+
+impl UserPrompt {
+    /// What a QR should encode: the complete URI when the server sent one.
+    pub fn qr_url(&self) -> &str {
+        self.verification_uri_complete.as_deref().unwrap_or(&self.verification_url)
+    }
+}
+
+/// Progress worth reporting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// The user has not approved yet.
+    Pending,
+    /// The server asked to slow down; the interval is now this (kept for the rest of the code).
+    SlowDown {
+        /// The new interval.
+        interval: Duration,
+    },
+    /// The user's account lives in another DC; polling moved there.
+    OtherDc {
+        /// Zoho's location code.
+        location: String,
+        /// The user's accounts server.
+        accounts_url: String,
+    },
+    /// A transient failure; the next attempt comes after `delay`.
+    Retry {
+        /// What failed.
+        reason: Transient,
+        /// How long until the next attempt.
+        delay: Duration,
+    },
+    /// The code lapsed unattended (kiosk mode); a new one comes after `pause`.
+    CodeExpired {
+        /// How long until the next code is requested.
+        pause: Duration,
+    },
+}
+
+#[derive(Debug)]
+struct ActiveCode {
+    device_code: DeviceCode,
+    expires_at: Timestamp,
+    interval: Duration,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Ask for a code at or after `at`.
+    RequestCode { at: Timestamp },
+    /// Waiting for the code reply.
+    AwaitCode,
+    /// Poll at or after `at`.
+    Polling { code: ActiveCode, at: Timestamp },
+    /// Waiting for a poll reply.
+    AwaitPoll { code: ActiveCode },
+    /// Ask `serverinfo` where `location` lives, at or after `at`.
+    Resolve { code: ActiveCode, location: String, at: Timestamp },
+    /// Waiting for the serverinfo reply.
+    AwaitResolve { code: ActiveCode, location: String },
+    /// Paired.
+    Done(Tokens),
+    /// Failed (sticky).
+    Failed(Error),
+    /// Transitional placeholder while a state is being replaced.
+    Poisoned,
+}
+
+/// A Zoho (or RFC 8628) device flow.
+#[derive(Debug)]
+pub struct DeviceFlow {
+    config: FlowConfig,
+    client: ClientCredentials,
+    server: Server,
+    /// The accounts server polls go to (Zoho: moves on `other_dc`).
+    accounts: Option<ServerUrl>,
+    location: Option<String>,
+    state: State,
+    out: VecDeque<Step>,
+    backoff: Backoff,
+    /// Transient failures in a row of the current request kind.
+    failures: u32,
+    last_transient: Option<Transient>,
+    /// Codes that lapsed unattended, in a row.
+    lapsed: u32,
+    /// Locations learnt from `serverinfo`.
+    known_locations: Vec<(String, String)>,
+    /// The last request sent, re-sent if the caller polls before answering it.
+    in_flight: Option<HttpRequest>,
+}
+
+impl DeviceFlow {
+    /// A new flow; the first `poll` asks for a code.
+    pub fn new(config: FlowConfig, client: ClientCredentials, server: Server, now: Timestamp) -> DeviceFlow {
+        let backoff = Backoff::new(config.backoff_base, config.backoff_cap, config.jitter_seed);
+        let (accounts, location) = match &server {
+            Server::Zoho { accounts, .. } => (
+                Some(accounts.clone()),
+                DataCenter::from_accounts_url(accounts).map(|dc| dc.location().to_string()),
+            ),
+            Server::Standard { .. } => (None, None),
+        };
+        let mut flow = DeviceFlow {
+            state: State::RequestCode { at: now },
+            config,
+            client,
+            server,
+            accounts,
+            location,
+            out: VecDeque::new(),
+            backoff,
+            failures: 0,
+            last_transient: None,
+            lapsed: 0,
+            known_locations: Vec::new(),
+            in_flight: None,
+        };
+        if let Some(err) = flow.config_error() {
+            flow.state = State::Failed(err);
+        }
+        flow
+    }
+
+    fn config_error(&self) -> Option<Error> {
+        if self.client.client_id.trim().is_empty() {
+            return Some(Error::Config("the client ID is empty".into()));
+        }
+        if self.config.profile == Profile::Zoho && self.client.client_secret.is_none() {
+            return Some(Error::Config(
+                "Zoho's device flow needs the client secret (a \"Non-browser Application\" client has one)".into(),
+            ));
+        }
+        if self.config.scopes.iter().all(|s| s.trim().is_empty()) && self.config.profile == Profile::Zoho {
+            return Some(Error::Config("no scope given (e.g. ZohoBooks.settings.READ)".into()));
+        }
+        if matches!(self.server, Server::Zoho { .. }) != (self.config.profile == Profile::Zoho) {
+            return Some(Error::Config("the server kind does not match the profile".into()));
+        }
+        None
+    }
+
+    /// The accounts server currently polled (Zoho), after any `other_dc` move.
+    pub fn accounts_url(&self) -> Option<&ServerUrl> {
+        self.accounts.as_ref()
+    }
+
+    /// What to do next at `now`.
+    pub fn poll(&mut self, now: Timestamp) -> Result<Step, Error> {
+        if let Some(step) = self.out.pop_front() {
+            return Ok(step);
+        }
+        if let Some(req) = &self.in_flight {
+            return Ok(Step::Send(req.clone()));
+        }
+        let state = core::mem::replace(&mut self.state, State::Poisoned);
+        let (state, step) = self.advance(state, now);
+        self.state = state;
+        if let Step::Send(req) = &step {
+            self.in_flight = Some(req.clone());
+        }
+        match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            _ => Ok(step),
+        }
+    }
+
+    fn advance(&mut self, state: State, now: Timestamp) -> (State, Step) {
+        match state {
+            State::Failed(e) => (State::Failed(e), Step::Wait(now)),
+            State::Done(t) => {
+                let step = Step::Done(t.clone());
+                (State::Done(t), step)
+            }
+            State::RequestCode { at } if now < at => (State::RequestCode { at }, Step::Wait(at)),
+            State::RequestCode { .. } => (State::AwaitCode, Step::Send(self.code_request())),
+            State::Polling { code, .. } if now >= code.expires_at => {
+                let state = self.code_lapsed(now);
+                let step = self.out.pop_front().unwrap_or(Step::Wait(now));
+                (state, step)
+            }
+            State::Polling { code, at } if now < at => {
+                let at = at.min(code.expires_at);
+                (State::Polling { code, at }, Step::Wait(at))
+            }
+            State::Polling { code, .. } => {
+                let req = self.poll_request(&code.device_code);
+                (State::AwaitPoll { code }, Step::Send(req))
+            }
+            State::Resolve { code, location, at } if now < at => (State::Resolve { code, location, at }, Step::Wait(at)),
+            State::Resolve { code, location, .. } => {
+                let Some(LocationSource::ServerInfo(src)) = self.location_source() else {
+                    return (State::Failed(Error::UnknownLocation(location)), Step::Wait(now));
+                };
+                let req = HttpRequest::get(src.join("/oauth/serverinfo"), Purpose::ServerInfo);
+                (State::AwaitResolve { code, location }, Step::Send(req))
+            }
+            s @ (State::AwaitCode | State::AwaitPoll { .. } | State::AwaitResolve { .. } | State::Poisoned) => {
+                // Unreachable through `poll` (in-flight requests are re-sent above); stay put.
+                (s, Step::Wait(now))
+            }
+        }
+    }
+
+    /// Feeds the answer to the last [`Step::Send`]: HTTP status and body.
+    pub fn handle_response(&mut self, now: Timestamp, status: u16, body: &[u8]) {
+        self.in_flight = None;
+        let state = core::mem::replace(&mut self.state, State::Poisoned);
+        self.state = match state {
+            State::AwaitCode => self.on_code_reply(now, codec::parse_device_authorization(self.config.profile, status, body)),
+            State::AwaitPoll { code } => self.on_poll_reply(now, code, codec::parse_token(status, body)),
+            State::AwaitResolve { code, location } => self.on_serverinfo(now, code, location, codec::parse_serverinfo(status, body)),
+            other => other,
+        };
+    }
+
+    /// Reports that the last [`Step::Send`] failed in transport (no HTTP answer).
+    pub fn handle_transport_error(&mut self, now: Timestamp, error: TransportError) {
+        self.in_flight = None;
+        let state = core::mem::replace(&mut self.state, State::Poisoned);
+        let t = Transient::Transport(error);
+        self.state = match state {
+            State::AwaitCode => self.code_transient(now, t),
+            State::AwaitPoll { code } => self.poll_transient(now, code, t),
+            State::AwaitResolve { code, location } => self.resolve_transient(now, code, location, t),
+            other => other,
+        };
+    }
+
+    fn location_source(&self) -> Option<&LocationSource> {
+        match &self.server {
+            Server::Zoho { locations, .. } => Some(locations),
+            Server::Standard { .. } => None,
+        }
+    }
+
+    fn api_policy(&self) -> ApiDomainPolicy {
+        match &self.server {
+            Server::Zoho { api_domains, .. } => *api_domains,
+            Server::Standard { token_url, .. } => ApiDomainPolicy::for_accounts(token_url),
+        }
+    }
+
+    fn code_request(&self) -> HttpRequest {
+        let url = match &self.server {
+            Server::Zoho { .. } => self.accounts.as_ref().map(|a| a.join("/oauth/v3/device/code")).unwrap_or_default(),
+            Server::Standard { device_authorization_url, .. } => device_authorization_url.as_str().to_string(),
+        };
+        codec::device_code_request(
+            self.config.profile,
+            url,
+            &self.client,
+            &self.config.scopes,
+            self.config.offline_access,
+            self.config.prompt_consent,
+        )
+    }
+
+    fn poll_request(&self, code: &DeviceCode) -> HttpRequest {
+        let url = match &self.server {
+            Server::Zoho { .. } => self.accounts.as_ref().map(|a| a.join("/oauth/v3/device/token")).unwrap_or_default(),
+            Server::Standard { token_url, .. } => token_url.as_str().to_string(),
+        };
+        codec::poll_request(self.config.profile, url, &self.client, code)
+    }
+
+    fn current_endpoint(&self) -> String {
+        match (&self.server, &self.accounts) {
+            (Server::Zoho { .. }, Some(a)) => a.as_str().to_string(),
+            (Server::Standard { token_url, .. }, _) => token::origin(token_url.as_str()),
+            _ => String::new(),
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> State {
+        State::Failed(e)
+    }
+
+    fn unavailable(&self) -> Error {
+        Error::Unavailable {
+            attempts: self.failures,
+            last: self.last_transient.clone().unwrap_or(Transient::Transport(TransportError::Other)),
+        }
+    }
+
+    // --- code request ------------------------------------------------------------------------
+
+    fn on_code_reply(&mut self, now: Timestamp, reply: Reply<DeviceAuthorization>) -> State {
+        match reply {
+            Reply::Ok(auth) => {
+                self.failures = 0;
+                self.last_transient = None;
+                let interval = auth.interval.max(self.config.min_interval);
+                let expires_at = now.saturating_add(auth.expires_in);
+                let warning = self.url_warning(&auth.verification_url);
+                self.out.push_back(Step::Prompt(UserPrompt {
+                    user_code: auth.user_code,
+                    verification_url: auth.verification_url,
+                    verification_uri_complete: auth.verification_uri_complete,
+                    expires_at,
+                    expires_in: auth.expires_in,
+                    interval,
+                    warning,
+                }));
+                State::Polling {
+                    at: now.saturating_add(interval),
+                    code: ActiveCode { device_code: auth.device_code, expires_at, interval },
+                }
+            }
+            Reply::Transient(t) => self.code_transient(now, t),
+            Reply::Error(e) => {
+                let err = token::grant_error(e, &self.current_endpoint());
+                self.fail(err)
+            }
+            Reply::Malformed(m) => self.fail(Error::Protocol(m)),
+        }
+    }
+
+    fn code_transient(&mut self, now: Timestamp, t: Transient) -> State {
+        self.failures += 1;
+        self.last_transient = Some(t.clone());
+        if self.config.kiosk.is_none() && self.failures >= self.config.max_attempts {
+            return self.fail(self.unavailable());
+        }
+        let delay = self.backoff.delay(self.failures);
+        self.out.push_back(Step::Notice(Notice::Retry { reason: t, delay }));
+        State::RequestCode { at: now.saturating_add(delay) }
+    }
+
+    fn url_warning(&self, url: &str) -> Option<String> {
+        let parsed = ServerUrl::parse(url);
+        let Some(accounts) = &self.accounts else {
+            return match parsed {
+                Ok(u) if u.is_https() || u.is_loopback() => None,
+                _ => Some("the verification URL is not https".into()),
+            };
+        };
+        match parsed {
+            Ok(u) if accounts.is_loopback() && u.is_loopback() => None,
+            Ok(u) if u.is_https() => {
+                let domain = accounts.host().strip_prefix("accounts.").unwrap_or(accounts.host());
+                let host = u.host();
+                if host == accounts.host() || host == domain || host.strip_suffix(domain).is_some_and(|p| p.ends_with('.')) {
+                    None
+                } else {
+                    Some(alloc::format!("the verification URL is not on {domain}: check it before entering the code"))
+                }
+            }
+            _ => Some("the verification URL is not https on a Zoho host: check it before entering the code".into()),
+        }
+    }
+
+    // --- polling -----------------------------------------------------------------------------
+
+    fn on_poll_reply(&mut self, now: Timestamp, mut code: ActiveCode, reply: Reply<codec::TokenGrant>) -> State {
+        match reply {
+            Reply::Ok(grant) => {
+                self.failures = 0;
+                let scope = Some(self.scope_asked());
+                match token::tokens_from_grant(now, grant, self.api_policy(), self.accounts.clone(), self.location.clone(), scope) {
+                    Ok(tokens) => State::Done(tokens),
+                    Err(e) => self.fail(e),
+                }
+            }
+            Reply::Transient(t) => self.poll_transient(now, code, t),
+            Reply::Malformed(m) => self.fail(Error::Protocol(m)),
+            Reply::Error(e) => {
+                self.failures = 0;
+                self.last_transient = None;
+                match e.code.as_str() {
+                    "authorization_pending" => {
+                        self.out.push_back(Step::Notice(Notice::Pending));
+                        State::Polling { at: now.saturating_add(code.interval), code }
+                    }
+                    "slow_down" => {
+                        code.interval = code.interval.saturating_add(self.config.slow_down_step);
+                        self.out.push_back(Step::Notice(Notice::SlowDown { interval: code.interval }));
+                        State::Polling { at: now.saturating_add(code.interval), code }
+                    }
+                    "other_dc" => self.other_dc(now, code, e),
+                    "access_denied" => self.fail(Error::Denied),
+                    "expired" | "expired_token" => self.code_lapsed(now),
+                    // A used or unknown device code: in kiosk mode start over with a new code.
+                    "invalid_code" | "invalid_grant" if self.config.kiosk.is_some() => self.code_lapsed(now),
+                    _ => {
+                        let err = token::grant_error(e, &self.current_endpoint());
+                        self.fail(err)
+                    }
+                }
+            }
+        }
+    }
+
+    fn scope_asked(&self) -> String {
+        let sep = if self.config.profile == Profile::Zoho { "," } else { " " };
+        self.config.scopes.join(sep)
+    }
+
+    fn poll_transient(&mut self, now: Timestamp, code: ActiveCode, t: Transient) -> State {
+        self.failures += 1;
+        self.last_transient = Some(t.clone());
+        // Never sooner than the interval, never past the code's expiry.
+        let delay = self.backoff.delay(self.failures).max(code.interval);
+        let at = now.saturating_add(delay).min(code.expires_at);
+        self.out.push_back(Step::Notice(Notice::Retry { reason: t, delay: at.saturating_duration_since(now) }));
+        State::Polling { code, at }
+    }
+
+    fn other_dc(&mut self, now: Timestamp, code: ActiveCode, e: OAuthError) -> State {
+        let Some(location) = e.user_location.map(|l| l.to_ascii_lowercase()) else {
+            return self.fail(Error::Protocol("other_dc without user_location".into()));
+        };
+        if let Some(url) = self.lookup_location(&location) {
+            return self.move_to(now, code, location, url);
+        }
+        match self.location_source() {
+            Some(LocationSource::ServerInfo(_)) => State::Resolve { code, location, at: now },
+            _ => self.fail(Error::UnknownLocation(location)),
+        }
+    }
+
+    fn lookup_location(&self, location: &str) -> Option<ServerUrl> {
+        match self.location_source()? {
+            LocationSource::BuiltIn => DataCenter::from_location(location).and_then(|dc| ServerUrl::parse(dc.accounts_url()).ok()),
+            LocationSource::ServerInfo(_) => self
+                .known_locations
+                .iter()
+                .find(|(l, _)| l == location)
+                .and_then(|(_, u)| ServerUrl::parse(u).ok()),
+        }
+    }
+
+    fn move_to(&mut self, now: Timestamp, code: ActiveCode, location: String, url: ServerUrl) -> State {
+        // A server may only send us to a server of the same kind: no https → http downgrade
+        // unless we already were on loopback (the simulator).
+        if let Some(current) = &self.accounts
+            && !url.is_https()
+            && !current.is_loopback()
+        {
+            return self.fail(Error::Unsafe(alloc::format!("other_dc pointed to a non-https accounts server {url}")));
+        }
+        self.out.push_back(Step::Notice(Notice::OtherDc { location: location.clone(), accounts_url: url.as_str().to_string() }));
+        self.accounts = Some(url);
+        self.location = Some(location);
+        // The user just approved: poll the new DC at once.
+        State::Polling { code, at: now }
+    }
+
+    fn on_serverinfo(&mut self, now: Timestamp, code: ActiveCode, location: String, reply: Reply<Vec<(String, String)>>) -> State {
+        match reply {
+            Reply::Ok(locs) => {
+                self.failures = 0;
+                self.known_locations = locs;
+                match self.lookup_location(&location) {
+                    Some(url) => self.move_to(now, code, location, url),
+                    None => self.fail(Error::UnknownLocation(location)),
+                }
+            }
+            Reply::Transient(t) => self.resolve_transient(now, code, location, t),
+            Reply::Error(e) => self.fail(Error::Server { code: e.code, description: e.description }),
+            Reply::Malformed(m) => self.fail(Error::Protocol(m)),
+        }
+    }
+
+    fn resolve_transient(&mut self, now: Timestamp, code: ActiveCode, location: String, t: Transient) -> State {
+        self.failures += 1;
+        self.last_transient = Some(t.clone());
+        if now >= code.expires_at {
+            return self.code_lapsed(now);
+        }
+        let delay = self.backoff.delay(self.failures);
+        self.out.push_back(Step::Notice(Notice::Retry { reason: t, delay }));
+        let at = now.saturating_add(delay).min(code.expires_at);
+        State::Resolve { code, location, at }
+    }
+
+    /// The code lapsed: fail, or (kiosk) schedule a new one.
+    fn code_lapsed(&mut self, now: Timestamp) -> State {
+        let Some(kiosk) = self.config.kiosk.clone() else {
+            // The code lapsed while every recent poll failed: the network, not the user, is why.
+            if self.failures > 0 && self.last_transient.is_some() {
+                return State::Failed(self.unavailable());
+            }
+            return State::Failed(Error::CodeExpired);
+        };
+        self.lapsed += 1;
+        self.failures = 0;
+        self.last_transient = None;
+        let pause = if self.lapsed < kiosk.pause_after {
+            Duration::ZERO
+        } else {
+            let doublings = (self.lapsed - kiosk.pause_after).min(20);
+            kiosk.pause.saturating_mul(1u32 << doublings).min(kiosk.max_pause)
+        };
+        self.out.push_back(Step::Notice(Notice::CodeExpired { pause }));
+        State::RequestCode { at: now.saturating_add(pause) }
+    }
+}
