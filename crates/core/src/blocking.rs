@@ -106,10 +106,14 @@ pub fn refresh<T: Transport, C: Clock>(
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
     let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(Error::Config("no refresh token is stored (pair with offline access)".into()));
+        return Err(Error::Config(
+            "no refresh token is stored (pair with offline access)".into(),
+        ));
     };
     let req = endpoint.refresh_request(client, refresh_token);
-    retry(transport, clock, attempts, backoff, &req, |now, status, body| endpoint.refresh_response(now, status, body, tokens))
+    retry(transport, clock, attempts, backoff, &req, |now, status, body| {
+        endpoint.refresh_response(now, status, body, tokens)
+    })
 }
 
 /// Revokes the refresh token, retrying transient failures. `Ok(false)` when the server has
@@ -129,7 +133,10 @@ pub fn revoke<T: Transport, C: Clock>(
     let Some(req) = endpoint.revoke_request(client, refresh_token) else {
         return Ok(false);
     };
-    retry(transport, clock, attempts, backoff, &req, |_, status, body| endpoint.revoke_response(status, body)).map(|()| true)
+    retry(transport, clock, attempts, backoff, &req, |_, status, body| {
+        endpoint.revoke_response(status, body)
+    })
+    .map(|()| true)
 }
 
 fn retry<T: Transport, C: Clock, R>(
@@ -146,10 +153,15 @@ fn retry<T: Transport, C: Clock, R>(
         n += 1;
         let result = match transport.send(req) {
             Ok(resp) => handle(clock.now(), resp.status, &resp.body),
-            Err(e) => Err(Error::Unavailable { attempts: 1, last: crate::error::Transient::Transport(e) }),
+            Err(e) => Err(Error::Unavailable {
+                attempts: 1,
+                last: crate::error::Transient::Transport(e),
+            }),
         };
         match result {
-            Err(Error::Unavailable { last, .. }) if n >= attempts => return Err(Error::Unavailable { attempts: n, last }),
+            Err(Error::Unavailable { last, .. }) if n >= attempts => {
+                return Err(Error::Unavailable { attempts: n, last });
+            }
             Err(e) if e.is_transient() && n < attempts => {
                 let until = clock.now().saturating_add(backoff.delay(n));
                 clock.sleep_until(until);
@@ -169,7 +181,9 @@ pub struct StdClock {
 #[cfg(feature = "std")]
 impl Default for StdClock {
     fn default() -> Self {
-        StdClock { start: std::time::Instant::now() }
+        StdClock {
+            start: std::time::Instant::now(),
+        }
     }
 }
 

@@ -257,7 +257,9 @@ fn str_field(map: &Map<String, Value>, name: &str) -> Option<String> {
 /// and non-finite values read as absent.
 fn num_field(map: &Map<String, Value>, name: &str) -> Option<u64> {
     match map.get(name)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     }
@@ -303,7 +305,10 @@ pub fn normalize_timing(profile: Profile, interval: Option<u64>, expires_in: Opt
         Profile::Rfc8628 => RFC_DEFAULT_INTERVAL,
     };
     let interval = interval.map(to_duration).unwrap_or(default_interval).min(MAX_INTERVAL);
-    let lifetime = expires_in.map(to_duration).unwrap_or(DEFAULT_CODE_LIFETIME).min(MAX_CODE_LIFETIME);
+    let lifetime = expires_in
+        .map(to_duration)
+        .unwrap_or(DEFAULT_CODE_LIFETIME)
+        .min(MAX_CODE_LIFETIME);
     (interval, lifetime)
 }
 
@@ -320,7 +325,8 @@ pub fn parse_device_authorization(profile: Profile, status: u16, body: &[u8]) ->
         return Reply::Malformed("no user_code in the device authorization reply".into());
     };
     // Zoho says verification_url; the RFC verification_uri. Accept either in both profiles.
-    let Some(verification_url) = str_field(&map, "verification_url").or_else(|| str_field(&map, "verification_uri")) else {
+    let Some(verification_url) = str_field(&map, "verification_url").or_else(|| str_field(&map, "verification_uri"))
+    else {
         return Reply::Malformed("no verification_url in the device authorization reply".into());
     };
     let (interval, expires_in) = normalize_timing(profile, num_field(&map, "interval"), num_field(&map, "expires_in"));
@@ -387,7 +393,9 @@ pub fn parse_revoke(profile: Profile, status: u16, body: &[u8]) -> Reply<()> {
     }
     match object(status, body) {
         Ok(map) => {
-            if status == 200 && (profile == Profile::Rfc8628 || map.get("status").and_then(Value::as_str) == Some("success")) {
+            if status == 200
+                && (profile == Profile::Rfc8628 || map.get("status").and_then(Value::as_str) == Some("success"))
+            {
                 Reply::Ok(())
             } else if status >= 400 {
                 Reply::Error(OAuthError {
@@ -420,7 +428,10 @@ mod tests {
         // Seconds, as some Zoho replies and every RFC server send.
         assert_eq!(normalize_timing(Zoho, Some(30), Some(300)), (s(30), s(300)));
         // A test server: 500 ms interval, 20 000 ms expiry.
-        assert_eq!(normalize_timing(Zoho, Some(500), Some(20_000)), (Duration::from_millis(500), s(20)));
+        assert_eq!(
+            normalize_timing(Zoho, Some(500), Some(20_000)),
+            (Duration::from_millis(500), s(20))
+        );
         // Without expires_in, interval ≥ 1000 is milliseconds.
         assert_eq!(normalize_timing(Zoho, Some(5_000), None), (s(5), s(300)));
         assert_eq!(normalize_timing(Zoho, Some(5), None), (s(5), s(300)));
@@ -430,9 +441,15 @@ mod tests {
         // RFC is always seconds.
         assert_eq!(normalize_timing(Rfc8628, Some(5), Some(1_800)), (s(5), s(1_800)));
         // Absurd values are clamped; zero lifetime reads as missing.
-        assert_eq!(normalize_timing(Zoho, Some(1_000_000_000_000), Some(1_000_000_000_000)), (MAX_INTERVAL, MAX_CODE_LIFETIME));
+        assert_eq!(
+            normalize_timing(Zoho, Some(1_000_000_000_000), Some(1_000_000_000_000)),
+            (MAX_INTERVAL, MAX_CODE_LIFETIME)
+        );
         assert_eq!(normalize_timing(Zoho, Some(0), Some(0)), (Duration::ZERO, s(300)));
-        assert_eq!(normalize_timing(Rfc8628, Some(u64::MAX), Some(u64::MAX)), (MAX_INTERVAL, MAX_CODE_LIFETIME));
+        assert_eq!(
+            normalize_timing(Rfc8628, Some(u64::MAX), Some(u64::MAX)),
+            (MAX_INTERVAL, MAX_CODE_LIFETIME)
+        );
     }
 
     #[test]
@@ -440,7 +457,9 @@ mod tests {
         let body = br#"{"user_code":"WLKU-4502","device_code":"1024.d8a","interval":30000,"expires_in":300000,
             "verification_url":"https://accounts.zoho.com/oauth/v3/device",
             "verification_uri_complete":"https://accounts.zoho.com/oauth/v3/device/setCode?devcode=x","extra":1}"#;
-        let Reply::Ok(d) = parse_device_authorization(Profile::Zoho, 200, body) else { panic!() };
+        let Reply::Ok(d) = parse_device_authorization(Profile::Zoho, 200, body) else {
+            panic!()
+        };
         assert_eq!(d.user_code, "WLKU-4502");
         assert_eq!(d.device_code.expose(), "1024.d8a");
         assert_eq!(d.interval, s(30));
@@ -452,20 +471,32 @@ mod tests {
     fn errors_are_read_from_the_body_whatever_the_status() {
         for status in [200, 400, 401] {
             let r = parse_token(status, br#"{"error":"authorization_pending"}"#);
-            assert!(matches!(r, Reply::Error(ref e) if e.code == "authorization_pending"), "{status}: {r:?}");
+            assert!(
+                matches!(r, Reply::Error(ref e) if e.code == "authorization_pending"),
+                "{status}: {r:?}"
+            );
         }
         let r = parse_token(200, br#"{"error":"other_dc","user_location":"eu"}"#);
         assert!(matches!(r, Reply::Error(ref e) if e.user_location.as_deref() == Some("eu")));
         assert_eq!(
-            parse_token(200, br#"{"error":"Access Denied","error_description":"Token creation throttle limit reached."}"#),
+            parse_token(
+                200,
+                br#"{"error":"Access Denied","error_description":"Token creation throttle limit reached."}"#
+            ),
             Reply::Transient(Transient::Throttled)
         );
     }
 
     #[test]
     fn non_json_is_transient() {
-        assert_eq!(parse_token(503, b"<html>Service Unavailable</html>"), Reply::Transient(Transient::NotJson(503)));
-        assert_eq!(parse_token(200, b"{\"access_token\":\"1000.ab"), Reply::Transient(Transient::NotJson(200)));
+        assert_eq!(
+            parse_token(503, b"<html>Service Unavailable</html>"),
+            Reply::Transient(Transient::NotJson(503))
+        );
+        assert_eq!(
+            parse_token(200, b"{\"access_token\":\"1000.ab"),
+            Reply::Transient(Transient::NotJson(200))
+        );
         assert_eq!(parse_token(200, b"[1,2]"), Reply::Transient(Transient::NotJson(200)));
         assert_eq!(parse_token(502, b"{}"), Reply::Transient(Transient::Status(502)));
         let big = vec![b' '; MAX_RESPONSE_BYTES + 1];
@@ -474,48 +505,111 @@ mod tests {
 
     #[test]
     fn token_lifetimes() {
-        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600,"api_domain":"https://www.zohoapis.com","token_type":"Bearer"}"#) else { panic!() };
+        let Reply::Ok(t) = parse_token(
+            200,
+            br#"{"access_token":"a","expires_in":3600,"api_domain":"https://www.zohoapis.com","token_type":"Bearer"}"#,
+        ) else {
+            panic!()
+        };
         assert_eq!(t.expires_in, s(3600));
         assert_eq!(t.refresh_token, None);
-        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600000,"expires_in_sec":3600}"#) else { panic!() };
+        let Reply::Ok(t) = parse_token(
+            200,
+            br#"{"access_token":"a","expires_in":3600000,"expires_in_sec":3600}"#,
+        ) else {
+            panic!()
+        };
         assert_eq!(t.expires_in, s(3600));
-        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600000}"#) else { panic!() };
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":3600000}"#) else {
+            panic!()
+        };
         assert_eq!(t.expires_in, s(3600));
-        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":-5}"#) else { panic!() };
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":-5}"#) else {
+            panic!()
+        };
         assert_eq!(t.expires_in, DEFAULT_TOKEN_LIFETIME);
-        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":"2"}"#) else { panic!() };
+        let Reply::Ok(t) = parse_token(200, br#"{"access_token":"a","expires_in":"2"}"#) else {
+            panic!()
+        };
         assert_eq!(t.expires_in, s(2));
-        assert!(matches!(parse_token(200, br#"{"token_type":"Bearer"}"#), Reply::Malformed(_)));
+        assert!(matches!(
+            parse_token(200, br#"{"token_type":"Bearer"}"#),
+            Reply::Malformed(_)
+        ));
     }
 
     #[test]
     fn zoho_requests_speak_the_dialect() {
-        let client = ClientCredentials { client_id: "1004.ID".into(), client_secret: Some(ClientSecret::new("sec")) };
-        let scopes = vec!["ZohoBooks.settings.READ".to_string(), "ZohoBooks.contacts.READ".to_string()];
-        let r = device_code_request(Profile::Zoho, "https://a/oauth/v3/device/code".into(), &client, &scopes, true, true);
+        let client = ClientCredentials {
+            client_id: "1004.ID".into(),
+            client_secret: Some(ClientSecret::new("sec")),
+        };
+        let scopes = vec![
+            "ZohoBooks.settings.READ".to_string(),
+            "ZohoBooks.contacts.READ".to_string(),
+        ];
+        let r = device_code_request(
+            Profile::Zoho,
+            "https://a/oauth/v3/device/code".into(),
+            &client,
+            &scopes,
+            true,
+            true,
+        );
         assert_eq!(
             core::str::from_utf8(&r.body).unwrap(),
             "client_id=1004.ID&grant_type=device_request&scope=ZohoBooks.settings.READ%2CZohoBooks.contacts.READ&access_type=offline&prompt=consent"
         );
-        let p = poll_request(Profile::Zoho, "https://a/oauth/v3/device/token".into(), &client, &DeviceCode::new("dc"));
-        assert_eq!(core::str::from_utf8(&p.body).unwrap(), "client_id=1004.ID&client_secret=sec&grant_type=device_token&code=dc");
+        let p = poll_request(
+            Profile::Zoho,
+            "https://a/oauth/v3/device/token".into(),
+            &client,
+            &DeviceCode::new("dc"),
+        );
+        assert_eq!(
+            core::str::from_utf8(&p.body).unwrap(),
+            "client_id=1004.ID&client_secret=sec&grant_type=device_token&code=dc"
+        );
         assert!(!p.url.contains("sec") && !p.url.contains("dc"));
-        let p = poll_request(Profile::Rfc8628, "https://a/token".into(), &client, &DeviceCode::new("dc"));
+        let p = poll_request(
+            Profile::Rfc8628,
+            "https://a/token".into(),
+            &client,
+            &DeviceCode::new("dc"),
+        );
         assert_eq!(
             core::str::from_utf8(&p.body).unwrap(),
             "client_id=1004.ID&client_secret=sec&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc"
         );
         let r = device_code_request(Profile::Rfc8628, "https://a/dev".into(), &client, &scopes, true, true);
-        assert!(core::str::from_utf8(&r.body).unwrap().ends_with("scope=ZohoBooks.settings.READ+ZohoBooks.contacts.READ+offline_access"));
+        assert!(
+            core::str::from_utf8(&r.body)
+                .unwrap()
+                .ends_with("scope=ZohoBooks.settings.READ+ZohoBooks.contacts.READ+offline_access")
+        );
     }
 
     #[test]
     fn serverinfo_and_revoke() {
-        let Reply::Ok(l) = parse_serverinfo(200, br#"{"result":"success","locations":{"us":"https://accounts.zoho.com","EU":"https://accounts.zoho.eu"}}"#) else { panic!() };
+        let Reply::Ok(l) = parse_serverinfo(
+            200,
+            br#"{"result":"success","locations":{"us":"https://accounts.zoho.com","EU":"https://accounts.zoho.eu"}}"#,
+        ) else {
+            panic!()
+        };
         assert!(l.contains(&("eu".to_string(), "https://accounts.zoho.eu".to_string())));
-        assert_eq!(parse_revoke(Profile::Zoho, 200, br#"{"status":"success"}"#), Reply::Ok(()));
-        assert!(matches!(parse_revoke(Profile::Zoho, 400, br#"{"status":"failure","message":"bad token"}"#), Reply::Error(_)));
-        assert_eq!(parse_revoke(Profile::Zoho, 503, b"<html>"), Reply::Transient(Transient::NotJson(503)));
+        assert_eq!(
+            parse_revoke(Profile::Zoho, 200, br#"{"status":"success"}"#),
+            Reply::Ok(())
+        );
+        assert!(matches!(
+            parse_revoke(Profile::Zoho, 400, br#"{"status":"failure","message":"bad token"}"#),
+            Reply::Error(_)
+        ));
+        assert_eq!(
+            parse_revoke(Profile::Zoho, 503, b"<html>"),
+            Reply::Transient(Transient::NotJson(503))
+        );
         assert_eq!(parse_revoke(Profile::Rfc8628, 200, b""), Reply::Ok(()));
     }
 }

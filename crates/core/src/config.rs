@@ -21,7 +21,11 @@ impl Default for KioskPolicy {
     /// Three codes back to back (15 minutes of Zoho codes), then pauses of 1, 2, 4… up to 15
     /// minutes, so an unattended kiosk does not mint a code every five minutes forever.
     fn default() -> Self {
-        KioskPolicy { pause_after: 3, pause: Duration::from_secs(60), max_pause: Duration::from_secs(900) }
+        KioskPolicy {
+            pause_after: 3,
+            pause: Duration::from_secs(60),
+            max_pause: Duration::from_secs(900),
+        }
     }
 }
 
@@ -83,7 +87,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff with this base, cap and jitter seed.
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Backoff {
-        Backoff { base, cap, state: seed | 1 }
+        Backoff {
+            base,
+            cap,
+            state: seed | 1,
+        }
     }
 
     /// The delay before attempt `failures + 1`, after `failures` ≥ 1 failures in a row.
@@ -99,7 +107,11 @@ impl Backoff {
     /// A random duration in `[0, max]` (used for refresh jitter).
     pub fn jitter(&mut self, max: Duration) -> Duration {
         let ms = crate::time::duration_ms(max);
-        if ms == 0 { Duration::ZERO } else { Duration::from_millis(self.next() % (ms + 1)) }
+        if ms == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(self.next() % (ms + 1))
+        }
     }
 
     /// xorshift64*: small, fast, good enough for spreading retries.

@@ -123,9 +123,7 @@ impl DataCenter {
 
     /// The DC whose accounts server this is (`https://accounts.zoho.eu` → `Eu`).
     pub fn from_accounts_url(url: &ServerUrl) -> Option<DataCenter> {
-        DataCenter::ALL
-            .into_iter()
-            .find(|dc| dc.accounts_url() == url.as_str())
+        DataCenter::ALL.into_iter().find(|dc| dc.accounts_url() == url.as_str())
     }
 }
 
@@ -152,7 +150,9 @@ impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             UrlError::Malformed => "not a URL of the form https://host[:port][/path]",
-            UrlError::InsecureScheme => "http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://",
+            UrlError::InsecureScheme => {
+                "http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://"
+            }
             UrlError::UnsupportedScheme => "only https:// (or http:// on loopback) URLs are allowed",
             UrlError::UserInfo => "credentials in the URL are not allowed",
         })
@@ -204,7 +204,11 @@ impl ServerUrl {
         url.push_str(&authority.to_ascii_lowercase());
         let host_end = host_start + host.trim_start_matches('[').trim_end_matches(']').len();
         url.push_str(rest[authority_end..].trim_end_matches('/'));
-        Ok(ServerUrl { url, host_start, host_end })
+        Ok(ServerUrl {
+            url,
+            host_start,
+            host_end,
+        })
     }
 
     /// The whole base URL, without a trailing slash.
@@ -292,9 +296,7 @@ pub fn is_loopback_host(host: &str) -> bool {
     let mut parts = h.split('.');
     let first = parts.next();
     let rest: [Option<&str>; 4] = [parts.next(), parts.next(), parts.next(), parts.next()];
-    first == Some("127")
-        && rest[..3].iter().all(|p| p.is_some_and(|p| p.parse::<u8>().is_ok()))
-        && rest[3].is_none()
+    first == Some("127") && rest[..3].iter().all(|p| p.is_some_and(|p| p.parse::<u8>().is_ok())) && rest[3].is_none()
 }
 
 /// Where an access token may be sent (`api_domain`).
@@ -320,8 +322,7 @@ impl ApiDomainPolicy {
 
     /// Validates an `api_domain` from a token reply. The error says why, for the user.
     pub fn check(self, api_domain: &str) -> Result<ServerUrl, String> {
-        let url = ServerUrl::parse(api_domain)
-            .map_err(|e| alloc::format!("api_domain {api_domain:?} refused: {e}"))?;
+        let url = ServerUrl::parse(api_domain).map_err(|e| alloc::format!("api_domain {api_domain:?} refused: {e}"))?;
         if self == ApiDomainPolicy::ZohoOrLoopback && url.is_loopback() {
             return Ok(url);
         }
@@ -390,13 +391,22 @@ mod tests {
         let l = ServerUrl::parse("http://127.0.0.1:8080").unwrap();
         assert!(l.is_loopback());
         assert_eq!(l.host(), "127.0.0.1");
-        assert_eq!(l.join("/oauth/v3/device/code"), "http://127.0.0.1:8080/oauth/v3/device/code");
+        assert_eq!(
+            l.join("/oauth/v3/device/code"),
+            "http://127.0.0.1:8080/oauth/v3/device/code"
+        );
         let v6 = ServerUrl::parse("http://[::1]:9/base/").unwrap();
         assert_eq!(v6.host(), "::1");
         assert_eq!(v6.as_str(), "http://[::1]:9/base");
         assert!(ServerUrl::parse("http://localhost:1").unwrap().is_loopback());
-        assert_eq!(ServerUrl::parse("http://accounts.zoho.com"), Err(UrlError::InsecureScheme));
-        assert_eq!(ServerUrl::parse("http://127.0.0.1.evil.com"), Err(UrlError::InsecureScheme));
+        assert_eq!(
+            ServerUrl::parse("http://accounts.zoho.com"),
+            Err(UrlError::InsecureScheme)
+        );
+        assert_eq!(
+            ServerUrl::parse("http://127.0.0.1.evil.com"),
+            Err(UrlError::InsecureScheme)
+        );
         assert_eq!(ServerUrl::parse("ftp://x"), Err(UrlError::UnsupportedScheme));
         assert_eq!(ServerUrl::parse("https://u:p@x.com"), Err(UrlError::UserInfo));
         assert_eq!(ServerUrl::parse("accounts.zoho.com"), Err(UrlError::Malformed));
@@ -425,7 +435,10 @@ mod tests {
         let zoho = ServerUrl::parse("https://accounts.zoho.com").unwrap();
         assert_eq!(LocationSource::for_accounts(&zoho), LocationSource::BuiltIn);
         let sim = ServerUrl::parse("http://127.0.0.1:1").unwrap();
-        assert_eq!(LocationSource::for_accounts(&sim), LocationSource::ServerInfo(sim.clone()));
+        assert_eq!(
+            LocationSource::for_accounts(&sim),
+            LocationSource::ServerInfo(sim.clone())
+        );
         assert_eq!(ApiDomainPolicy::for_accounts(&sim), ApiDomainPolicy::ZohoOrLoopback);
         assert_eq!(ApiDomainPolicy::for_accounts(&zoho), ApiDomainPolicy::ZohoOnly);
     }

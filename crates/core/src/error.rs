@@ -189,7 +189,10 @@ impl fmt::Display for Transient {
         match self {
             Transient::Transport(t) => write!(f, "{t}"),
             Transient::Status(s) => write!(f, "HTTP {s}"),
-            Transient::NotJson(s) => write!(f, "HTTP {s} with a non-JSON body (an error page, a proxy or a captive portal)"),
+            Transient::NotJson(s) => write!(
+                f,
+                "HTTP {s} with a non-JSON body (an error page, a proxy or a captive portal)"
+            ),
             Transient::Oversize => f.write_str("reply too large"),
             Transient::Throttled => f.write_str("Zoho's token throttle"),
         }

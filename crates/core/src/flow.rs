@@ -108,7 +108,9 @@ pub struct UserPrompt {
 impl UserPrompt {
     /// What a QR should encode: the complete URI when the server sent one.
     pub fn qr_url(&self) -> &str {
-        self.verification_uri_complete.as_deref().unwrap_or(&self.verification_url)
+        self.verification_uri_complete
+            .as_deref()
+            .unwrap_or(&self.verification_url)
     }
 }
 
@@ -162,7 +164,11 @@ enum State {
     /// Waiting for a poll reply.
     AwaitPoll { code: ActiveCode },
     /// Ask `serverinfo` where `location` lives, at or after `at`.
-    Resolve { code: ActiveCode, location: String, at: Timestamp },
+    Resolve {
+        code: ActiveCode,
+        location: String,
+        at: Timestamp,
+    },
     /// Waiting for the serverinfo reply.
     AwaitResolve { code: ActiveCode, location: String },
     /// Paired.
@@ -293,7 +299,9 @@ impl DeviceFlow {
                 let req = self.poll_request(&code.device_code);
                 (State::AwaitPoll { code }, Step::Send(req))
             }
-            State::Resolve { code, location, at } if now < at => (State::Resolve { code, location, at }, Step::Wait(at)),
+            State::Resolve { code, location, at } if now < at => {
+                (State::Resolve { code, location, at }, Step::Wait(at))
+            }
             State::Resolve { code, location, .. } => {
                 let Some(LocationSource::ServerInfo(src)) = self.location_source() else {
                     return (State::Failed(Error::UnknownLocation(location)), Step::Wait(now));
@@ -313,9 +321,14 @@ impl DeviceFlow {
         self.in_flight = None;
         let state = core::mem::replace(&mut self.state, State::Poisoned);
         self.state = match state {
-            State::AwaitCode => self.on_code_reply(now, codec::parse_device_authorization(self.config.profile, status, body)),
+            State::AwaitCode => self.on_code_reply(
+                now,
+                codec::parse_device_authorization(self.config.profile, status, body),
+            ),
             State::AwaitPoll { code } => self.on_poll_reply(now, code, codec::parse_token(status, body)),
-            State::AwaitResolve { code, location } => self.on_serverinfo(now, code, location, codec::parse_serverinfo(status, body)),
+            State::AwaitResolve { code, location } => {
+                self.on_serverinfo(now, code, location, codec::parse_serverinfo(status, body))
+            }
             other => other,
         };
     }
@@ -349,8 +362,15 @@ impl DeviceFlow {
 
     fn code_request(&self) -> HttpRequest {
         let url = match &self.server {
-            Server::Zoho { .. } => self.accounts.as_ref().map(|a| a.join("/oauth/v3/device/code")).unwrap_or_default(),
-            Server::Standard { device_authorization_url, .. } => device_authorization_url.as_str().to_string(),
+            Server::Zoho { .. } => self
+                .accounts
+                .as_ref()
+                .map(|a| a.join("/oauth/v3/device/code"))
+                .unwrap_or_default(),
+            Server::Standard {
+                device_authorization_url,
+                ..
+            } => device_authorization_url.as_str().to_string(),
         };
         codec::device_code_request(
             self.config.profile,
@@ -364,7 +384,11 @@ impl DeviceFlow {
 
     fn poll_request(&self, code: &DeviceCode) -> HttpRequest {
         let url = match &self.server {
-            Server::Zoho { .. } => self.accounts.as_ref().map(|a| a.join("/oauth/v3/device/token")).unwrap_or_default(),
+            Server::Zoho { .. } => self
+                .accounts
+                .as_ref()
+                .map(|a| a.join("/oauth/v3/device/token"))
+                .unwrap_or_default(),
             Server::Standard { token_url, .. } => token_url.as_str().to_string(),
         };
         codec::poll_request(self.config.profile, url, &self.client, code)
@@ -385,7 +409,10 @@ impl DeviceFlow {
     fn unavailable(&self) -> Error {
         Error::Unavailable {
             attempts: self.failures,
-            last: self.last_transient.clone().unwrap_or(Transient::Transport(TransportError::Other)),
+            last: self
+                .last_transient
+                .clone()
+                .unwrap_or(Transient::Transport(TransportError::Other)),
         }
     }
 
@@ -410,7 +437,11 @@ impl DeviceFlow {
                 }));
                 State::Polling {
                     at: now.saturating_add(interval),
-                    code: ActiveCode { device_code: auth.device_code, expires_at, interval },
+                    code: ActiveCode {
+                        device_code: auth.device_code,
+                        expires_at,
+                        interval,
+                    },
                 }
             }
             Reply::Transient(t) => self.code_transient(now, t),
@@ -430,7 +461,9 @@ impl DeviceFlow {
         }
         let delay = self.backoff.delay(self.failures);
         self.out.push_back(Step::Notice(Notice::Retry { reason: t, delay }));
-        State::RequestCode { at: now.saturating_add(delay) }
+        State::RequestCode {
+            at: now.saturating_add(delay),
+        }
     }
 
     fn url_warning(&self, url: &str) -> Option<String> {
@@ -446,10 +479,15 @@ impl DeviceFlow {
             Ok(u) if u.is_https() => {
                 let domain = accounts.host().strip_prefix("accounts.").unwrap_or(accounts.host());
                 let host = u.host();
-                if host == accounts.host() || host == domain || host.strip_suffix(domain).is_some_and(|p| p.ends_with('.')) {
+                if host == accounts.host()
+                    || host == domain
+                    || host.strip_suffix(domain).is_some_and(|p| p.ends_with('.'))
+                {
                     None
                 } else {
-                    Some(alloc::format!("the verification URL is not on {domain}: check it before entering the code"))
+                    Some(alloc::format!(
+                        "the verification URL is not on {domain}: check it before entering the code"
+                    ))
                 }
             }
             _ => Some("the verification URL is not https on a Zoho host: check it before entering the code".into()),
@@ -463,7 +501,14 @@ impl DeviceFlow {
             Reply::Ok(grant) => {
                 self.failures = 0;
                 let scope = Some(self.scope_asked());
-                match token::tokens_from_grant(now, grant, self.api_policy(), self.accounts.clone(), self.location.clone(), scope) {
+                match token::tokens_from_grant(
+                    now,
+                    grant,
+                    self.api_policy(),
+                    self.accounts.clone(),
+                    self.location.clone(),
+                    scope,
+                ) {
                     Ok(tokens) => State::Done(tokens),
                     Err(e) => self.fail(e),
                 }
@@ -476,12 +521,20 @@ impl DeviceFlow {
                 match e.code.as_str() {
                     "authorization_pending" => {
                         self.out.push_back(Step::Notice(Notice::Pending));
-                        State::Polling { at: now.saturating_add(code.interval), code }
+                        State::Polling {
+                            at: now.saturating_add(code.interval),
+                            code,
+                        }
                     }
                     "slow_down" => {
                         code.interval = code.interval.saturating_add(self.config.slow_down_step);
-                        self.out.push_back(Step::Notice(Notice::SlowDown { interval: code.interval }));
-                        State::Polling { at: now.saturating_add(code.interval), code }
+                        self.out.push_back(Step::Notice(Notice::SlowDown {
+                            interval: code.interval,
+                        }));
+                        State::Polling {
+                            at: now.saturating_add(code.interval),
+                            code,
+                        }
                     }
                     "other_dc" => self.other_dc(now, code, e),
                     "access_denied" => self.fail(Error::Denied),
@@ -508,7 +561,10 @@ impl DeviceFlow {
         // Never sooner than the interval, never past the code's expiry.
         let delay = self.backoff.delay(self.failures).max(code.interval);
         let at = now.saturating_add(delay).min(code.expires_at);
-        self.out.push_back(Step::Notice(Notice::Retry { reason: t, delay: at.saturating_duration_since(now) }));
+        self.out.push_back(Step::Notice(Notice::Retry {
+            reason: t,
+            delay: at.saturating_duration_since(now),
+        }));
         State::Polling { code, at }
     }
 
@@ -520,14 +576,20 @@ impl DeviceFlow {
             return self.move_to(now, code, location, url);
         }
         match self.location_source() {
-            Some(LocationSource::ServerInfo(_)) => State::Resolve { code, location, at: now },
+            Some(LocationSource::ServerInfo(_)) => State::Resolve {
+                code,
+                location,
+                at: now,
+            },
             _ => self.fail(Error::UnknownLocation(location)),
         }
     }
 
     fn lookup_location(&self, location: &str) -> Option<ServerUrl> {
         match self.location_source()? {
-            LocationSource::BuiltIn => DataCenter::from_location(location).and_then(|dc| ServerUrl::parse(dc.accounts_url()).ok()),
+            LocationSource::BuiltIn => {
+                DataCenter::from_location(location).and_then(|dc| ServerUrl::parse(dc.accounts_url()).ok())
+            }
             LocationSource::ServerInfo(_) => self
                 .known_locations
                 .iter()
@@ -543,16 +605,27 @@ impl DeviceFlow {
             && !url.is_https()
             && !current.is_loopback()
         {
-            return self.fail(Error::Unsafe(alloc::format!("other_dc pointed to a non-https accounts server {url}")));
+            return self.fail(Error::Unsafe(alloc::format!(
+                "other_dc pointed to a non-https accounts server {url}"
+            )));
         }
-        self.out.push_back(Step::Notice(Notice::OtherDc { location: location.clone(), accounts_url: url.as_str().to_string() }));
+        self.out.push_back(Step::Notice(Notice::OtherDc {
+            location: location.clone(),
+            accounts_url: url.as_str().to_string(),
+        }));
         self.accounts = Some(url);
         self.location = Some(location);
         // The user just approved: poll the new DC at once.
         State::Polling { code, at: now }
     }
 
-    fn on_serverinfo(&mut self, now: Timestamp, code: ActiveCode, location: String, reply: Reply<Vec<(String, String)>>) -> State {
+    fn on_serverinfo(
+        &mut self,
+        now: Timestamp,
+        code: ActiveCode,
+        location: String,
+        reply: Reply<Vec<(String, String)>>,
+    ) -> State {
         match reply {
             Reply::Ok(locs) => {
                 self.failures = 0;
@@ -563,7 +636,10 @@ impl DeviceFlow {
                 }
             }
             Reply::Transient(t) => self.resolve_transient(now, code, location, t),
-            Reply::Error(e) => self.fail(Error::Server { code: e.code, description: e.description }),
+            Reply::Error(e) => self.fail(Error::Server {
+                code: e.code,
+                description: e.description,
+            }),
             Reply::Malformed(m) => self.fail(Error::Protocol(m)),
         }
     }
@@ -599,6 +675,8 @@ impl DeviceFlow {
             kiosk.pause.saturating_mul(1u32 << doublings).min(kiosk.max_pause)
         };
         self.out.push_back(Step::Notice(Notice::CodeExpired { pause }));
-        State::RequestCode { at: now.saturating_add(pause) }
+        State::RequestCode {
+            at: now.saturating_add(pause),
+        }
     }
 }

@@ -28,7 +28,9 @@ pub struct MonotonicClock {
 
 impl Default for MonotonicClock {
     fn default() -> Self {
-        MonotonicClock { start: tokio::time::Instant::now() }
+        MonotonicClock {
+            start: tokio::time::Instant::now(),
+        }
     }
 }
 
@@ -125,9 +127,17 @@ impl HttpClient {
         }
         let mut resp = builder.send().await.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
-        let date = resp.headers().get("date").and_then(|v| v.to_str().ok()).map(String::from);
+        let date = resp
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let body = read_capped(&mut resp).await?;
-        Ok(Response { response: HttpResponse { status, body }, date, received: Instant::now() })
+        Ok(Response {
+            response: HttpResponse { status, body },
+            date,
+            received: Instant::now(),
+        })
     }
 }
 
@@ -156,7 +166,8 @@ pub fn classify(e: &reqwest::Error) -> TransportError {
         chain.push('|');
         src = s.source();
     }
-    if chain.contains("dns error") || chain.contains("failed to lookup") || chain.contains("name or service not known") {
+    if chain.contains("dns error") || chain.contains("failed to lookup") || chain.contains("name or service not known")
+    {
         TransportError::Dns
     } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
         TransportError::Tls
@@ -214,10 +225,15 @@ pub async fn refresh(
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
     let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(Error::Config("no refresh token is stored (pair with offline access)".into()));
+        return Err(Error::Config(
+            "no refresh token is stored (pair with offline access)".into(),
+        ));
     };
     let req = endpoint.refresh_request(client, refresh_token);
-    retry(http, clock, attempts, backoff, &req, |now, status, body| endpoint.refresh_response(now, status, body, tokens)).await
+    retry(http, clock, attempts, backoff, &req, |now, status, body| {
+        endpoint.refresh_response(now, status, body, tokens)
+    })
+    .await
 }
 
 /// Revokes the refresh token (retrying transient failures). `Ok(false)`: nothing to revoke.
@@ -236,7 +252,11 @@ pub async fn revoke(
     let Some(req) = endpoint.revoke_request(client, refresh_token) else {
         return Ok(false);
     };
-    retry(http, clock, attempts, backoff, &req, |_, status, body| endpoint.revoke_response(status, body)).await.map(|()| true)
+    retry(http, clock, attempts, backoff, &req, |_, status, body| {
+        endpoint.revoke_response(status, body)
+    })
+    .await
+    .map(|()| true)
 }
 
 async fn retry<R>(
@@ -253,10 +273,15 @@ async fn retry<R>(
         n += 1;
         let result = match http.send(req).await {
             Ok(r) => handle(clock.now(), r.response.status, &r.response.body),
-            Err(e) => Err(Error::Unavailable { attempts: 1, last: Transient::Transport(e) }),
+            Err(e) => Err(Error::Unavailable {
+                attempts: 1,
+                last: Transient::Transport(e),
+            }),
         };
         match result {
-            Err(Error::Unavailable { last, .. }) if n >= attempts => return Err(Error::Unavailable { attempts: n, last }),
+            Err(Error::Unavailable { last, .. }) if n >= attempts => {
+                return Err(Error::Unavailable { attempts: n, last });
+            }
             Err(e) if e.is_transient() && n < attempts => {
                 let d = backoff.delay(n);
                 tokio::time::sleep(d).await;

@@ -8,8 +8,7 @@
 use core::time::Duration;
 
 /// A point in time, in milliseconds since an epoch chosen by the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
 
@@ -67,8 +66,16 @@ mod tests {
         let t = Timestamp::from_millis(1_000);
         assert_eq!(t.saturating_add(Duration::from_secs(2)).as_millis(), 3_000);
         assert_eq!(t.saturating_sub(Duration::from_secs(2)), Timestamp::ZERO);
-        assert_eq!(t.saturating_duration_since(Timestamp::from_millis(4_000)), Duration::ZERO);
-        assert_eq!(Timestamp::from_millis(u64::MAX).saturating_add(Duration::MAX).as_millis(), u64::MAX);
+        assert_eq!(
+            t.saturating_duration_since(Timestamp::from_millis(4_000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            Timestamp::from_millis(u64::MAX)
+                .saturating_add(Duration::MAX)
+                .as_millis(),
+            u64::MAX
+        );
     }
 
     #[test]

@@ -90,18 +90,31 @@ impl TokenEndpoint {
 
     /// Reads a refresh reply. On success the result keeps `previous`'s refresh token unless
     /// the server sent a new one (standard servers may rotate), and its accounts server.
-    pub fn refresh_response(&self, now: Timestamp, status: u16, body: &[u8], previous: &Tokens) -> Result<Tokens, Error> {
+    pub fn refresh_response(
+        &self,
+        now: Timestamp,
+        status: u16,
+        body: &[u8],
+        previous: &Tokens,
+    ) -> Result<Tokens, Error> {
         match codec::parse_token(status, body) {
-            Reply::Ok(grant) => tokens_from_grant(now, grant, self.api_domains, previous.accounts_url.clone(), previous.location.clone(), previous.scope.clone())
-                .map(|mut t| {
-                    if t.refresh_token.is_none() {
-                        t.refresh_token = previous.refresh_token.clone();
-                    }
-                    if t.api_domain.is_none() {
-                        t.api_domain = previous.api_domain.clone();
-                    }
-                    t
-                }),
+            Reply::Ok(grant) => tokens_from_grant(
+                now,
+                grant,
+                self.api_domains,
+                previous.accounts_url.clone(),
+                previous.location.clone(),
+                previous.scope.clone(),
+            )
+            .map(|mut t| {
+                if t.refresh_token.is_none() {
+                    t.refresh_token = previous.refresh_token.clone();
+                }
+                if t.api_domain.is_none() {
+                    t.api_domain = previous.api_domain.clone();
+                }
+                t
+            }),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
             Reply::Error(e) => Err(grant_error(e, &self.token_url)),
@@ -132,9 +145,14 @@ impl TokenEndpoint {
 pub(crate) fn grant_error(e: codec::OAuthError, url: &str) -> Error {
     match e.code.as_str() {
         "invalid_code" | "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: e.code },
-        "invalid_client" | "unauthorized_client" => Error::InvalidClient { accounts_url: origin(url) },
+        "invalid_client" | "unauthorized_client" => Error::InvalidClient {
+            accounts_url: origin(url),
+        },
         "invalid_client_secret" => Error::InvalidClientSecret,
-        _ => Error::Server { code: e.code, description: e.description },
+        _ => Error::Server {
+            code: e.code,
+            description: e.description,
+        },
     }
 }
 
@@ -176,7 +194,10 @@ mod tests {
     use crate::secret::ClientSecret;
 
     fn client() -> ClientCredentials {
-        ClientCredentials { client_id: "1004.ID".into(), client_secret: Some(ClientSecret::new("sec")) }
+        ClientCredentials {
+            client_id: "1004.ID".into(),
+            client_secret: Some(ClientSecret::new("sec")),
+        }
     }
 
     fn previous(accounts: &ServerUrl) -> Tokens {
@@ -198,7 +219,10 @@ mod tests {
         let ep = TokenEndpoint::zoho(&acc);
         let req = ep.refresh_request(&client(), &RefreshToken::new("refresh"));
         assert_eq!(req.url, "https://accounts.zoho.eu/oauth/v2/token");
-        assert_eq!(core::str::from_utf8(&req.body).unwrap(), "client_id=1004.ID&client_secret=sec&grant_type=refresh_token&refresh_token=refresh");
+        assert_eq!(
+            core::str::from_utf8(&req.body).unwrap(),
+            "client_id=1004.ID&client_secret=sec&grant_type=refresh_token&refresh_token=refresh"
+        );
         let now = Timestamp::from_millis(10_000);
         let t = ep
             .refresh_response(now, 200, br#"{"access_token":"new","api_domain":"https://www.zohoapis.eu","token_type":"Bearer","expires_in":3600}"#, &previous(&acc))
@@ -215,16 +239,39 @@ mod tests {
         let ep = TokenEndpoint::zoho(&acc);
         let p = previous(&acc);
         let now = Timestamp::ZERO;
-        assert_eq!(ep.refresh_response(now, 200, br#"{"error":"invalid_code"}"#, &p), Err(Error::InvalidGrant { code: "invalid_code".into() }));
+        assert_eq!(
+            ep.refresh_response(now, 200, br#"{"error":"invalid_code"}"#, &p),
+            Err(Error::InvalidGrant {
+                code: "invalid_code".into()
+            })
+        );
         let throttle = br#"{"error":"Access Denied","error_description":"Token creation throttle limit reached. Try again later."}"#;
         let e = ep.refresh_response(now, 200, throttle, &p).unwrap_err();
         assert_eq!(e, Error::Throttled);
         assert!(e.is_transient());
         let e = ep.refresh_response(now, 503, b"<html>down</html>", &p).unwrap_err();
-        assert_eq!(e, Error::Unavailable { attempts: 1, last: Transient::NotJson(503) });
-        let e = ep.refresh_response(now, 200, br#"{"access_token":"x","api_domain":"https://evil.example"}"#, &p).unwrap_err();
+        assert_eq!(
+            e,
+            Error::Unavailable {
+                attempts: 1,
+                last: Transient::NotJson(503)
+            }
+        );
+        let e = ep
+            .refresh_response(
+                now,
+                200,
+                br#"{"access_token":"x","api_domain":"https://evil.example"}"#,
+                &p,
+            )
+            .unwrap_err();
         assert!(matches!(e, Error::Unsafe(_)));
-        assert_eq!(ep.refresh_response(now, 200, br#"{"error":"invalid_client"}"#, &p), Err(Error::InvalidClient { accounts_url: "https://accounts.zoho.eu".into() }));
+        assert_eq!(
+            ep.refresh_response(now, 200, br#"{"error":"invalid_client"}"#, &p),
+            Err(Error::InvalidClient {
+                accounts_url: "https://accounts.zoho.eu".into()
+            })
+        );
     }
 
     #[test]
@@ -235,7 +282,10 @@ mod tests {
         assert_eq!(req.url, "https://accounts.zoho.com/oauth/v2/token/revoke");
         assert_eq!(core::str::from_utf8(&req.body).unwrap(), "token=r");
         assert_eq!(ep.revoke_response(200, br#"{"status":"success"}"#), Ok(()));
-        assert!(matches!(ep.revoke_response(400, br#"{"status":"failure"}"#), Err(Error::InvalidGrant { .. })));
+        assert!(matches!(
+            ep.revoke_response(400, br#"{"status":"failure"}"#),
+            Err(Error::InvalidGrant { .. })
+        ));
         assert!(ep.revoke_response(502, b"bad gateway").unwrap_err().is_transient());
     }
 }

@@ -1,0 +1,1 @@
+//! The embedded-svc adapter (issue 7).
