@@ -30,6 +30,32 @@
 //! The simulator never prints; it emits `tracing` events at debug level with paths only, never
 //! parameters (they hold secrets).
 //!
+//! # Choices where Zoho's documentation is silent
+//!
+//! * Checks run in this order: client known in this DC (`invalid_client`), secret
+//!   (`invalid_client_secret` when polling; `invalid_client` on `/oauth/v2/token`), grant type
+//!   (`unsupported_grant_type`, also for RFC 8628's `urn:...:device_code`), then the code.
+//! * A device code must be polled with the client it was issued to; a spent code, an unknown one,
+//!   or one sent as `device_code` instead of `code` gives `invalid_code`.
+//! * `slow_down`: a poll less than `interval` after the previous poll of the same code, whatever
+//!   that poll's answer was (a `slow_down` poll also restarts the clock). The first poll may come
+//!   at once. Expiry is checked before spacing.
+//! * After `other_dc`, the user's DC must also know the client (Zoho's "Multi-DC" setting);
+//!   otherwise that DC answers `invalid_client`.
+//! * Refresh at a DC that knows the client but is not the user's: `invalid_code` (each DC has
+//!   its own database, so the token does not exist there). At a DC that does not know the client:
+//!   `invalid_client`.
+//! * The throttle counts refreshes only (not the access token of the pairing itself); the
+//!   `Access Denied` reply follows the HTTP-400 switch like every other OAuth error.
+//! * Scopes must be comma-separated `Service.scope[.OPERATION]` names: a space-separated list is
+//!   `invalid_scope`. `/books/v3/organizations` accepts `ZohoBooks.settings.READ`,
+//!   `ZohoBooks.settings.ALL`, `ZohoBooks.settings.*` and `ZohoBooks.fullaccess.all`.
+//! * Revoking an unknown token, or a token at a DC other than its own, is HTTP 400
+//!   `{"status":"failure","error":"invalid_token"}`.
+//! * Auto-approve happens when a code is polled and either condition (time or poll count) holds;
+//!   the poll that triggers it already gets the answer (tokens or `other_dc`).
+//! * Faults other than delays answer without touching state, so the request is safe to repeat.
+//!
 //! # Example
 //!
 //! ```no_run

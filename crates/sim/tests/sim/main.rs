@@ -3,6 +3,7 @@
 //! One test binary (one link step) made of modules, one per area.
 
 mod books;
+mod cli;
 mod device_code;
 mod faults;
 mod lifecycle;
