@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# CI stage for the board builds (issue 6): on a fresh Debian machine, as root, build the
+# release binaries for pi4 (aarch64-unknown-linux-musl) and pi-zero (arm-unknown-linux-musleabihf,
+# ARMv6), run them under qemu-user on the boards' CPU models (cortex-a72, arm1176) against the
+# simulator, and package them. Called from .ci/run; needs Rust through rustup.
+#
+# What it installs: qemu-user-static (and python3-venv when missing) from apt; the rest is
+# installed by `cargo board build` itself: the rustup targets (or rust-src for -Zbuild-std where
+# rustup has no rust-std), and zig + cargo-zigbuild from PyPI into ~/.cache/zigenv.
+#
+# Environment: ZOHO_DEVICE_BOARDS_DIR (cargo target dirs of the board builds, default
+# target/boards), ZOHO_DEVICE_ZIGENV (the virtualenv, default ~/.cache/zigenv), BOARDS
+# (default "pi4 pi-zero").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BOARDS=${BOARDS:-"pi4 pi-zero"}
+board_args=()
+for b in $BOARDS; do board_args+=(--board "$b"); done
+# Tests fail instead of skipping when dpkg-deb or qemu is missing.
+export ZOHO_DEVICE_REQUIRE_TOOLS=1
+
+step() { printf '\n=== [%4ss] %s\n' "$SECONDS" "$*"; }
+
+step "apt: qemu-user-static, python3-venv"
+need=()
+command -v qemu-aarch64-static >/dev/null && command -v qemu-arm-static >/dev/null \
+    || need+=(qemu-user-static)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if ((${#need[@]})); then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
+
+step "tests of the target crate (catalogue, .deb checks with dpkg-deb and dpkg -x)"
+cargo test -q -p zoho-device-target
+
+step "build ${BOARDS} (installs rustup targets / build-std and zig when missing)"
+cargo board build "${board_args[@]}"
+
+step "smoke ${BOARDS} under qemu-user"
+cargo board smoke "${board_args[@]}"
+
+step "package ${BOARDS}"
+out=$(mktemp -d)
+cargo board package "${board_args[@]}" --out-dir "$out"
+for deb in "$out"/*.deb; do
+    dpkg-deb --info "$deb" >/dev/null
+    dpkg-deb --contents "$deb" | grep -q ' ./usr/bin/zoho-device$'
+done
+rm -rf "$out"
+
+step "done"
