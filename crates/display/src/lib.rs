@@ -1,1 +1,68 @@
-//! Pairing screens (being built: issue 5).
+//! The device-flow pairing screen — user code, verification URL, QR and time left, plus the
+//! states around it — on whatever a board has.
+//!
+//! # Design
+//!
+//! * **One model.** The caller turns the flow's events into a [`Screen`] (this crate does not
+//!   depend on the protocol crate) and hands it to an output on every state change and about
+//!   once a second for the countdown.
+//! * **One QR matrix.** [`QrMatrix`] (via `qrcodegen-no-heap`, which is `no_std`) encodes
+//!   `verification_uri_complete` when the server sent it, else `verification_url`; the code is
+//!   always shown as text as well. Every output draws the same matrix as horizontal runs.
+//! * **One layout.** A pure function picks QR scale, placement (beside or above the text) and
+//!   integer-scaled built-in fonts for the surface size. [`draw_screen`] paints it on any
+//!   embedded-graphics `DrawTarget` (OLED, e-paper, LCD); the framebuffer and PNG outputs paint
+//!   it into memory through [`MemoryFramebuffer`]; the SVG writer turns the same layout into
+//!   elements. The terminal and the web page are text outputs with their own arrangement.
+//! * **`no_std` core.** Without the `std` feature the crate needs only `alloc`: [`Screen`],
+//!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`].
+//! * **std outputs** implement [`Display`] and are opened from the CLI's
+//!   `--display terminal|none|svg=PATH|png=PATH|fb=DEVICE|web=ADDR` strings through
+//!   [`DisplaySpec`] and [`open`]. They are cheap to call repeatedly: files are rewritten
+//!   (atomically) only when the content changes and at most every ~10 s for the countdown.
+//! * **Tests decode what is drawn** with a QR decoder (`rqrr`), so "it scans" is a test.
+//!
+//! # Features
+//!
+//! `std` (default): `Display`, terminal, SVG. `png`, `fb` (Linux only), `web`: each output
+//! behind its own default feature.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod canvas;
+mod draw;
+mod layout;
+mod qr;
+mod screen;
+
+pub use canvas::{CanvasError, Channel, MemoryFramebuffer, PixelFormat};
+pub use draw::{Theme, draw_screen, draw_screen_with};
+pub use qr::{QrMatrix, QrTooLong, Run};
+pub use screen::{Screen, TimeLeft};
+
+#[cfg(all(feature = "fb", target_os = "linux"))]
+mod fbdev;
+#[cfg(feature = "std")]
+mod files;
+#[cfg(feature = "std")]
+mod output;
+#[cfg(feature = "std")]
+mod terminal;
+#[cfg(feature = "web")]
+mod web;
+
+#[cfg(all(feature = "fb", target_os = "linux"))]
+pub use fbdev::{FbOptions, FramebufferDisplay};
+#[cfg(feature = "png")]
+pub use files::render_png;
+#[cfg(feature = "std")]
+pub use files::{FileDisplay, FileFormat, render_svg, write_atomically};
+#[cfg(feature = "std")]
+pub use output::{DEFAULT_FILE_SIZE, Display, DisplaySpec, NoDisplay, SpecError, open};
+#[cfg(feature = "std")]
+pub use terminal::{TerminalCaps, TerminalDisplay, half_block_qr};
+#[cfg(feature = "web")]
+pub use web::WebDisplay;

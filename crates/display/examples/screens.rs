@@ -1,0 +1,38 @@
+//! Renders the pairing screens as PNGs (the README's pictures):
+//! `cargo run -p zoho-device-display --example screens -- docs/img`.
+
+use std::path::PathBuf;
+
+use zoho_device_display::{Screen, render_png, render_svg, write_atomically};
+
+fn main() -> std::io::Result<()> {
+    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "screens".into()));
+    std::fs::create_dir_all(&dir)?;
+    let waiting = Screen::Waiting {
+        user_code: "KQWX-7RTM".into(),
+        verification_url: "https://accounts.zoho.com/oauth/v3/device".into(),
+        verification_uri_complete: Some("https://accounts.zoho.com/oauth/v3/device?user_code=KQWX-7RTM".into()),
+        seconds_left: 287,
+        total_seconds: 300,
+    };
+    let paired = Screen::Paired {
+        detail: "paired (eu)".into(),
+    };
+    let shots = [
+        ("waiting-320x240", &waiting, 320, 240),
+        ("waiting-128x64", &waiting, 128, 64),
+        ("waiting-296x128", &waiting, 296, 128),
+        ("waiting-800x480", &waiting, 800, 480),
+        ("paired-320x240", &paired, 320, 240),
+        ("expired-320x240", &Screen::CodeExpired, 320, 240),
+    ];
+    for (name, screen, w, h) in shots {
+        let path = dir.join(format!("{name}.png"));
+        write_atomically(&path, &render_png(screen, w, h)?)?;
+        println!("{}", path.display());
+    }
+    let svg = dir.join("waiting-800x480.svg");
+    write_atomically(&svg, render_svg(&waiting, 800, 480).as_bytes())?;
+    println!("{}", svg.display());
+    Ok(())
+}

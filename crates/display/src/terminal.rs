@@ -1,0 +1,285 @@
+//! The terminal: half-block QR, code, URL and a live countdown; a plain status line when the
+//! stream is not a terminal.
+
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::output::Display;
+use crate::qr::QrMatrix;
+use crate::screen::{Screen, TimeLeft};
+
+/// What the stream can do. Build it with [`TerminalCaps::detect`] or by hand in tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TerminalCaps {
+    /// The stream is a terminal: QR, redrawn countdown. Otherwise (journald, pipes) a plain
+    /// status line about every 30 s and no escape sequences at all.
+    pub is_terminal: bool,
+    /// Half-block characters (`▀▄█`) render: a UTF-8 locale or the Linux console. Without them
+    /// the QR is left out (an ASCII QR overflows 80×24) and code and URL are shown.
+    pub unicode: bool,
+    /// ANSI escape sequences work (not `TERM=dumb`).
+    pub ansi: bool,
+    /// Colours allowed (`NO_COLOR` unset or empty). With colours the QR is forced black on
+    /// bright white, right on dark and light terminals alike; without, it is drawn with light
+    /// modules as ink, which is right on the usual dark background.
+    pub color: bool,
+}
+
+impl TerminalCaps {
+    /// A pipe or log: no QR, no escapes.
+    pub const PLAIN: TerminalCaps = TerminalCaps {
+        is_terminal: false,
+        unicode: false,
+        ansi: false,
+        color: false,
+    };
+
+    /// Detects the capabilities of `stream` from `isatty` and the environment (`TERM`,
+    /// `NO_COLOR`, `LC_ALL`/`LC_CTYPE`/`LANG`).
+    pub fn detect(stream: &impl IsTerminal) -> TerminalCaps {
+        TerminalCaps::from_env(stream.is_terminal(), |k| std::env::var(k).ok())
+    }
+
+    /// As [`TerminalCaps::detect`], with the environment given as a lookup function.
+    pub fn from_env(is_terminal: bool, var: impl Fn(&str) -> Option<String>) -> TerminalCaps {
+        if !is_terminal {
+            return TerminalCaps::PLAIN;
+        }
+        let term = var("TERM").unwrap_or_default();
+        let dumb = term == "dumb";
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|k| var(k).filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let utf8 = locale.contains("UTF-8") || locale.contains("UTF8");
+        TerminalCaps {
+            is_terminal,
+            unicode: !dumb && (utf8 || term == "linux"),
+            ansi: !dumb,
+            color: !dumb && var("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+/// Renders the QR as half blocks: each character is two modules stacked, with a quiet zone
+/// of `quiet` modules. With `dark_ink` the block characters are the dark modules (for the
+/// forced black-on-white colours); without, they are the light ones. Lines end in `\n` and
+/// carry no escape sequences.
+pub fn half_block_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
+    let n = qr.size() + 2 * quiet;
+    let dark = |x: usize, y: usize| x >= quiet && y >= quiet && qr.is_dark(x - quiet, y - quiet);
+    let mut out = String::with_capacity(n * (n / 2 + 1) * 3);
+    for row in (0..n).step_by(2) {
+        for x in 0..n {
+            let top = dark(x, row) == dark_ink;
+            let bottom = if row + 1 < n {
+                dark(x, row + 1) == dark_ink
+            } else {
+                !dark_ink
+            };
+            out.push(match (top, bottom) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+const CLEAR_LINE: &str = "\r\x1b[2K";
+
+/// The terminal output. Writes to any `io::Write` with explicit [`TerminalCaps`], so tests
+/// render into a `Vec<u8>`.
+#[derive(Debug)]
+pub struct TerminalDisplay<W: Write> {
+    out: W,
+    caps: TerminalCaps,
+    status_every: Duration,
+    last: Option<Screen>,
+    /// The countdown line currently on screen (not yet ended by a newline).
+    open_line: Option<String>,
+    last_status: Option<Instant>,
+}
+
+impl TerminalDisplay<io::Stderr> {
+    /// On stderr, with capabilities detected from it and the environment.
+    pub fn stderr() -> Self {
+        let err = io::stderr();
+        let caps = TerminalCaps::detect(&err);
+        TerminalDisplay::new(err, caps)
+    }
+}
+
+impl<W: Write> TerminalDisplay<W> {
+    /// Writes to `out` as `caps` allow.
+    pub fn new(out: W, caps: TerminalCaps) -> Self {
+        TerminalDisplay {
+            out,
+            caps,
+            status_every: Duration::from_secs(30),
+            last: None,
+            open_line: None,
+            last_status: None,
+        }
+    }
+
+    /// How often a non-terminal stream repeats the status line while waiting (default 30 s).
+    pub fn with_status_every(mut self, every: Duration) -> Self {
+        self.status_every = every;
+        self
+    }
+
+    /// The writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// [`Display::show`] with an explicit clock.
+    pub fn show_at(&mut self, screen: &Screen, now: Instant) -> io::Result<()> {
+        let changed = !self.last.as_ref().is_some_and(|l| l.same_content(screen));
+        if self.caps.is_terminal {
+            self.show_terminal(screen, changed)?;
+        } else {
+            self.show_plain(screen, changed, now)?;
+        }
+        self.last = Some(screen.clone());
+        self.out.flush()
+    }
+
+    fn countdown(secs: u64) -> String {
+        format!("  expires in {}", TimeLeft(secs))
+    }
+
+    fn show_terminal(&mut self, screen: &Screen, changed: bool) -> io::Result<()> {
+        let caps = self.caps;
+        if !changed {
+            let Some(secs) = screen.seconds_left() else {
+                return Ok(());
+            };
+            let line = Self::countdown(secs);
+            if self.open_line.as_deref() == Some(line.as_str()) {
+                return Ok(());
+            }
+            if caps.ansi {
+                write!(self.out, "{CLEAR_LINE}{line}")?;
+            } else {
+                // No ANSI: overwrite with spaces past the end of the old line.
+                let old = self.open_line.as_ref().map_or(0, |l| l.chars().count());
+                write!(self.out, "\r{line:<old$}")?;
+            }
+            self.open_line = Some(line);
+            return Ok(());
+        }
+        if self.open_line.take().is_some() {
+            if caps.ansi {
+                write!(self.out, "{CLEAR_LINE}")?;
+            } else {
+                writeln!(self.out)?;
+            }
+        }
+        let (bold, reset) = if caps.color { ("\x1b[1m", "\x1b[0m") } else { ("", "") };
+        match screen {
+            Screen::Waiting {
+                user_code,
+                verification_url,
+                seconds_left,
+                ..
+            } => {
+                writeln!(self.out)?;
+                if caps.unicode
+                    && let Some(qr) = screen.qr_payload().and_then(|p| QrMatrix::encode(p).ok())
+                {
+                    // Black on bright white when colours are allowed; otherwise light
+                    // modules as ink (dark-background terminals).
+                    let text = half_block_qr(&qr, 2, caps.color);
+                    for line in text.lines() {
+                        if caps.color {
+                            writeln!(self.out, "  \x1b[30;107m{line}\x1b[0m")?;
+                        } else {
+                            writeln!(self.out, "  {line}")?;
+                        }
+                    }
+                    writeln!(self.out)?;
+                }
+                writeln!(self.out, "  To pair this device, scan the code or open")?;
+                writeln!(self.out, "    {bold}{verification_url}{reset}")?;
+                writeln!(self.out, "  and enter the code")?;
+                writeln!(self.out, "    {bold}{user_code}{reset}")?;
+                writeln!(self.out)?;
+                let line = Self::countdown(*seconds_left);
+                write!(self.out, "{line}")?;
+                self.open_line = Some(line);
+            }
+            other => {
+                let message = other.message();
+                if message.is_empty() {
+                    writeln!(self.out, "{bold}{}{reset}", other.headline())?;
+                } else {
+                    writeln!(self.out, "{bold}{}{reset}: {message}", other.headline())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn show_plain(&mut self, screen: &Screen, changed: bool, now: Instant) -> io::Result<()> {
+        match screen {
+            Screen::Waiting {
+                user_code,
+                verification_url,
+                seconds_left,
+                ..
+            } => {
+                let due = self
+                    .last_status
+                    .is_none_or(|t| now.saturating_duration_since(t) >= self.status_every);
+                if changed {
+                    writeln!(
+                        self.out,
+                        "To pair this device, open {verification_url} and enter the code {user_code} (expires in {})",
+                        TimeLeft(*seconds_left)
+                    )?;
+                } else if due {
+                    writeln!(
+                        self.out,
+                        "Waiting for approval: code {user_code}, expires in {}",
+                        TimeLeft(*seconds_left)
+                    )?;
+                } else {
+                    return Ok(());
+                }
+                self.last_status = Some(now);
+            }
+            other if changed => {
+                let message = other.message();
+                if message.is_empty() {
+                    writeln!(self.out, "{}", other.headline())?;
+                } else {
+                    writeln!(self.out, "{}: {message}", other.headline())?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for TerminalDisplay<W> {
+    fn drop(&mut self) {
+        // End the countdown line so the next output starts on its own line.
+        if self.open_line.is_some() {
+            let _ = writeln!(self.out);
+            let _ = self.out.flush();
+        }
+    }
+}
+
+impl<W: Write> Display for TerminalDisplay<W> {
+    fn show(&mut self, screen: &Screen) -> io::Result<()> {
+        self.show_at(screen, Instant::now())
+    }
+}
