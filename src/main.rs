@@ -1,4 +1,59 @@
-//! zoho-device: being built (issue 4).
-fn main() {
-    println!("zoho-device {}", env!("CARGO_PKG_VERSION"));
+//! `zoho-device`: see `zoho-device --help`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use zoho_device::cli::Cli;
+use zoho_device::exit::Exit;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(Exit::Unexpected.code());
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = zoho_device::commands::run(cli) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match result {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(e)) => {
+            eprintln!("error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(e.exit.code())
+        }
+        None => {
+            eprintln!("\ninterrupted; the token file is unchanged");
+            ExitCode::from(130)
+        }
+    }
+}
+
+/// Logs on stderr: warnings by default, `-v` info, `-vv` debug, `-q` errors only; `RUST_LOG`
+/// overrides. Only this program's crates log above `warn`: HTTP libraries stay quiet.
+fn init_logs(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let default = format!("warn,zoho_device={level},zoho_device_core={level},zoho_device_display={level}");
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
 }

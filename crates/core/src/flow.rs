@@ -615,8 +615,9 @@ impl DeviceFlow {
         }));
         self.accounts = Some(url);
         self.location = Some(location);
-        // The user just approved: poll the new DC at once.
-        State::Polling { code, at: now }
+        // Zoho allows one poll per interval per device code, across DCs: wait one interval.
+        let at = now.saturating_add(code.interval).min(code.expires_at);
+        State::Polling { code, at }
     }
 
     fn on_serverinfo(

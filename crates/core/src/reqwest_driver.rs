@@ -214,13 +214,14 @@ pub async fn run_flow(
 
 /// Refreshes `tokens` with up to `attempts` tries on transient failures (capped, jittered
 /// backoff). Permanent failures (`invalid_code`, rejected client, unsafe `api_domain`) return
-/// at once. The result's `expires_at` is on `clock`.
+/// at once. The result's `expires_at` is on the clock `now` reads (e.g. Unix time for a
+/// token file, or a [`MonotonicClock`]).
 pub async fn refresh(
     http: &HttpClient,
     endpoint: &TokenEndpoint,
     client: &ClientCredentials,
     tokens: &Tokens,
-    clock: &MonotonicClock,
+    now: &dyn Fn() -> Timestamp,
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
@@ -230,7 +231,7 @@ pub async fn refresh(
         ));
     };
     let req = endpoint.refresh_request(client, refresh_token);
-    retry(http, clock, attempts, backoff, &req, |now, status, body| {
+    retry(http, now, attempts, backoff, &req, |now, status, body| {
         endpoint.refresh_response(now, status, body, tokens)
     })
     .await
@@ -242,7 +243,7 @@ pub async fn revoke(
     endpoint: &TokenEndpoint,
     client: &ClientCredentials,
     tokens: &Tokens,
-    clock: &MonotonicClock,
+    now: &dyn Fn() -> Timestamp,
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<bool, Error> {
@@ -252,7 +253,7 @@ pub async fn revoke(
     let Some(req) = endpoint.revoke_request(client, refresh_token) else {
         return Ok(false);
     };
-    retry(http, clock, attempts, backoff, &req, |_, status, body| {
+    retry(http, now, attempts, backoff, &req, |_, status, body| {
         endpoint.revoke_response(status, body)
     })
     .await
@@ -261,7 +262,7 @@ pub async fn revoke(
 
 async fn retry<R>(
     http: &HttpClient,
-    clock: &MonotonicClock,
+    now: &dyn Fn() -> Timestamp,
     attempts: u32,
     backoff: &mut Backoff,
     req: &HttpRequest,
@@ -272,7 +273,7 @@ async fn retry<R>(
     loop {
         n += 1;
         let result = match http.send(req).await {
-            Ok(r) => handle(clock.now(), r.response.status, &r.response.body),
+            Ok(r) => handle(now(), r.response.status, &r.response.body),
             Err(e) => Err(Error::Unavailable {
                 attempts: 1,
                 last: Transient::Transport(e),

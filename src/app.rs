@@ -1,0 +1,353 @@
+//! What every command shares: settings, the token store, the HTTP client, and "a valid token".
+
+use std::time::Duration;
+
+use zoho_device_core::codec::{self, Reply};
+use zoho_device_core::reqwest_driver::{self, HttpClient, HttpConfig};
+use zoho_device_core::{
+    ApiDomainPolicy, Backoff, ClientCredentials, DataCenter, Error, Profile, ServerUrl, TokenEndpoint, Tokens,
+};
+
+use crate::exit::{AppError, Exit};
+use crate::settings::{DcChoice, Endpoint, Settings};
+use crate::store::{StoredToken, TokenStore, wall_now};
+
+/// Refresh when the access token expires within this (the `token` command's rule).
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// Settings, store and HTTP client.
+pub struct Context {
+    /// Resolved settings.
+    pub settings: Settings,
+    /// The token file.
+    pub store: TokenStore,
+    /// HTTP client (rustls, no redirects, timeouts, env proxies).
+    pub http: HttpClient,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(settings: Settings) -> Result<Context, AppError> {
+        let http = HttpClient::new(&HttpConfig {
+            user_agent: format!("zoho-device/{}", env!("CARGO_PKG_VERSION")),
+            ..HttpConfig::default()
+        })
+        .map_err(|e| AppError::new(Exit::Unexpected, format!("cannot set up HTTPS: {e}")))?;
+        let store = TokenStore::new(settings.token_file.clone());
+        Ok(Context { settings, store, http })
+    }
+
+    /// The client for a stored token: the configured one, or the stored client ID with the
+    /// configured secret. A token of another client is refused (it could not be refreshed).
+    pub fn client_for(&self, stored: &StoredToken) -> Result<ClientCredentials, AppError> {
+        if let Some(id) = &self.settings.client_id
+            && id != &stored.client_id
+        {
+            return Err(AppError::usage(format!(
+                "the token file {} belongs to client {}, but the configured client is {id}",
+                self.store.path().display(),
+                stored.client_id
+            ))
+            .hint("use the same client ID, another --token-file, or pair again with `zoho-device login`"));
+        }
+        if stored.profile() == Profile::Zoho && self.settings.client_secret.is_none() {
+            return Err(
+                AppError::usage("no client secret configured (needed to refresh the token)")
+                    .hint("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file"),
+            );
+        }
+        Ok(ClientCredentials {
+            client_id: stored.client_id.clone(),
+            client_secret: self.settings.client_secret.clone(),
+        })
+    }
+
+    /// Where a stored token refreshes and revokes.
+    pub fn token_endpoint(&self, stored: &StoredToken) -> Result<TokenEndpoint, AppError> {
+        match stored.profile() {
+            Profile::Zoho => {
+                let accounts = stored.tokens.accounts_url.as_ref().ok_or_else(|| {
+                    AppError::new(Exit::NeedsPairing, "the token file has no accounts server")
+                        .hint("pair again with `zoho-device login`")
+                })?;
+                Ok(TokenEndpoint::zoho(accounts))
+            }
+            Profile::Rfc8628 => {
+                let token_url = stored.token_url.as_ref().ok_or_else(|| {
+                    AppError::new(Exit::NeedsPairing, "the token file has no token endpoint")
+                        .hint("pair again with `zoho-device login`")
+                })?;
+                Ok(TokenEndpoint::standard(token_url, stored.revocation_url.as_ref()))
+            }
+        }
+    }
+
+    /// Checks a stored token's `api_domain` again before anything is sent there (the file
+    /// could have been edited).
+    pub fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
+        let api = stored.tokens.api_domain.as_ref().ok_or_else(|| {
+            AppError::new(Exit::NeedsPairing, "the token file has no api_domain")
+                .hint("pair again with `zoho-device login`")
+        })?;
+        let policy = stored
+            .tokens
+            .accounts_url
+            .as_ref()
+            .map(ApiDomainPolicy::for_accounts)
+            .unwrap_or_default();
+        policy
+            .check(api.as_str())
+            .map_err(|why| AppError::new(Exit::Unsafe, why))
+    }
+
+    /// Refreshes `stored` now (the caller holds the lock) and saves the result.
+    pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
+        let client = self.client_for(stored)?;
+        let endpoint = self.token_endpoint(stored)?;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8), seed());
+        let tokens = reqwest_driver::refresh(
+            &self.http,
+            &endpoint,
+            &client,
+            &stored.tokens,
+            &wall_now,
+            3,
+            &mut backoff,
+        )
+        .await
+        .map_err(AppError::from)?;
+        let mut fresh = stored.clone();
+        fresh.tokens = tokens;
+        fresh.refreshed_at = wall_now().as_millis();
+        self.store.save(&fresh)?;
+        tracing::info!(
+            expires_in_s = fresh.tokens.expires_in(wall_now()).as_secs(),
+            "access token refreshed"
+        );
+        Ok(fresh)
+    }
+
+    /// A token valid for at least `margin`: the stored one, or — under the cross-process
+    /// lock, after re-reading the file — a refreshed one. When the refresh fails transiently
+    /// but the stored token is still valid, the stored token is returned with a warning.
+    pub async fn fresh_token(&self, margin: Duration) -> Result<StoredToken, AppError> {
+        let stored = self.store.load_required()?;
+        if !stored.tokens.expires_within(wall_now(), margin) {
+            return Ok(stored);
+        }
+        let _lock = self.store.lock()?;
+        let stored = self.store.load_required()?;
+        if !stored.tokens.expires_within(wall_now(), margin) {
+            tracing::debug!("another process refreshed the token while we waited");
+            return Ok(stored);
+        }
+        self.refresh_locked(stored).await
+    }
+
+    /// Refreshes unconditionally under the lock (the `refresh` command, Books' retry on 401).
+    pub async fn force_refresh(&self) -> Result<StoredToken, AppError> {
+        let _lock = self.store.lock()?;
+        let stored = self.store.load_required()?;
+        self.refresh_locked(stored).await
+    }
+
+    async fn refresh_locked(&self, stored: StoredToken) -> Result<StoredToken, AppError> {
+        if stored.tokens.refresh_token.is_none() {
+            if stored.tokens.expires_within(wall_now(), Duration::ZERO) {
+                return Err(AppError::not_paired(
+                    "the access token expired and there is no refresh token",
+                ));
+            }
+            return Ok(stored);
+        }
+        match self.refresh_and_save(&stored).await {
+            Ok(fresh) => Ok(fresh),
+            Err(e)
+                if e.exit == Exit::Unavailable && !stored.tokens.expires_within(wall_now(), Duration::from_secs(5)) =>
+            {
+                tracing::warn!(
+                    "refresh failed ({}); the current access token is still valid for {} s and is used",
+                    e.message,
+                    stored.tokens.expires_in(wall_now()).as_secs()
+                );
+                Ok(stored)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A seed for jitter: time and pid.
+pub fn seed() -> u64 {
+    wall_now().as_millis().rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The accounts servers to try for `--dc auto`: the ten DCs, or the locations an override's
+/// `serverinfo` lists.
+pub async fn candidate_servers(ctx: &Context) -> Result<Vec<(String, ServerUrl)>, AppError> {
+    let Endpoint::Zoho { accounts_override, .. } = &ctx.settings.endpoint else {
+        return Ok(Vec::new());
+    };
+    match accounts_override {
+        None => Ok(DataCenter::ALL
+            .iter()
+            .map(|dc| {
+                (
+                    dc.location().to_string(),
+                    ServerUrl::parse(dc.accounts_url()).expect("table URLs are valid"),
+                )
+            })
+            .collect()),
+        Some(base) => {
+            let req = zoho_device_core::HttpRequest::get(
+                base.join("/oauth/serverinfo"),
+                zoho_device_core::Purpose::ServerInfo,
+            );
+            let resp = ctx.http.send(&req).await.map_err(|e| {
+                AppError::from(Error::Unavailable {
+                    attempts: 1,
+                    last: zoho_device_core::Transient::Transport(e),
+                })
+            })?;
+            match codec::parse_serverinfo(resp.response.status, &resp.response.body) {
+                Reply::Ok(locs) => Ok(locs
+                    .into_iter()
+                    .filter_map(|(l, u)| ServerUrl::parse(&u).ok().map(|u| (l, u)))
+                    .collect()),
+                _ => Ok(vec![("override".to_string(), base.clone())]),
+            }
+        }
+    }
+}
+
+/// What a probe of one accounts server found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// The server knows the client (it issued a code).
+    Knows,
+    /// `invalid_client`.
+    Unknown,
+    /// Another error (e.g. wrong client type, bad scope).
+    Error(String),
+    /// Unreachable.
+    Unreachable(String),
+}
+
+/// Asks one accounts server for a device code (no side effect beyond issuing a code that
+/// nobody will use) to learn whether it knows the client.
+pub async fn probe(http: &HttpClient, accounts: &ServerUrl, client_id: &str, scopes: &[String]) -> ProbeResult {
+    let client = ClientCredentials {
+        client_id: client_id.to_string(),
+        client_secret: None,
+    };
+    let req = codec::device_code_request(
+        Profile::Zoho,
+        accounts.join("/oauth/v3/device/code"),
+        &client,
+        scopes,
+        true,
+        false,
+    );
+    let resp = match tokio::time::timeout(Duration::from_secs(10), http.send(&req)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return ProbeResult::Unreachable(e.to_string()),
+        Err(_) => return ProbeResult::Unreachable("timed out".into()),
+    };
+    match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
+        Reply::Ok(_) => ProbeResult::Knows,
+        Reply::Error(e) if e.code == "invalid_client" => ProbeResult::Unknown,
+        Reply::Error(e) => ProbeResult::Error(e.code),
+        Reply::Transient(t) => ProbeResult::Unreachable(t.to_string()),
+        Reply::Malformed(m) => ProbeResult::Error(m),
+    }
+}
+
+/// Probes every candidate concurrently; the locations that know the client, in table order.
+pub async fn find_client_dcs(ctx: &Context, client_id: &str) -> Result<Vec<(String, ServerUrl)>, AppError> {
+    let candidates = candidate_servers(ctx).await?;
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (loc, url)) in candidates.iter().cloned().enumerate() {
+        let http = ctx.http.clone();
+        let id = client_id.to_string();
+        let scopes = ctx.settings.scopes.clone();
+        set.spawn(async move { (i, loc, url.clone(), probe(&http, &url, &id, &scopes).await) });
+    }
+    let mut found = Vec::new();
+    while let Some(r) = set.join_next().await {
+        if let Ok((i, loc, url, ProbeResult::Knows)) = r {
+            found.push((i, loc, url));
+        }
+    }
+    found.sort_by_key(|(i, _, _)| *i);
+    Ok(found.into_iter().map(|(_, l, u)| (l, u)).collect())
+}
+
+/// The accounts server to start a Zoho login at.
+pub async fn start_server(ctx: &Context, client_id: &str) -> Result<(ServerUrl, Option<String>), AppError> {
+    let Endpoint::Zoho { dc, accounts_override } = &ctx.settings.endpoint else {
+        unreachable!("only called for the Zoho profile");
+    };
+    match (dc, accounts_override) {
+        (DcChoice::Fixed(_), Some(url)) => Ok((url.clone(), None)),
+        (DcChoice::Fixed(dc), None) => Ok((
+            ServerUrl::parse(dc.accounts_url()).expect("table URLs are valid"),
+            Some(dc.location().to_string()),
+        )),
+        (DcChoice::Auto, _) => {
+            tracing::info!("--dc auto: asking every accounts server whether it knows the client");
+            let found = find_client_dcs(ctx, client_id).await?;
+            let (loc, url) = found.into_iter().next().ok_or_else(|| {
+                AppError::new(Exit::ClientRejected, format!("no data centre knows the client ID {client_id}"))
+                    .hint("check the client ID in https://api-console.zoho.com (a \"Non-browser Application\"), and the network")
+            })?;
+            tracing::info!(location = %loc, accounts = %url, "the client is registered here");
+            Ok((url, Some(loc)))
+        }
+    }
+}
+
+/// For an `invalid_client` at a fixed DC: a hint naming the DC that does know the client.
+pub async fn wrong_dc_hint(ctx: &Context, client_id: &str) -> Option<String> {
+    let found = tokio::time::timeout(Duration::from_secs(15), find_client_dcs(ctx, client_id))
+        .await
+        .ok()?
+        .ok()?;
+    let (loc, url) = found.first()?;
+    Some(format!(
+        "the client is registered in data centre {loc} ({url}): use --dc {loc} (or --dc auto)"
+    ))
+}
+
+/// Converts flow tokens (monotonic expiry) to a stored token (Unix expiry).
+pub fn stored_from(
+    tokens: Tokens,
+    profile: Profile,
+    client_id: &str,
+    settings: &Settings,
+    mono_now: zoho_device_core::Timestamp,
+) -> StoredToken {
+    let wall = wall_now();
+    let mut tokens = tokens;
+    tokens.expires_at = tokens.expires_at.rebase(mono_now, wall);
+    let (token_url, revocation_url) = match &settings.endpoint {
+        Endpoint::Standard {
+            token_url,
+            revocation_url,
+            ..
+        } => (Some(token_url.clone()), revocation_url.clone()),
+        Endpoint::Zoho { .. } => (None, None),
+    };
+    StoredToken {
+        version: 1,
+        profile: match profile {
+            Profile::Rfc8628 => "rfc8628".into(),
+            _ => "zoho".into(),
+        },
+        client_id: client_id.to_string(),
+        tokens,
+        token_url,
+        revocation_url,
+        paired_at: wall.as_millis(),
+        refreshed_at: wall.as_millis(),
+    }
+}

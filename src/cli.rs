@@ -1,0 +1,204 @@
+//! The command line: one clap definition, also the source of completions and the man page.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Configuration: flags override environment variables, which override the config file
+(--config PATH, else $XDG_CONFIG_HOME/zoho-device/config.toml, else /etc/zoho-device/config.toml).
+The client secret is never taken from argv: use ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE,
+--client-secret-file, or the systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
+
+Exit codes: 0 ok · 1 unexpected · 2 usage/configuration · 3 denied · 4 code expired ·
+5 client rejected (invalid_client, invalid_client_secret, wrong DC) · 6 not paired / pair again ·
+7 Zoho or network unavailable, or throttled · 8 unsafe server data refused.
+
+Examples:
+  zoho-device demo                                   # the whole flow against a built-in simulator
+  ZOHO_CLIENT_ID=1004.XXXX ZOHO_CLIENT_SECRET_FILE=~/.zoho-secret zoho-device login --dc eu
+  curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" https://www.zohoapis.eu/books/v3/organizations
+  zoho-device books organizations --json";
+
+/// Pair this device with Zoho through the OAuth device flow, and keep it authorised.
+#[derive(Debug, Parser)]
+#[command(name = "zoho-device", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file (TOML).
+    #[arg(long, global = true, value_name = "PATH", env = "ZOHO_DEVICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// OAuth client ID of a "Non-browser Application" from api-console.zoho.com.
+    #[arg(long, global = true, value_name = "ID", env = "ZOHO_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// File holding the client secret (the secret itself is never accepted in argv).
+    #[arg(long, global = true, value_name = "PATH", env = "ZOHO_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Data centre where the client was registered: us, eu, in, au, jp, ca, sa, uk, ae, cn, or
+    /// auto (ask every accounts server; first that knows the client wins). Default: us.
+    #[arg(long, global = true, value_name = "DC", env = "ZOHO_DC")]
+    pub dc: Option<String>,
+    /// Accounts server override (https; http only on loopback, e.g. the simulator).
+    #[arg(long, global = true, value_name = "URL", env = "ZOHO_ACCOUNTS_URL")]
+    pub accounts_url: Option<String>,
+    /// Scopes, comma-separated. Default: ZohoBooks.settings.READ.
+    #[arg(long, global = true, value_name = "SCOPES", env = "ZOHO_SCOPE")]
+    pub scope: Option<String>,
+    /// Token file. Default: $STATE_DIRECTORY/token.json under systemd, else
+    /// $XDG_STATE_HOME/zoho-device/token.json (~/.local/state/zoho-device/token.json).
+    #[arg(long, global = true, value_name = "PATH", env = "ZOHO_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Protocol profile: zoho (default) or rfc8628 (any standard device-flow server).
+    #[arg(long, global = true, value_enum, env = "ZOHO_PROFILE")]
+    pub profile: Option<ProfileArg>,
+    /// rfc8628 profile: the device authorization endpoint.
+    #[arg(long, global = true, value_name = "URL")]
+    pub device_authorization_url: Option<String>,
+    /// rfc8628 profile: the token endpoint.
+    #[arg(long, global = true, value_name = "URL")]
+    pub token_url: Option<String>,
+    /// rfc8628 profile: the revocation endpoint (optional).
+    #[arg(long, global = true, value_name = "URL")]
+    pub revocation_url: Option<String>,
+    /// More logs on stderr (-v info, -vv debug). Never shows secrets.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// Protocol profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// Zoho Accounts' dialect.
+    Zoho,
+    /// Standard RFC 8628.
+    Rfc8628,
+}
+
+/// Machine-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pair this device: show a code and QR, wait for approval, save the token.
+    Login(LoginArgs),
+    /// Print a valid access token (and nothing else) on stdout, refreshing it first when it
+    /// expires within 5 minutes.
+    Token,
+    /// Show whether the device is paired, where, and until when. Never prints a secret.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refresh the access token now.
+    Refresh,
+    /// Revoke the refresh token at Zoho, then delete the token file (deleted even when the
+    /// revocation fails; the failure is reported).
+    Logout,
+    /// Zoho Books API v3.
+    Books {
+        /// Books command.
+        #[command(subcommand)]
+        command: BooksCommand,
+    },
+    /// Check the configuration, the client registration, the network, the clock and the token
+    /// file, each finding with its fix. Safe to paste: prints no secret.
+    Doctor {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a whole pairing against a built-in Zoho simulator on loopback (no Zoho account
+    /// needed): code and QR, auto-approval, token saved, refreshed, Books organizations listed.
+    Demo(DemoArgs),
+    /// Long-running mode for kiosks: pair when needed, keep the token fresh, report to systemd.
+    Agent(AgentArgs),
+    /// Print shell completions.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// `login` options.
+#[derive(Debug, Clone, Args)]
+pub struct LoginArgs {
+    /// Where to show the code: terminal, none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR
+    /// (repeatable). Default: terminal when stderr is a terminal.
+    #[arg(long = "display", value_name = "OUTPUT")]
+    pub displays: Vec<String>,
+    /// Machine-readable events on stdout.
+    #[arg(long, value_enum)]
+    pub events: Option<EventsFormat>,
+    /// Replace a lapsed code with a new one, indefinitely (longer pauses after several
+    /// unattended codes), instead of exiting with code 4.
+    #[arg(long)]
+    pub kiosk: bool,
+}
+
+/// `books` commands.
+#[derive(Debug, Subcommand)]
+pub enum BooksCommand {
+    /// List the organizations the token can see (GET /books/v3/organizations).
+    Organizations {
+        /// Print the JSON organizations array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `demo` options.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Do not auto-approve: approve in a browser at the printed URL.
+    #[arg(long)]
+    pub manual: bool,
+    /// Seconds before the simulator auto-approves.
+    #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+    pub approve_after: u64,
+    /// Where to show the code (as for login).
+    #[arg(long = "display", value_name = "OUTPUT")]
+    pub displays: Vec<String>,
+    /// Machine-readable events on stdout.
+    #[arg(long, value_enum)]
+    pub events: Option<EventsFormat>,
+}
+
+/// `agent` options.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Where to show the code when pairing is needed (repeatable, as for login).
+    #[arg(long = "display", value_name = "OUTPUT")]
+    pub displays: Vec<String>,
+    /// Machine-readable events on stdout.
+    #[arg(long, value_enum)]
+    pub events: Option<EventsFormat>,
+    /// Command run (via /bin/sh -c) when the device needs a person to pair it; the code, URL and
+    /// expiry are in ZOHO_USER_CODE, ZOHO_VERIFICATION_URL, ZOHO_VERIFICATION_URI_COMPLETE,
+    /// ZOHO_CODE_EXPIRES_IN and ZOHO_NEEDS_PAIRING_REASON.
+    #[arg(long, value_name = "CMD")]
+    pub on_needs_pairing: Option<String>,
+    /// Refresh this long before expiry (plus up to a quarter of it as random jitter).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub refresh_margin: u64,
+}

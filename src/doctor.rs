@@ -1,0 +1,474 @@
+//! `zoho-device doctor`: the registration guide's troubleshooting table as a command.
+//!
+//! Each check prints a finding and, when something is wrong, the fix. Nothing printed is a
+//! secret: tokens appear only as short fingerprints.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use zoho_device_core::codec::{self, ClientCredentials, Reply};
+use zoho_device_core::{DeviceCode, HttpRequest, Profile, Purpose, ServerUrl};
+
+use crate::app::{self, Context, ProbeResult};
+use crate::settings::{DcChoice, Endpoint, SecretSource};
+use crate::store::wall_now;
+
+/// Unix seconds of the build (a board whose clock is earlier has no RTC and no NTP yet).
+pub const BUILD_EPOCH_S: u64 = 1_764_288_000; // 2025-11-28
+
+/// A finding's severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Worth knowing.
+    Warn,
+    /// Broken: the fix says what to do.
+    Fail,
+}
+
+/// One finding.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Severity.
+    pub level: Level,
+    /// Which check.
+    pub check: &'static str,
+    /// What was found.
+    pub detail: String,
+    /// What to do.
+    pub fix: Option<String>,
+}
+
+fn f(level: Level, check: &'static str, detail: impl Into<String>, fix: Option<&str>) -> Finding {
+    Finding {
+        level,
+        check,
+        detail: detail.into(),
+        fix: fix.map(String::from),
+    }
+}
+
+/// Runs every check.
+pub async fn run(ctx: &Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let s = &ctx.settings;
+    out.push(match &s.config_path {
+        Some(p) => f(Level::Ok, "config", format!("config file {}", p.display()), None),
+        None => f(Level::Ok, "config", "no config file (flags and environment only)", None),
+    });
+
+    // Client ID and secret.
+    let client_id = s.client_id.clone();
+    match &client_id {
+        None => out.push(f(Level::Fail, "client id", "no client ID configured", Some("create a \"Non-browser Application\" at https://api-console.zoho.com and set ZOHO_CLIENT_ID or --client-id"))),
+        Some(id) if s.profile == Profile::Zoho && !id.starts_with("1004.") => out.push(f(
+            Level::Warn,
+            "client id",
+            format!("{id} does not start with 1004. as device-flow (Non-browser) clients usually do"),
+            Some("check that the client type is \"Non-browser Applications\" (Self Client, Server-based and Client-based clients do not work with the device flow)"),
+        )),
+        Some(id) => out.push(f(Level::Ok, "client id", id.clone(), None)),
+    }
+    match (&s.secret_source, &s.client_secret) {
+        (Some(src), Some(secret)) => {
+            let from = match src {
+                SecretSource::Env => "ZOHO_CLIENT_SECRET".to_string(),
+                SecretSource::File(p) => format!("file {}", p.display()),
+                SecretSource::Credential(p) => format!("systemd credential {}", p.display()),
+            };
+            out.push(f(Level::Ok, "client secret", format!("from {from} (fingerprint {})", secret.fingerprint()), None));
+            if let SecretSource::File(p) = src
+                && let Ok(m) = std::fs::metadata(p)
+                && m.permissions().mode() & 0o077 != 0
+            {
+                out.push(f(Level::Warn, "client secret", format!("{} is readable by other users (mode {:o})", p.display(), m.permissions().mode() & 0o777), Some("chmod 600 the file")));
+            }
+        }
+        _ if s.profile == Profile::Zoho => out.push(f(Level::Fail, "client secret", "no client secret configured", Some("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (a Client-based/JS client has no secret: create a Non-browser Application)"))),
+        _ => out.push(f(Level::Ok, "client secret", "none (public client)", None)),
+    }
+
+    // Clock.
+    let now_s = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if now_s < BUILD_EPOCH_S {
+        out.push(f(Level::Fail, "clock", format!("the system clock reads {now_s} (Unix), before this program was built"), Some("the board has no real-time clock or NTP has not synchronised yet: wait for time sync (timedatectl), TLS and expiry decisions need the right date")));
+    } else {
+        out.push(f(Level::Ok, "clock", "plausible (not before the build date)", None));
+    }
+
+    // Accounts server reachability and client registration.
+    if let (Endpoint::Zoho { dc, accounts_override }, Some(id)) = (&s.endpoint, &client_id) {
+        let accounts = match (dc, accounts_override) {
+            (_, Some(u)) => Some(u.clone()),
+            (DcChoice::Fixed(dc), None) => ServerUrl::parse(dc.accounts_url()).ok(),
+            (DcChoice::Auto, None) => None,
+        };
+        if let Some(accounts) = &accounts {
+            out.extend(reachability(ctx, accounts).await);
+            match app::probe(&ctx.http, accounts, id, &s.scopes).await {
+                ProbeResult::Knows => {
+                    out.push(f(Level::Ok, "registration", format!("{accounts} knows client {id}"), None));
+                    if let Some(secret) = &s.client_secret {
+                        out.push(check_secret(ctx, accounts, id, secret.clone()).await);
+                    }
+                }
+                ProbeResult::Unknown => {
+                    let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
+                    let fix = match found.first() {
+                        Some((loc, url)) => format!("the client is registered in {loc} ({url}): use --dc {loc}, or --dc auto"),
+                        None => "no data centre knows this client ID: check it in https://api-console.zoho.com (copy it again)".to_string(),
+                    };
+                    out.push(Finding { level: Level::Fail, check: "registration", detail: format!("{accounts} answers invalid_client for {id}"), fix: Some(fix) });
+                }
+                ProbeResult::Error(code) => out.push(Finding {
+                    level: Level::Fail,
+                    check: "registration",
+                    detail: format!("{accounts} refused the device-code request: {code}"),
+                    fix: Some("the client must be a \"Non-browser Application\"; check the scope too (e.g. ZohoBooks.settings.READ)".into()),
+                }),
+                ProbeResult::Unreachable(why) => out.push(f(Level::Fail, "registration", format!("could not ask {accounts}: {why}"), Some("check the network, DNS and HTTPS_PROXY"))),
+            }
+        } else {
+            let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
+            match found.first() {
+                Some((loc, url)) => out.push(f(
+                    Level::Ok,
+                    "registration",
+                    format!("--dc auto: client {id} is registered in {loc} ({url})"),
+                    None,
+                )),
+                None => out.push(f(
+                    Level::Fail,
+                    "registration",
+                    format!("--dc auto: no data centre knows client {id}"),
+                    Some("check the client ID and the network"),
+                )),
+            }
+        }
+    }
+
+    out.extend(token_file(ctx));
+    out
+}
+
+async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let port = if accounts.is_https() { 443 } else { 80 };
+    let host = accounts.host().to_string();
+    let explicit_port = accounts
+        .as_str()
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.split('/').next()?.parse::<u16>().ok());
+    let lookup = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::lookup_host((host.as_str(), explicit_port.unwrap_or(port))),
+    )
+    .await
+    .map(|r| r.map(|addrs| addrs.count()));
+    match lookup {
+        Ok(Ok(n)) if n > 0 => out.push(f(Level::Ok, "dns", format!("{host} resolves"), None)),
+        Ok(_) => {
+            out.push(f(
+                Level::Fail,
+                "dns",
+                format!("{host} does not resolve"),
+                Some("check DNS (/etc/resolv.conf) and the network"),
+            ));
+            return out;
+        }
+        Err(_) => {
+            out.push(f(
+                Level::Fail,
+                "dns",
+                format!("resolving {host} timed out"),
+                Some("check DNS and the network"),
+            ));
+            return out;
+        }
+    }
+    let req = HttpRequest::get(accounts.join("/oauth/serverinfo"), Purpose::ServerInfo);
+    match ctx.http.send(&req).await {
+        Ok(resp) => {
+            let what = if accounts.is_https() { "TLS and HTTP" } else { "HTTP" };
+            out.push(f(
+                Level::Ok,
+                "reachability",
+                format!("{what} to {accounts} work (HTTP {})", resp.response.status),
+                None,
+            ));
+            if let Some(date) = resp.date.as_deref().and_then(parse_http_date) {
+                let local = wall_now().as_millis() / 1000;
+                let offset = local as i64 - date as i64;
+                if offset.unsigned_abs() > 300 {
+                    out.push(f(
+                        Level::Warn,
+                        "clock",
+                        format!("the local clock is {offset} s off the server's Date header"),
+                        Some("enable NTP (timedatectl set-ntp true)"),
+                    ));
+                } else {
+                    out.push(f(
+                        Level::Ok,
+                        "clock",
+                        format!("within {} s of the server's clock", offset.unsigned_abs()),
+                        None,
+                    ));
+                }
+            }
+        }
+        Err(e) => out.push(f(
+            Level::Fail,
+            "reachability",
+            format!("{accounts}: {e}"),
+            Some("check the network, firewall, HTTPS_PROXY, and the clock (TLS fails with a wrong date)"),
+        )),
+    }
+    out
+}
+
+/// Polls with the probe's code: `authorization_pending` proves the secret, not the user.
+async fn check_secret(
+    ctx: &Context,
+    accounts: &ServerUrl,
+    id: &str,
+    secret: zoho_device_core::ClientSecret,
+) -> Finding {
+    let client = ClientCredentials {
+        client_id: id.to_string(),
+        client_secret: Some(secret),
+    };
+    let code_req = codec::device_code_request(
+        Profile::Zoho,
+        accounts.join("/oauth/v3/device/code"),
+        &client,
+        &ctx.settings.scopes,
+        true,
+        false,
+    );
+    let Ok(resp) = ctx.http.send(&code_req).await else {
+        return f(
+            Level::Warn,
+            "client secret",
+            "could not check the secret (no device code)",
+            None,
+        );
+    };
+    let Reply::Ok(auth) = codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body)
+    else {
+        return f(
+            Level::Warn,
+            "client secret",
+            "could not check the secret (no device code)",
+            None,
+        );
+    };
+    let poll = codec::poll_request(
+        Profile::Zoho,
+        accounts.join("/oauth/v3/device/token"),
+        &client,
+        &DeviceCode::new(auth.device_code.expose()),
+    );
+    match ctx
+        .http
+        .send(&poll)
+        .await
+        .map(|r| codec::parse_token(r.response.status, &r.response.body))
+    {
+        Ok(Reply::Error(e)) if e.code == "invalid_client_secret" => f(
+            Level::Fail,
+            "client secret",
+            "Zoho rejects the client secret (invalid_client_secret)",
+            Some("copy the secret again from api-console.zoho.com (it changes when reset)"),
+        ),
+        Ok(Reply::Error(e)) if matches!(e.code.as_str(), "authorization_pending" | "slow_down") => {
+            f(Level::Ok, "client secret", "accepted by Zoho", None)
+        }
+        Ok(Reply::Error(e)) => f(
+            Level::Warn,
+            "client secret",
+            format!("test poll answered {}", e.code),
+            None,
+        ),
+        _ => f(Level::Warn, "client secret", "could not check the secret", None),
+    }
+}
+
+fn token_file(ctx: &Context) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let path = ctx.store.path();
+    match std::fs::metadata(path) {
+        Err(_) => {
+            out.push(f(
+                Level::Warn,
+                "token file",
+                format!("{} does not exist: not paired", path.display()),
+                Some("run `zoho-device login`"),
+            ));
+            return out;
+        }
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                out.push(f(
+                    Level::Fail,
+                    "token file",
+                    format!("{} has mode {mode:o}: other users can read the tokens", path.display()),
+                    Some("chmod 600 the file (zoho-device writes it 0600)"),
+                ));
+            } else {
+                out.push(f(
+                    Level::Ok,
+                    "token file",
+                    format!("{} (mode {mode:o})", path.display()),
+                    None,
+                ));
+            }
+            if let Some(dir) = path.parent()
+                && let Ok(dm) = std::fs::metadata(dir)
+                && dm.permissions().mode() & 0o022 != 0
+            {
+                out.push(f(
+                    Level::Warn,
+                    "token file",
+                    format!("{} is writable by others", dir.display()),
+                    Some("chmod 700 the directory"),
+                ));
+            }
+        }
+    }
+    match ctx.store.load() {
+        Ok(Some(t)) => {
+            let now = wall_now();
+            let left = t.tokens.expires_at.as_millis() as i64 - now.as_millis() as i64;
+            out.push(f(
+                if left > 0 { Level::Ok } else { Level::Warn },
+                "token",
+                format!(
+                    "client {}, {}, access token {} {} (fingerprint {}), refresh token {}",
+                    t.client_id,
+                    t.tokens
+                        .location
+                        .as_deref()
+                        .map(|l| format!("DC {l}"))
+                        .unwrap_or_else(|| "standard server".into()),
+                    if left > 0 { "valid for" } else { "expired" },
+                    fmt_secs(left.unsigned_abs() / 1000),
+                    t.tokens.access_token.fingerprint(),
+                    t.tokens
+                        .refresh_token
+                        .as_ref()
+                        .map(|r| format!("held (fingerprint {})", r.fingerprint()))
+                        .unwrap_or_else(|| "missing".into()),
+                ),
+                None,
+            ));
+            if let Err(e) = ctx.checked_api_domain(&t) {
+                out.push(f(
+                    Level::Fail,
+                    "token",
+                    e.message,
+                    Some("pair again with `zoho-device login`"),
+                ));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => out.push(Finding {
+            level: Level::Fail,
+            check: "token",
+            detail: e.message,
+            fix: e.hint,
+        }),
+    }
+    out
+}
+
+fn fmt_secs(s: u64) -> String {
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: u64 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as u64
+        + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    if hms.len() != 3 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64).ok()
+}
+
+/// Prints the findings for people.
+pub fn print(findings: &[Finding]) {
+    for x in findings {
+        let mark = match x.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        println!("[{mark}] {:<14} {}", x.check, x.detail);
+        if let Some(fix) = &x.fix {
+            println!("       {:<14} fix: {fix}", "");
+        }
+    }
+    let fails = findings.iter().filter(|x| x.level == Level::Fail).count();
+    let warns = findings.iter().filter(|x| x.level == Level::Warn).count();
+    println!("\n{} checks: {} failed, {} warnings", findings.len(), fails, warns);
+}
+
+/// The findings as JSON.
+pub fn to_json(findings: &[Finding]) -> serde_json::Value {
+    serde_json::Value::Array(
+        findings
+            .iter()
+            .map(|x| {
+                json!({
+                    "level": match x.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" },
+                    "check": x.check, "detail": x.detail, "fix": x.fix,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            super::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            super::parse_http_date("Sat, 28 Nov 2026 19:11:07 GMT"),
+            Some(1_795_893_067)
+        );
+        assert_eq!(super::parse_http_date("garbage"), None);
+    }
+}

@@ -1,0 +1,109 @@
+//! `zoho-device login`: the device flow with displays and events, then the token saved.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use zoho_device_core::reqwest_driver::{self, MonotonicClock};
+use zoho_device_core::{DeviceFlow, Error, FlowConfig, KioskPolicy, Server};
+
+use crate::app::{self, Context};
+use crate::exit::{AppError, Exit};
+use crate::settings::Endpoint;
+use crate::store::StoredToken;
+use crate::ui::PairingUi;
+
+/// Login options (from flags, the demo or the agent).
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    /// Re-issue lapsed codes forever.
+    pub kiosk: bool,
+    /// Floor for the poll interval (tests and the demo lower it).
+    pub min_interval: Option<Duration>,
+}
+
+/// Runs the device flow and saves the token. The existing token file is untouched unless
+/// pairing succeeds. Ctrl-C cancels (exit 130 in `main`).
+pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
+    let result = run(ctx, ui, opts).await;
+    if let Err(e) = &result {
+        ui.failed(e);
+    }
+    result
+}
+
+async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
+    let client = ctx.settings.client()?;
+    let server = match &ctx.settings.endpoint {
+        Endpoint::Zoho { .. } => {
+            let (accounts, _) = app::start_server(ctx, &client.client_id).await?;
+            Server::zoho(accounts)
+        }
+        Endpoint::Standard {
+            device_authorization_url,
+            token_url,
+            ..
+        } => Server::Standard {
+            device_authorization_url: device_authorization_url.clone(),
+            token_url: token_url.clone(),
+        },
+    };
+    let mut config = FlowConfig {
+        profile: ctx.settings.profile,
+        scopes: ctx.settings.scopes.clone(),
+        kiosk: opts.kiosk.then(KioskPolicy::default),
+        jitter_seed: app::seed(),
+        ..FlowConfig::default()
+    };
+    if let Some(min) = opts.min_interval {
+        config.min_interval = min;
+    }
+    let clock = MonotonicClock::default();
+    let mut flow = DeviceFlow::new(config, client.clone(), server, clock.now());
+
+    let ui_cell = RefCell::new(ui);
+    let flow_fut = reqwest_driver::run_flow(&mut flow, &ctx.http, &clock, |step| ui_cell.borrow_mut().on_step(step));
+    let ticker = async {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            ui_cell.borrow_mut().tick();
+        }
+    };
+    let result = tokio::select! {
+        r = flow_fut => r,
+        _ = ticker => unreachable!("the ticker never ends"),
+    };
+    let ui = ui_cell.into_inner();
+    let tokens = match result {
+        Ok(t) => t,
+        Err(e @ Error::InvalidClient { .. }) => {
+            let mut err = AppError::from(e);
+            if let Some(hint) = app::wrong_dc_hint(ctx, &client.client_id).await {
+                err = err.hint(hint);
+            }
+            return Err(err);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if tokens.refresh_token.is_none() {
+        tracing::warn!(
+            "the server issued no refresh token: the device will need pairing again when the access token expires"
+        );
+    }
+    let expires_in = tokens.expires_in(clock.now());
+    let stored = app::stored_from(
+        tokens,
+        ctx.settings.profile,
+        &client.client_id,
+        &ctx.settings,
+        clock.now(),
+    );
+    ctx.store.save(&stored).map_err(|e| AppError {
+        exit: Exit::Unexpected,
+        ..e
+    })?;
+    ui.authorized(&stored.tokens, expires_in);
+    tracing::info!(path = %ctx.store.path().display(), "token saved");
+    Ok(stored)
+}

@@ -1,0 +1,201 @@
+//! What a person or a program sees while pairing: displays and JSON events, fed from the
+//! flow's steps. One place turns a [`Step`] into a [`Screen`] and an event.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use zoho_device_core::{Notice, Step, Tokens, UserPrompt};
+use zoho_device_display::{Display, DisplaySpec, Screen};
+
+use crate::exit::{AppError, Exit};
+
+/// Writes one JSON object per line on stdout.
+#[derive(Debug, Default)]
+pub struct JsonEvents;
+
+impl JsonEvents {
+    /// Emits `{"event": name, ...fields}`.
+    pub fn emit(&self, name: &str, fields: Value) {
+        let mut obj = serde_json::Map::new();
+        obj.insert("event".into(), Value::String(name.into()));
+        if let Value::Object(f) = fields {
+            obj.extend(f);
+        }
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (the reader went away) must not kill a pairing in progress.
+        let _ = writeln!(out, "{}", Value::Object(obj));
+        let _ = out.flush();
+    }
+}
+
+/// Opens the displays for `specs` (flags, else config, else the default).
+pub fn open_displays(specs: &[String], events: bool) -> Result<Vec<Box<dyn Display + Send>>, AppError> {
+    let specs: Vec<DisplaySpec> = if specs.is_empty() {
+        // People see the terminal; with --events json and no terminal, the JSON carries the code.
+        if !events || std::io::stderr().is_terminal() {
+            vec![DisplaySpec::Terminal]
+        } else {
+            vec![]
+        }
+    } else {
+        specs
+            .iter()
+            .map(|s| {
+                s.parse::<DisplaySpec>().map_err(|e| {
+                    AppError::usage(format!("--display {s:?}: {e}"))
+                        .hint("e.g. --display terminal --display png=/run/zoho-device/pair.png")
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    specs
+        .iter()
+        .map(|spec| {
+            zoho_device_display::open(spec).map_err(|e| {
+                AppError::new(Exit::Usage, format!("cannot open display {spec}: {e}"))
+                    .hint("check the device or path, or choose another --display")
+            })
+        })
+        .collect()
+}
+
+/// The pairing UI: displays plus optional JSON events.
+pub struct PairingUi {
+    displays: Vec<Box<dyn Display + Send>>,
+    events: Option<JsonEvents>,
+    current: Option<(UserPrompt, Instant)>,
+}
+
+impl PairingUi {
+    /// A UI over these outputs.
+    pub fn new(displays: Vec<Box<dyn Display + Send>>, events: bool) -> PairingUi {
+        PairingUi {
+            displays,
+            events: events.then_some(JsonEvents),
+            current: None,
+        }
+    }
+
+    /// Emits a JSON event when events are on.
+    pub fn event(&self, name: &str, fields: Value) {
+        if let Some(ev) = &self.events {
+            ev.emit(name, fields);
+        }
+    }
+
+    /// Shows a screen on every display; a failing display is reported once per call, not fatal.
+    pub fn show(&mut self, screen: &Screen) {
+        for d in &mut self.displays {
+            if let Err(e) = d.show(screen) {
+                tracing::warn!("display update failed: {e}");
+            }
+        }
+    }
+
+    /// Handles one step of the flow.
+    pub fn on_step(&mut self, step: &Step) {
+        match step {
+            Step::Prompt(p) => {
+                if let Some(w) = &p.warning {
+                    tracing::warn!("{w}");
+                }
+                self.event(
+                    "code",
+                    json!({
+                        "user_code": p.user_code,
+                        "verification_url": p.verification_url,
+                        "verification_uri_complete": p.verification_uri_complete,
+                        "expires_in_s": p.expires_in.as_secs(),
+                        "interval_s": secs_f(p.interval),
+                    }),
+                );
+                self.current = Some((p.clone(), Instant::now() + p.expires_in));
+                self.tick();
+            }
+            Step::Notice(n) => self.on_notice(n),
+            Step::Wait(_) => self.tick(),
+            Step::Send(_) | Step::Done(_) => {}
+        }
+    }
+
+    fn on_notice(&mut self, n: &Notice) {
+        match n {
+            Notice::Pending => self.event("pending", json!({})),
+            Notice::SlowDown { interval } => {
+                tracing::info!(
+                    "the server asked to poll more slowly: every {} s now",
+                    interval.as_secs()
+                );
+                self.event("slow_down", json!({ "interval_s": secs_f(*interval) }));
+            }
+            Notice::OtherDc { location, accounts_url } => {
+                tracing::info!("the account lives in data centre {location}; polling {accounts_url}");
+                self.event(
+                    "other_dc",
+                    json!({ "location": location, "accounts_url": accounts_url }),
+                );
+            }
+            Notice::Retry { reason, delay } => {
+                tracing::warn!("{reason}; retrying in {:.1} s", delay.as_secs_f64());
+                self.event("retry", json!({ "reason": reason.code(), "delay_s": secs_f(*delay) }));
+            }
+            Notice::CodeExpired { pause } => {
+                tracing::info!("the code expired unattended; a new one comes in {} s", pause.as_secs());
+                self.event("expired", json!({ "renewing": true, "pause_s": pause.as_secs() }));
+                self.current = None;
+                self.show(&Screen::CodeExpired);
+            }
+            other => tracing::debug!(?other, "notice"),
+        }
+    }
+
+    /// Redraws the countdown.
+    pub fn tick(&mut self) {
+        let Some((p, deadline)) = &self.current else { return };
+        let screen = Screen::Waiting {
+            user_code: p.user_code.clone(),
+            verification_url: p.verification_url.clone(),
+            verification_uri_complete: p.verification_uri_complete.clone(),
+            seconds_left: deadline.saturating_duration_since(Instant::now()).as_secs(),
+            total_seconds: p.expires_in.as_secs(),
+        };
+        self.show(&screen);
+    }
+
+    /// Paired.
+    pub fn authorized(&mut self, tokens: &Tokens, expires_in: Duration) {
+        self.current = None;
+        let detail = match &tokens.location {
+            Some(l) => format!("paired ({l})"),
+            None => "paired".to_string(),
+        };
+        self.show(&Screen::Paired { detail });
+        self.event(
+            "authorized",
+            json!({
+                "api_domain": tokens.api_domain.as_ref().map(|u| u.as_str()),
+                "accounts_url": tokens.accounts_url.as_ref().map(|u| u.as_str()),
+                "expires_in_s": expires_in.as_secs(),
+            }),
+        );
+    }
+
+    /// Failed.
+    pub fn failed(&mut self, e: &AppError) {
+        self.current = None;
+        match e.exit {
+            Exit::Denied => self.event("denied", json!({})),
+            Exit::Expired => self.event("expired", json!({ "renewing": false })),
+            _ => {}
+        }
+        self.event("error", json!({ "kind": e.exit.name(), "message": e.message }));
+        self.show(&Screen::Error {
+            message: e.message.clone(),
+        });
+    }
+}
+
+fn secs_f(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
