@@ -302,3 +302,9 @@ fn unpairing_revokes_and_forgets() {
     assert_eq!(a.store.value, None);
     assert_eq!(a.screen.as_ref().map(Screen::kind), Some("needs_pairing"));
 }
+
+#[test]
+fn the_nvs_key_fits_nvs() {
+    // NVS keys are at most 15 characters.
+    assert!(app::TOKENS_KEY.len() <= 15);
+}
