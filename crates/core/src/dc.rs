@@ -159,6 +159,9 @@ impl fmt::Display for UrlError {
     }
 }
 
+#[cfg(feature = "std")]
+impl std::error::Error for UrlError {}
+
 /// A validated server base URL: `https://host[:port][/path]`, or `http://` on loopback only.
 /// Stored without a trailing slash.
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
