@@ -34,5 +34,49 @@ fn main() -> std::io::Result<()> {
     let svg = dir.join("waiting-800x480.svg");
     write_atomically(&svg, render_svg(&waiting, 800, 480).as_bytes())?;
     println!("{}", svg.display());
+    web_screenshot(&dir, &waiting)
+}
+
+/// The kiosk page in headless Chromium, when Debian's `chromium` is installed.
+#[cfg(feature = "web")]
+fn web_screenshot(dir: &std::path::Path, screen: &Screen) -> std::io::Result<()> {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        println!("skipping the web page: /usr/bin/chromium missing (apt-get install -y chromium)");
+        return Ok(());
+    }
+    let web = zoho_device_display::WebDisplay::bind("127.0.0.1:0")?;
+    web.update(screen);
+    let profile = std::env::temp_dir().join(format!("screens-chromium-{}", std::process::id()));
+    let shot = dir.join("web-1024x600.png");
+    let status = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1024,600")
+        .arg(format!("http://{}/", web.local_addr()))
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    let _ = std::fs::remove_dir_all(profile);
+    if status.success() {
+        println!("{}", shot.display());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "web"))]
+fn web_screenshot(_: &std::path::Path, _: &Screen) -> std::io::Result<()> {
     Ok(())
 }

@@ -275,11 +275,12 @@ const PAGE: &str = r#"<!doctype html>
 <title>Pair this device</title>
 <style>
 html,body{margin:0;height:100%;background:#fff;color:#000;font-family:system-ui,sans-serif}
-main{box-sizing:border-box;height:100%;display:flex;align-items:center;justify-content:center;gap:4vmin;padding:3vmin;flex-wrap:wrap;text-align:center}
-#qr svg{display:block;width:min(70vh,90vw);height:min(70vh,90vw)}
+main{box-sizing:border-box;height:100%;display:flex;align-items:center;justify-content:center;gap:4vmin;padding:3vmin;text-align:center;overflow:hidden}
+#qr svg{display:block;width:min(80vh,48vw);height:min(80vh,48vw)}
 #qr:empty{display:none}
-#code{font:bold min(12vmin,9vw)/1.1 ui-monospace,"DejaVu Sans Mono",monospace;letter-spacing:.05em}
-#url{font:min(4vmin,3.5vw) ui-monospace,"DejaVu Sans Mono",monospace;word-break:break-all}
+#code{font:bold min(10vmin,7vw)/1.2 ui-monospace,"DejaVu Sans Mono",monospace;letter-spacing:.05em}
+#url{font:min(3vmin,1.9vw)/1.4 ui-monospace,"DejaVu Sans Mono",monospace;word-break:break-all}
+@media (orientation:portrait){main{flex-direction:column}#qr svg{width:min(55vh,90vw);height:min(55vh,90vw)}#code{font-size:min(8vh,12vw)}#url{font-size:min(3vh,4.5vw)}}
 #headline{font-size:min(8vmin,8vw);font-weight:bold}
 #message,#time,.hint{font-size:min(4vmin,4vw)}
 [hidden]{display:none!important}

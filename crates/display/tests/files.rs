@@ -1,16 +1,8 @@
 //! SVG and PNG files decode back to the URL; they are rewritten only when the content changes.
 
 use crate::util::*;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use zoho_device_display::{FileDisplay, Screen, render_png, render_svg};
-
-pub fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("zoho-display-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Rasterises the SVG's QR `<path>` (our own `translate(x y) scale(s)` + `M x y h n v1 h -n z`
 /// runs) onto a white canvas of the SVG's size.

@@ -2,6 +2,12 @@
 
 mod util;
 
+#[cfg(feature = "png")]
 mod files;
+#[cfg(all(feature = "fb", target_os = "linux"))]
+mod framebuffer;
 mod panels;
+#[cfg(feature = "std")]
 mod terminal;
+#[cfg(feature = "web")]
+mod web;

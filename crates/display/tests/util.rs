@@ -76,3 +76,11 @@ pub fn luma888(c: embedded_graphics::pixelcolor::Rgb888) -> u8 {
 }
 
 pub const SIZES: [(u32, u32); 6] = [(128, 64), (296, 128), (240, 240), (320, 240), (800, 480), (1920, 1080)];
+
+#[allow(dead_code)] // unused when only the no_std tests are built
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("zoho-display-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,195 @@
+//! The kiosk page: served on loopback, long-polled updates, and (when Debian's `chromium` is
+//! installed) a real headless browser whose screenshot decodes to the URL and which switches
+//! to "paired" by itself.
+
+use crate::util::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use zoho_device_display::{Screen, WebDisplay};
+
+/// A minimal HTTP/1.1 GET over loopback: (status, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(addr, "GET", path)
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+fn paired() -> Screen {
+    Screen::Paired {
+        detail: "paired (eu)".into(),
+    }
+}
+
+#[test]
+fn serves_page_and_state() {
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    let addr = web.local_addr();
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    let (status, body) = get(addr, "/state.json");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("{\"version\":0,\"state\":\"starting\""), "{body}");
+
+    web.update(&waiting(true));
+    let (status, page) = get(addr, "/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<!doctype html>") && page.contains("\"user_code\":\"KQWX-7RTM\""));
+    let (_, state) = get(addr, "/state.json");
+    assert!(state.contains("\"version\":1,\"state\":\"waiting\""), "{state}");
+    assert!(state.contains(&format!("\"qr_url\":\"{URL_COMPLETE}\"")));
+    assert!(state.contains("\"seconds_left\":299,\"total_seconds\":300"));
+    assert!(state.contains("\\u003csvg"), "svg escaped inside JSON: {state}");
+
+    // The countdown alone does not bump the version.
+    let mut s = waiting(true);
+    if let Screen::Waiting { seconds_left, .. } = &mut s {
+        *seconds_left = 250;
+    }
+    web.update(&s);
+    let (_, state) = get(addr, "/state.json");
+    assert!(
+        state.contains("\"version\":1,") && state.contains("\"seconds_left\":250"),
+        "{state}"
+    );
+
+    assert_eq!(get(addr, "/nope").0, 404);
+    assert_eq!(request(addr, "POST", "/").0, 405);
+}
+
+#[test]
+fn long_poll_answers_when_the_screen_changes() {
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    let addr = web.local_addr();
+    web.update(&waiting(false));
+    let started = Instant::now();
+    let poll = std::thread::spawn(move || get(addr, "/state.json?v=1"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while web.waiting_clients() == 0 {
+        assert!(Instant::now() < deadline, "the long-poll never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    web.update(&paired());
+    let (status, body) = poll.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"version\":2,\"state\":\"paired\",\"headline\":\"Paired\",\"message\":\"paired (eu)\""),
+        "{body}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // An old version answers at once.
+    let t = Instant::now();
+    assert!(get(addr, "/state.json?v=1").1.contains("\"version\":2"));
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn address_in_use_is_an_error() {
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    let e = WebDisplay::bind(web.local_addr()).unwrap_err();
+    assert!(e.to_string().contains(&web.local_addr().to_string()), "{e}");
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium(profile: &Path, extra: &[String], url: &str) -> Command {
+    let mut c = Command::new(CHROMIUM);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--disable-dev-shm-usage",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(url)
+    .stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn headless_chromium_scans_and_sees_paired() {
+    if !Path::new(CHROMIUM).exists() {
+        println!("SKIPPED headless_chromium_scans_and_sees_paired: {CHROMIUM} missing (apt-get install -y chromium)");
+        return;
+    }
+    let dir = crate::util::temp_dir("chromium");
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", web.local_addr());
+    web.update(&waiting(true));
+
+    // 1. Screenshot while waiting; the QR in it decodes to the URL.
+    let shot = dir.join("waiting.png");
+    let out = chromium(
+        &dir.join("profile1"),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1024,768".into(),
+        ],
+        &url,
+    )
+    .output()
+    .unwrap();
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&shot).unwrap();
+    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
+    let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+    let info = dec.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let chans = info.color_type.samples();
+    assert_decodes(
+        "chromium screenshot",
+        w,
+        h,
+        |x, y| buf[(y * w + x) * chans],
+        URL_COMPLETE,
+    );
+
+    // 2. Load the page while waiting, approve meanwhile: the page switches to "paired" by
+    //    itself (its long-poll returns), then the DOM is dumped.
+    let child = chromium(
+        &dir.join("profile2"),
+        &["--dump-dom".into(), "--virtual-time-budget=4000".into()],
+        &url,
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while web.waiting_clients() == 0 {
+        assert!(Instant::now() < deadline, "the page never long-polled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    web.update(&paired());
+    let out = child.wait_with_output().unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("data-state=\"paired\""), "{dom}");
+    assert!(
+        dom.contains("<div id=\"headline\">Paired</div>") && dom.contains("paired (eu)"),
+        "{dom}"
+    );
+    assert!(dom.contains("<div id=\"qr\"></div>"), "QR removed once paired");
+    let _ = std::fs::remove_dir_all(dir);
+}
