@@ -131,6 +131,11 @@ fn chromium(profile: &Path, extra: &[String], url: &str) -> Command {
 #[test]
 fn headless_chromium_scans_and_sees_paired() {
     if !Path::new(CHROMIUM).exists() {
+        // CI installs chromium and sets this, so a missing browser fails there instead of skipping.
+        assert!(
+            std::env::var_os("ZOHO_DEVICE_REQUIRE_CHROMIUM").is_none(),
+            "{CHROMIUM} missing but ZOHO_DEVICE_REQUIRE_CHROMIUM is set (apt-get install -y chromium)"
+        );
         println!("SKIPPED headless_chromium_scans_and_sees_paired: {CHROMIUM} missing (apt-get install -y chromium)");
         return;
     }
