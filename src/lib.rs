@@ -26,6 +26,7 @@ pub mod demo;
 pub mod doctor;
 pub mod exit;
 pub mod login;
+pub mod notify;
 pub mod settings;
 pub mod store;
 pub mod ui;

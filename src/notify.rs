@@ -1,0 +1,157 @@
+//! systemd's notification protocol (`sd_notify`), without libsystemd: one datagram per message
+//! to the socket named by `$NOTIFY_SOCKET` (a path, or `@name` for an abstract socket).
+//!
+//! Messages are sent without blocking; a missing or broken socket is ignored (the agent works
+//! the same outside systemd).
+
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::Duration;
+
+/// A connection to the service manager, or nothing when not run by one.
+#[derive(Debug)]
+pub struct Notifier {
+    target: Option<(UnixDatagram, SocketAddr)>,
+    watchdog: Option<Duration>,
+}
+
+impl Notifier {
+    /// From `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID`.
+    pub fn from_env() -> Notifier {
+        Notifier::from_vars(&|k| std::env::var(k).ok(), std::process::id())
+    }
+
+    /// As [`Notifier::from_env`], with the environment given.
+    pub fn from_vars(env: &dyn Fn(&str) -> Option<String>, pid: u32) -> Notifier {
+        let target = env("NOTIFY_SOCKET").and_then(|s| match socket_addr(&s) {
+            Some(addr) => match UnixDatagram::unbound() {
+                Ok(sock) => {
+                    let _ = sock.set_nonblocking(true);
+                    Some((sock, addr))
+                }
+                Err(e) => {
+                    tracing::warn!("cannot create a socket for NOTIFY_SOCKET: {e}");
+                    None
+                }
+            },
+            None => {
+                tracing::warn!("NOTIFY_SOCKET={s:?} is not a usable socket address; not notifying systemd");
+                None
+            }
+        });
+        let for_us = env("WATCHDOG_PID")
+            .map(|p| p.trim().parse::<u32>().ok() == Some(pid))
+            .unwrap_or(true);
+        let watchdog = env("WATCHDOG_USEC")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|us| *us > 0 && for_us)
+            .map(Duration::from_micros);
+        Notifier { target, watchdog }
+    }
+
+    /// A notifier that sends nothing.
+    pub fn none() -> Notifier {
+        Notifier {
+            target: None,
+            watchdog: None,
+        }
+    }
+
+    /// Whether a service manager listens.
+    pub fn enabled(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// The watchdog timeout systemd asked for (`WatchdogSec=`), if any. Ping at half of it.
+    pub fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// Sends `state` (e.g. `READY=1`, `STATUS=...`, newline-separated assignments).
+    pub fn notify(&self, state: &str) {
+        let Some((sock, addr)) = &self.target else { return };
+        if let Err(e) = sock.send_to_addr(state.as_bytes(), addr) {
+            tracing::debug!("sd_notify failed: {e}");
+        }
+    }
+
+    /// Sends `STATUS=<line>` (newlines in `line` become spaces).
+    pub fn status(&self, line: &str) {
+        if self.enabled() {
+            self.notify(&format!("STATUS={}", line.replace('\n', " ")));
+        }
+    }
+}
+
+fn socket_addr(s: &str) -> Option<SocketAddr> {
+    if let Some(name) = s.strip_prefix('@') {
+        abstract_addr(name)
+    } else if s.starts_with('/') {
+        SocketAddr::from_pathname(s).ok()
+    } else {
+        None
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn abstract_addr(name: &str) -> Option<SocketAddr> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    SocketAddr::from_abstract_name(name.as_bytes()).ok()
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn abstract_addr(_name: &str) -> Option<SocketAddr> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn sends_to_a_path_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let p = path.to_str().unwrap();
+        let n = Notifier::from_vars(&env(&[("NOTIFY_SOCKET", p), ("WATCHDOG_USEC", "2000000")]), 1);
+        assert!(n.enabled());
+        assert_eq!(n.watchdog(), Some(Duration::from_secs(2)));
+        n.notify("READY=1");
+        n.status("paired (eu),\ntoken valid");
+        let mut buf = [0u8; 256];
+        let len = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"READY=1");
+        let len = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"STATUS=paired (eu), token valid");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sends_to_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("zoho-device-test-{}", std::process::id());
+        let server = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+        let n = Notifier::from_vars(&env(&[("NOTIFY_SOCKET", &format!("@{name}"))]), 1);
+        n.notify("WATCHDOG=1");
+        let mut buf = [0u8; 64];
+        let len = server.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"WATCHDOG=1");
+    }
+
+    #[test]
+    fn watchdog_only_for_this_pid_and_nothing_without_a_socket() {
+        let n = Notifier::from_vars(&env(&[("WATCHDOG_USEC", "1000"), ("WATCHDOG_PID", "7")]), 8);
+        assert_eq!(n.watchdog(), None);
+        assert!(!n.enabled());
+        n.notify("READY=1"); // no socket: a no-op
+        let n = Notifier::from_vars(&env(&[("NOTIFY_SOCKET", "relative")]), 1);
+        assert!(!n.enabled());
+    }
+}

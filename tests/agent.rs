@@ -1,0 +1,483 @@
+//! `zoho-device agent` end to end: the real binary against the simulator on loopback, with
+//! access tokens that live a few seconds.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use zoho_device_sim::{Fault, FaultKind, SimConfig, Simulator};
+
+const TOKEN_PATH: &str = "/oauth/v2/token";
+
+fn sim(token_lifetime_s: u64) -> Simulator {
+    Simulator::spawn(
+        SimConfig::default()
+            .interval_ms(200)
+            .token_lifetime_s(token_lifetime_s)
+            .auto_approve_after_polls(1)
+            .throttle(1000, Duration::from_secs(600)),
+    )
+    .expect("simulator starts")
+}
+
+/// A running agent: its JSON events, its log, its directory.
+struct Agent {
+    child: Child,
+    events: Receiver<Value>,
+    seen: Vec<Value>,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start(sim: &Simulator, env: &[(&str, &str)], args: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        Agent::start_in(dir, sim, env, args)
+    }
+
+    fn start_in(dir: tempfile::TempDir, sim: &Simulator, env: &[(&str, &str)], args: &[&str]) -> Agent {
+        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoho-device"));
+        cmd.args(["agent", "--display", "none", "--events", "json", "-v"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("ZOHO_CLIENT_ID", "1004.SIMCLIENT")
+            .env("ZOHO_CLIENT_SECRET", "sim-secret")
+            .env("ZOHO_ACCOUNTS_URL", sim.accounts_url("us"))
+            .env("ZOHO_TOKEN_FILE", dir.path().join("state/token.json"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().expect("the binary runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout carries only JSON events, got {line:?}: {e}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Agent {
+            child,
+            events,
+            seen: Vec::new(),
+            dir,
+        }
+    }
+
+    fn token_file(&self) -> PathBuf {
+        self.dir.path().join("state/token.json")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The next event named `name` (earlier ones are kept in `seen`).
+    fn wait_event(&mut self, name: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["event"] == name {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no {name:?} event within {timeout:?}; events: {:?}\nagent log:\n{}",
+                    self.names(),
+                    self.log()
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "the agent ended before a {name:?} event; events: {:?}\nagent log:\n{}",
+                    self.names(),
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// Every event that arrives within `d`.
+    fn events_within(&mut self, d: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + d;
+        let mut out = Vec::new();
+        while let Ok(v) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v.clone());
+            out.push(v);
+        }
+        out
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .map(|v| v["event"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not exit within {timeout:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn read_token(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("token file is not JSON ({e}): {text}"))
+}
+
+/// Watches the token file every 25 ms: it must always hold an access token that has not
+/// expired. Stops when dropped.
+struct Watch {
+    stop: Arc<AtomicBool>,
+    checks: Arc<AtomicU32>,
+    gaps: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watch {
+    fn start(path: PathBuf) -> Watch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let checks = Arc::new(AtomicU32::new(0));
+        let gaps = Arc::new(Mutex::new(Vec::new()));
+        let (s, c, g) = (stop.clone(), checks.clone(), gaps.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let t = read_token(&path);
+                let exp = t["expires_at"].as_u64().expect("expires_at in Unix ms");
+                let now = now_ms();
+                if exp <= now {
+                    g.lock().unwrap().push(format!("token expired {} ms ago", now - exp));
+                }
+                c.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        Watch {
+            stop,
+            checks,
+            gaps,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (u32, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the watcher does not panic");
+        }
+        (self.checks.load(Ordering::Relaxed), self.gaps.lock().unwrap().clone())
+    }
+}
+
+#[test]
+fn pairs_then_refreshes_many_times_without_a_gap() {
+    let sim = sim(3);
+    let mut agent = Agent::start(&sim, &[], &[]);
+    let code = agent.wait_event("code", Duration::from_secs(10));
+    assert!(code["user_code"].as_str().is_some_and(|c| !c.is_empty()));
+    agent.wait_event("authorized", Duration::from_secs(10));
+    let watch = Watch::start(agent.token_file());
+    for _ in 0..5 {
+        let e = agent.wait_event("refreshed", Duration::from_secs(5));
+        let exp = e["expires_in_s"].as_u64().unwrap();
+        assert!((2..=3).contains(&exp), "{e}");
+    }
+    let (checks, gaps) = watch.finish();
+    assert!(checks > 100, "the watcher ran ({checks} checks)");
+    assert!(gaps.is_empty(), "the token file held an expired token: {gaps:?}");
+    // The file's token is one the server accepts, and the agent kept no spare refreshes.
+    let t = read_token(&agent.token_file());
+    assert!(sim.access_token_live(t["access_token"].as_str().unwrap()));
+    let refreshes = sim.requests_to(TOKEN_PATH).len();
+    assert!(
+        (5..=6).contains(&refreshes),
+        "{refreshes} refresh requests for 5 refreshes"
+    );
+    assert!(
+        !agent.names().iter().any(|n| n == "refresh_failed"),
+        "{:?}",
+        agent.names()
+    );
+    // Only one pairing, one code.
+    assert_eq!(agent.names().iter().filter(|n| *n == "code").count(), 1);
+}
+
+#[test]
+fn transient_refresh_failures_are_retried_and_the_token_stays_valid() {
+    let sim = sim(4);
+    let mut agent = Agent::start(&sim, &[], &[]);
+    agent.wait_event("authorized", Duration::from_secs(10));
+    let watch = Watch::start(agent.token_file());
+    agent.wait_event("refreshed", Duration::from_secs(6));
+    // The next refresh meets two HTML 503 pages and a reset connection, then succeeds.
+    sim.inject(Fault::new(TOKEN_PATH, FaultKind::Html { status: 503 }, 2));
+    sim.inject(Fault::new(TOKEN_PATH, FaultKind::Reset, 1));
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let f = agent.wait_event("refresh_failed", Duration::from_secs(6));
+        assert_eq!(f["kind"], "unavailable", "{f}");
+        assert!(f["retry_in_s"].as_f64().unwrap() <= 1.0, "{f}");
+        assert!(f["token_valid_s"].as_u64().is_some(), "{f}");
+        kinds.push(f["message"].as_str().unwrap().to_string());
+    }
+    agent.wait_event("refreshed", Duration::from_secs(3));
+    agent.wait_event("refreshed", Duration::from_secs(6));
+    let (_, gaps) = watch.finish();
+    assert!(
+        gaps.is_empty(),
+        "gap in validity during the faults: {gaps:?}\n{kinds:?}"
+    );
+    let pairings = agent.names().iter().filter(|n| *n == "needs_pairing").count();
+    assert_eq!(pairings, 1, "only the first start needed pairing: {:?}", agent.names());
+    let faulted = sim.requests_to(TOKEN_PATH).iter().filter(|r| r.fault.is_some()).count();
+    assert_eq!(faulted, 3);
+}
+
+#[test]
+fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
+    let sim = sim(4);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let hook = r#"env | grep '^ZOHO_' | sort > "$HOOK_OUT/$ZOHO_NEEDS_PAIRING_REASON.tmp" && mv "$HOOK_OUT/$ZOHO_NEEDS_PAIRING_REASON.tmp" "$HOOK_OUT/$ZOHO_NEEDS_PAIRING_REASON.env""#;
+    let mut agent = Agent::start_in(
+        dir,
+        &sim,
+        &[("HOOK_OUT", out.to_str().unwrap())],
+        &["--on-needs-pairing", hook],
+    );
+    let first = agent.wait_event("needs_pairing", Duration::from_secs(5));
+    assert_eq!(first["reason"], "not_paired");
+    agent.wait_event("authorized", Duration::from_secs(10));
+    let before = read_token(&agent.token_file());
+    agent.wait_event("refreshed", Duration::from_secs(6));
+
+    sim.revoke_refresh_tokens();
+    let np = agent.wait_event("needs_pairing", Duration::from_secs(6));
+    assert_eq!(np["reason"], "refresh_token_rejected", "{np}");
+    assert!(np["message"].as_str().unwrap().contains("pair"), "{np}");
+    let code = agent.wait_event("code", Duration::from_secs(5));
+    agent.wait_event("authorized", Duration::from_secs(10));
+    agent.wait_event("refreshed", Duration::from_secs(6));
+
+    let after = read_token(&agent.token_file());
+    assert_ne!(
+        before["refresh_token"], after["refresh_token"],
+        "a new pairing, a new refresh token"
+    );
+    assert!(sim.access_token_live(after["access_token"].as_str().unwrap()));
+
+    let file = out.join("refresh_token_rejected.env");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "the hook did not run; log:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let env = std::fs::read_to_string(&file).unwrap();
+    let var = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing from the hook's environment:\n{env}"))
+            .to_string()
+    };
+    assert_eq!(var("ZOHO_USER_CODE"), code["user_code"].as_str().unwrap());
+    assert_eq!(var("ZOHO_VERIFICATION_URL"), code["verification_url"].as_str().unwrap());
+    assert!(var("ZOHO_VERIFICATION_URI_COMPLETE").contains(code["user_code"].as_str().unwrap()));
+    let expires: u64 = var("ZOHO_CODE_EXPIRES_IN").parse().unwrap();
+    assert!(expires > 0 && expires <= 300, "{expires}");
+    assert_eq!(var("ZOHO_NEEDS_PAIRING_REASON"), "refresh_token_rejected");
+    assert!(
+        !env.contains("ZOHO_CLIENT_SECRET") && !env.contains("sim-secret"),
+        "a secret reached the hook:\n{env}"
+    );
+    assert!(
+        out.join("not_paired.env").exists(),
+        "the first pairing ran the hook too"
+    );
+}
+
+#[test]
+fn a_clock_years_in_the_past_delays_every_decision() {
+    let sim = sim(3);
+    let dir = tempfile::tempdir().unwrap();
+    let offset = dir.path().join("clock-offset");
+    std::fs::write(&offset, "-157680000").unwrap(); // five years back
+    let mut agent = Agent::start_in(
+        dir,
+        &sim,
+        &[("ZOHO_DEVICE_TEST_CLOCK_OFFSET_S", offset.to_str().unwrap())],
+        &[],
+    );
+    let w = agent.wait_event("waiting_for_clock", Duration::from_secs(5));
+    assert!(
+        w["clock_unix"].as_i64().unwrap() < w["build_unix"].as_i64().unwrap(),
+        "{w}"
+    );
+    // Proving a negative takes a while: nothing is sent and nothing repeats while it waits.
+    let more = agent.events_within(Duration::from_millis(2500));
+    assert!(more.is_empty(), "events while waiting for the clock: {more:?}");
+    assert!(
+        sim.requests().is_empty(),
+        "{} requests with a bad clock",
+        sim.requests().len()
+    );
+    assert!(!agent.token_file().exists());
+
+    // NTP arrives.
+    std::fs::write(&offset, "0").unwrap();
+    agent.wait_event("clock_ok", Duration::from_secs(3));
+    agent.wait_event("authorized", Duration::from_secs(10));
+    agent.wait_event("refreshed", Duration::from_secs(5));
+    assert_eq!(agent.names().iter().filter(|n| *n == "waiting_for_clock").count(), 1);
+}
+
+#[test]
+fn sigterm_mid_refresh_leaves_a_valid_token_file() {
+    let sim = sim(6);
+    let mut agent = Agent::start(&sim, &[], &[]);
+    agent.wait_event("authorized", Duration::from_secs(10));
+    let before = read_token(&agent.token_file());
+    sim.inject(Fault::new(TOKEN_PATH, FaultKind::Delay { ms: 4000 }, 1));
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while sim.requests_to(TOKEN_PATH).is_empty() {
+        assert!(Instant::now() < deadline, "no refresh started; log:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Instant::now();
+    agent.signal("TERM");
+    let status = agent.wait_exit(Duration::from_secs(3));
+    assert!(status.success(), "{status:?}; log:\n{}", agent.log());
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "SIGTERM waited for the slow refresh"
+    );
+    let after = read_token(&agent.token_file());
+    assert_eq!(
+        before["access_token"], after["access_token"],
+        "the abandoned refresh left the file alone"
+    );
+    assert!(
+        after["expires_at"].as_u64().unwrap() > now_ms(),
+        "the token file is still valid"
+    );
+    let stray: Vec<_> = std::fs::read_dir(agent.token_file().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "token.json" && n != "token.json.lock")
+        .collect();
+    assert!(stray.is_empty(), "left behind: {stray:?}");
+}
+
+#[test]
+fn systemd_notifications_ready_status_watchdog_reload() {
+    let sim = sim(3600);
+    let sockdir = tempfile::tempdir().unwrap();
+    let path = sockdir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut agent = Agent::start(
+        &sim,
+        &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")],
+        &[],
+    );
+    let mut got: Vec<String> = Vec::new();
+    let wait_for = |pred: &dyn Fn(&str) -> bool, what: &str, got: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                got.push(msg.clone());
+                if pred(&msg) {
+                    return msg;
+                }
+            }
+        }
+        panic!("no {what} from the agent; got {got:?}");
+    };
+    wait_for(&|m| m == "READY=1", "READY=1", &mut got);
+    let waiting = wait_for(
+        &|m| m.starts_with("STATUS=waiting for approval: "),
+        "waiting status",
+        &mut got,
+    );
+    assert!(waiting.ends_with(" left"), "{waiting}");
+    // The simulator is reached through an accounts-URL override, so no DC is named.
+    let paired = wait_for(
+        &|m| m.starts_with("STATUS=paired, token valid for "),
+        "paired status",
+        &mut got,
+    );
+    assert!(paired.ends_with(" min"), "{paired}");
+    wait_for(&|m| m == "WATCHDOG=1", "WATCHDOG=1", &mut got);
+    agent.wait_event("authorized", Duration::from_secs(5));
+
+    agent.signal("HUP");
+    wait_for(&|m| m == "RELOADING=1", "RELOADING=1", &mut got);
+    wait_for(&|m| m == "READY=1", "READY=1 after the reload", &mut got);
+    agent.wait_event("reloaded", Duration::from_secs(3));
+    wait_for(
+        &|m| m.starts_with("STATUS=paired, token valid"),
+        "paired status after the reload",
+        &mut got,
+    );
+    assert_eq!(
+        sim.requests_to(TOKEN_PATH).len(),
+        0,
+        "a reload does not refresh a fresh token"
+    );
+
+    agent.signal("TERM");
+    wait_for(&|m| m == "STOPPING=1", "STOPPING=1", &mut got);
+    assert!(agent.wait_exit(Duration::from_secs(3)).success());
+    assert!(!got.iter().any(|m| m.contains("sim-secret")), "{got:?}");
+}
