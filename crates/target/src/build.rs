@@ -75,6 +75,11 @@ pub struct BuildOptions {
     pub libc: Libc,
     /// Overrides the release profile's `opt-level` (`"z"`, `"s"`, `"3"`) for size comparisons.
     pub opt_level: Option<String>,
+    /// Builds std from source (`-Zbuild-std`) even for targets rustup has a rust-std for:
+    /// std is then optimised with the size profile and LTO'd with the program.
+    pub force_build_std: bool,
+    /// Extra arguments for cargo (e.g. `-Zbuild-std-features=optimize_for_size`).
+    pub cargo_args: Vec<String>,
 }
 
 /// A built binary.
@@ -105,7 +110,12 @@ pub fn distinct_targets(boards: &[&Board], libc: Libc) -> Vec<String> {
 /// targets (several `--target`s per invocation beat one invocation per target).
 pub fn build(ws: &Workspace, boards: &[&Board], opts: &BuildOptions) -> Result<Vec<Artifact>, String> {
     let targets = distinct_targets(boards, opts.libc);
-    let plan = toolchain::ensure_std(&targets)?;
+    let plan = if opts.force_build_std {
+        toolchain::ensure_rust_src()?;
+        targets.into_iter().map(|t| (t, StdSource::BuildStd)).collect()
+    } else {
+        toolchain::ensure_std(&targets)?
+    };
     let zig = toolchain::ensure_zig()?;
 
     for source in [StdSource::Prebuilt, StdSource::BuildStd] {
@@ -136,6 +146,7 @@ pub fn build(ws: &Workspace, boards: &[&Board], opts: &BuildOptions) -> Result<V
             cmd.arg("--config")
                 .arg(format!("profile.release.opt-level={}", toml_opt_level(level)));
         }
+        cmd.args(&opts.cargo_args);
         if source == StdSource::BuildStd {
             // -Zbuild-std is unstable; RUSTC_BOOTSTRAP lets the stable toolchain accept it.
             cmd.env("RUSTC_BOOTSTRAP", "1").arg("-Zbuild-std=std,panic_abort");

@@ -39,6 +39,13 @@ enum Cmd {
         /// Override the release profile's opt-level ("s", "z", "3") to compare sizes.
         #[arg(long, value_name = "LEVEL")]
         opt_level: Option<String>,
+        /// Build std from source with the size profile even where rustup has a rust-std.
+        #[arg(long)]
+        build_std: bool,
+        /// Extra argument for cargo (repeatable), e.g.
+        /// --cargo-arg=-Zbuild-std-features=optimize_for_size
+        #[arg(long = "cargo-arg", value_name = "ARG", allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
     },
     /// Write a .tar.gz and a .deb for a board (building first if there is no binary yet).
     Package {
@@ -115,11 +122,18 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             list(ws, libc);
             Ok(())
         }
-        Cmd::Build { boards, opt_level } => {
+        Cmd::Build {
+            boards,
+            opt_level,
+            build_std,
+            cargo_args,
+        } => {
             let selected = boards.boards()?;
             let opts = BuildOptions {
                 libc: boards.libc,
                 opt_level,
+                force_build_std: build_std,
+                cargo_args,
             };
             let artifacts = build::build(ws, &selected, &opts)?;
             println!("{:<10} {:<32} {:<22} path", "board", "target", "size");
@@ -154,7 +168,7 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             if !missing.is_empty() {
                 let opts = BuildOptions {
                     libc: boards.libc,
-                    opt_level: None,
+                    ..BuildOptions::default()
                 };
                 build::build(ws, &missing, &opts)?;
             }

@@ -442,11 +442,12 @@ struct Sim {
 }
 
 impl Sim {
-    /// Starts `zoho-device-sim --auto-approve-after-polls 1 --interval-ms 200` and waits for
-    /// the first loopback URL it prints.
+    /// Starts `zoho-device-sim --dc us --auto-approve-after-polls 1 --interval-ms 200` (one DC,
+    /// the one the default client `1004.SIMCLIENT` lives in) and waits for the first loopback
+    /// URL it prints (`  us: accounts + api_domain http://127.0.0.1:PORT ...`).
     fn start(path: &Path) -> Result<Sim, String> {
         let mut child = Command::new(path)
-            .args(["--auto-approve-after-polls", "1", "--interval-ms", "200"])
+            .args(["--dc", "us", "--auto-approve-after-polls", "1", "--interval-ms", "200"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -77,31 +77,46 @@ pub fn ensure_std(targets: &[String]) -> Result<Vec<(String, StdSource)>, String
             continue;
         }
         eprintln!("==> rustup target add {target}");
-        let added = Command::new("rustup")
-            .args(["target", "add", target])
-            .status()
-            .is_ok_and(|s| s.success());
-        if added {
-            plan.push((target.clone(), StdSource::Prebuilt));
-            continue;
-        }
-        if !rust_src {
-            eprintln!("==> rustup cannot install {target}; building std from source instead");
-            eprintln!("==> rustup component add rust-src");
-            let ok = Command::new("rustup")
-                .args(["component", "add", "rust-src"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                return Err(format!(
-                    "neither `rustup target add {target}` nor `rustup component add rust-src` worked"
-                ));
+        let added = Command::new("rustup").args(["target", "add", target]).output();
+        match added {
+            Ok(out) if out.status.success() => {
+                plan.push((target.clone(), StdSource::Prebuilt));
+                continue;
             }
+            Ok(out) => {
+                // rustup's error is a page with a backtrace; its first line says enough.
+                let err = String::from_utf8_lossy(&out.stderr);
+                let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("failed");
+                eprintln!("    {}", first.trim());
+            }
+            Err(e) => eprintln!("    cannot run rustup: {e}"),
+        }
+        eprintln!("    building std for {target} from source instead (-Zbuild-std)");
+        if !rust_src {
+            ensure_rust_src()
+                .map_err(|e| format!("rustup cannot install {target}, and {e}"))?;
             rust_src = true;
         }
         plan.push((target.clone(), StdSource::BuildStd));
     }
     Ok(plan)
+}
+
+/// Installs the `rust-src` component (std's sources, for `-Zbuild-std`) when absent.
+pub fn ensure_rust_src() -> Result<(), String> {
+    if has_rust_src() {
+        return Ok(());
+    }
+    eprintln!("==> rustup component add rust-src");
+    let ok = Command::new("rustup")
+        .args(["component", "add", "rust-src"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err("`rustup component add rust-src` failed".to_owned())
+    }
 }
 
 /// A usable cargo-zigbuild with a zig it can find.
