@@ -28,7 +28,9 @@
 //! a new one, and not at all while the clock reads earlier than the build date (a board
 //! without RTC before NTP): the agent then emits `waiting_for_clock` once and re-checks every
 //! second without sending anything. Each refresh reply's `Date` header is compared with the
-//! local clock; a skew over two minutes is logged and emitted as `clock_skew`.
+//! local clock; a skew over two minutes is logged and emitted as `clock_skew`. The monotonic
+//! clock stops while the board is suspended: the agent wakes once a minute, and when the wall
+//! clock moved more than 30 s further than the monotonic one, reads the expiry again.
 //!
 //! **Signals.** SIGTERM ends at once and cleanly: a refresh in flight is abandoned (the file is
 //! written only after a complete reply, atomically, on this one thread, so it is never half
@@ -64,10 +66,12 @@ pub const CLOCK_OFFSET_ENV: &str = "ZOHO_DEVICE_TEST_CLOCK_OFFSET_S";
 
 /// How often an implausible clock is looked at again.
 const CLOCK_RECHECK: Duration = Duration::from_secs(1);
-/// How often the `STATUS=` line is refreshed while idle (only under systemd).
+/// How often the agent wakes while idle: the `STATUS=` line, the suspend check.
 const STATUS_EVERY: Duration = Duration::from_secs(60);
 /// A hook still running after this is killed.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+/// A wall clock moving this much further than the monotonic one means suspend or a clock step.
+const JUMP_S: i64 = 30;
 /// A local clock further than this from the server's `Date` is reported.
 const SKEW_REPORT_S: i64 = 120;
 
@@ -225,7 +229,11 @@ impl Agent {
             return self.load();
         };
         let at = self.refresh_at(&cur);
-        self.sleep_until(at).await;
+        if !self.sleep_until(at).await {
+            // Suspended, or the clock was set forward: the monotonic deadline is stale.
+            self.current = None;
+            return Ok(());
+        }
         self.refresh(cur).await
     }
 
@@ -317,20 +325,28 @@ impl Agent {
         at
     }
 
-    /// Sleeps until `at`, refreshing the `STATUS=` line every minute under systemd.
-    async fn sleep_until(&self, at: Instant) {
+    /// Sleeps until `at` (monotonic), waking every minute to refresh the `STATUS=` line and to
+    /// compare the clocks: `false` when the wall clock moved more than [`JUMP_S`] further than
+    /// the monotonic one (the board was suspended — the monotonic clock stops then — or the
+    /// clock was set forward), so the token's expiry must be read again.
+    async fn sleep_until(&self, at: Instant) -> bool {
         loop {
             let now = Instant::now();
             if at <= now {
-                return;
+                return true;
             }
             self.status();
-            let chunk = if self.notifier.enabled() {
-                (at - now).min(STATUS_EVERY)
-            } else {
-                at - now
-            };
-            tokio::time::sleep(chunk).await;
+            let wall_before = wall_now().as_millis();
+            tokio::time::sleep((at - now).min(STATUS_EVERY)).await;
+            let mono = now.elapsed().as_millis() as i64;
+            let wall = wall_now().as_millis() as i64 - wall_before as i64;
+            if wall - mono > JUMP_S * 1000 {
+                tracing::info!(
+                    "the wall clock moved {} s more than the monotonic clock (suspend, or the clock was set); reading the token's expiry again",
+                    (wall - mono) / 1000
+                );
+                return false;
+            }
         }
     }
 
