@@ -145,10 +145,15 @@ impl Context {
     }
 
     /// Refreshes unconditionally under the lock (the `refresh` command, Books' retry on 401).
+    /// A failed refresh is an error here: the caller asked for a new token (or the current one
+    /// was just rejected), so falling back to the stored token would hide the failure.
     pub async fn force_refresh(&self) -> Result<StoredToken, AppError> {
         let _lock = self.store.lock()?;
         let stored = self.store.load_required()?;
-        self.refresh_locked(stored).await
+        if stored.tokens.refresh_token.is_none() {
+            return Err(AppError::not_paired("there is no refresh token to refresh with"));
+        }
+        self.refresh_and_save(&stored).await
     }
 
     async fn refresh_locked(&self, stored: StoredToken) -> Result<StoredToken, AppError> {
