@@ -28,11 +28,16 @@ pub struct Context {
 impl Context {
     /// Builds the context.
     pub fn new(settings: Settings) -> Result<Context, AppError> {
-        let http = HttpClient::new(&HttpConfig {
+        let mut config = HttpConfig {
             user_agent: format!("zoho-device/{}", env!("CARGO_PKG_VERSION")),
             ..HttpConfig::default()
-        })
-        .map_err(|e| AppError::new(Exit::Unexpected, format!("cannot set up HTTPS: {e}")))?;
+        };
+        if let Some(t) = test_override_ms("ZOHO_DEVICE_HTTP_TIMEOUT_MS") {
+            config.timeout = t;
+            config.connect_timeout = config.connect_timeout.min(t);
+        }
+        let http = HttpClient::new(&config)
+            .map_err(|e| AppError::new(Exit::Unexpected, format!("cannot set up HTTPS: {e}")))?;
         let store = TokenStore::new(settings.token_file.clone());
         Ok(Context { settings, store, http })
     }
@@ -104,7 +109,8 @@ impl Context {
     pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
         let client = self.client_for(stored)?;
         let endpoint = self.token_endpoint(stored)?;
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8), seed());
+        let base = test_override_ms("ZOHO_DEVICE_BACKOFF_MS").unwrap_or(Duration::from_millis(500));
+        let mut backoff = Backoff::new(base, base * 16, seed());
         let tokens = reqwest_driver::refresh(
             &self.http,
             &endpoint,
@@ -180,6 +186,16 @@ impl Context {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A duration in milliseconds from a hidden environment variable, for tests only:
+/// `ZOHO_DEVICE_HTTP_TIMEOUT_MS` (the whole-request timeout, default 30 s) and
+/// `ZOHO_DEVICE_BACKOFF_MS` (the first retry delay, default 500 ms for refresh/revoke/Books and
+/// 1 s for login) let the reliability tests (tests/reliability) run timeouts and exhausted
+/// retries in seconds. Not documented for users; absent or unparsable means the default.
+pub fn test_override_ms(name: &str) -> Option<Duration> {
+    let ms: u64 = std::env::var(name).ok()?.trim().parse().ok()?;
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// A seed for jitter: time and pid.

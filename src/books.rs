@@ -41,21 +41,27 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     })
 }
 
-enum Outcome {
+/// What a `/organizations` reply means.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The organizations.
     Ok(Vec<Organization>),
     /// 401 code 57: refresh and retry.
     Expired,
 }
 
+/// Tries of one Books call on transient failures (network, 5xx, non-JSON pages).
+const BOOKS_ATTEMPTS: u32 = 3;
+
 /// Lists organizations, refreshing once on 401 code 57.
 pub async fn organizations(ctx: &Context) -> Result<Vec<Organization>, AppError> {
     let stored = ctx.fresh_token(REFRESH_MARGIN).await?;
-    match fetch(ctx, &stored).await? {
+    match fetch_retrying(ctx, &stored).await? {
         Outcome::Ok(orgs) => Ok(orgs),
         Outcome::Expired => {
             tracing::info!("Books answered 401 (code 57): refreshing the token and retrying once");
             let stored = ctx.force_refresh().await?;
-            match fetch(ctx, &stored).await? {
+            match fetch_retrying(ctx, &stored).await? {
                 Outcome::Ok(orgs) => Ok(orgs),
                 Outcome::Expired => Err(AppError::new(
                     Exit::NeedsPairing,
@@ -63,6 +69,32 @@ pub async fn organizations(ctx: &Context) -> Result<Vec<Organization>, AppError>
                 )
                 .hint("pair again with `zoho-device login --scope ZohoBooks.settings.READ`")),
             }
+        }
+    }
+}
+
+/// [`fetch`], retried with capped, jittered backoff while it fails transiently (the same GET
+/// is safe to repeat); Books' own rate limits (429) are not retried here.
+async fn fetch_retrying(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError> {
+    let base = crate::app::test_override_ms("ZOHO_DEVICE_BACKOFF_MS").unwrap_or(std::time::Duration::from_millis(500));
+    let mut backoff = zoho_device_core::Backoff::new(base, base * 16, crate::app::seed());
+    let mut n = 0;
+    loop {
+        n += 1;
+        match fetch(ctx, stored).await {
+            Err(AppError {
+                core: Some(Error::Unavailable { last, .. }),
+                ..
+            }) if n < BOOKS_ATTEMPTS => {
+                let delay = backoff.delay(n);
+                tracing::info!(attempt = n, reason = %last, delay_ms = delay.as_millis() as u64, "Books call failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(AppError {
+                core: Some(Error::Unavailable { last, .. }),
+                ..
+            }) => return Err(AppError::from(Error::Unavailable { attempts: n, last })),
+            other => return other,
         }
     }
 }
@@ -87,7 +119,18 @@ async fn fetch(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError>
     let body = read_capped(&mut resp)
         .await
         .map_err(|e| unavailable(Transient::Transport(e)))?;
-    let envelope: Option<serde_json::Map<String, Value>> = serde_json::from_slice(&body).ok();
+    parse_organizations(status, &body)
+}
+
+/// Reads a `GET /books/v3/organizations` reply (status and body, as read with the size cap):
+/// the envelope's `code` and the HTTP status decide, never the message text. Transient
+/// failures come back as exit 7 with the core's [`Error::Unavailable`] inside.
+pub fn parse_organizations(status: u16, body: &[u8]) -> Result<Outcome, AppError> {
+    let unavailable = |t: Transient| AppError::from(Error::Unavailable { attempts: 1, last: t });
+    if body.len() > zoho_device_core::http::MAX_RESPONSE_BYTES {
+        return Err(unavailable(Transient::Oversize));
+    }
+    let envelope: Option<serde_json::Map<String, Value>> = serde_json::from_slice(body).ok();
     let code = envelope.as_ref().and_then(|m| m.get("code")).and_then(Value::as_i64);
     let message = envelope
         .as_ref()

@@ -57,6 +57,10 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     if let Some(min) = opts.min_interval {
         config.min_interval = min;
     }
+    if let Some(base) = app::test_override_ms("ZOHO_DEVICE_BACKOFF_MS") {
+        config.backoff_base = base;
+        config.backoff_cap = base * 16;
+    }
     let clock = MonotonicClock::default();
     let mut flow = DeviceFlow::new(config, client.clone(), server, clock.now());
 
