@@ -93,8 +93,7 @@ pub fn ensure_std(targets: &[String]) -> Result<Vec<(String, StdSource)>, String
         }
         eprintln!("    building std for {target} from source instead (-Zbuild-std)");
         if !rust_src {
-            ensure_rust_src()
-                .map_err(|e| format!("rustup cannot install {target}, and {e}"))?;
+            ensure_rust_src().map_err(|e| format!("rustup cannot install {target}, and {e}"))?;
             rust_src = true;
         }
         plan.push((target.clone(), StdSource::BuildStd));

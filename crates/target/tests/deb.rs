@@ -196,6 +196,8 @@ fn unit_is_hardened_notify_service() {
         ("PrivateTmp", "yes"),
         ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
         ("User", "zoho-device"),
+        ("RuntimeDirectory", "zoho-device"),
+        ("DevicePolicy", "closed"),
         ("WantedBy", "multi-user.target"),
     ] {
         assert_eq!(unit_value(key), value, "{key}");
