@@ -38,8 +38,17 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         _ => {}
     }
-    let settings = Settings::resolve(&cli.global)?;
-    let ctx = Context::new(settings)?;
+    // With `login --events json`, a program learns of every failure from an `error` event,
+    // also of those found before the pairing UI exists (settings, displays).
+    let login_events = matches!(&cli.command, Command::Login(a) if a.events == Some(EventsFormat::Json));
+    let early_error = |e: AppError| {
+        if login_events {
+            crate::ui::JsonEvents.emit("error", json!({ "kind": e.exit.name(), "message": e.message }));
+        }
+        e
+    };
+    let settings = Settings::resolve(&cli.global).map_err(early_error)?;
+    let ctx = Context::new(settings).map_err(early_error)?;
     match cli.command {
         Command::Login(args) => {
             let events = args.events == Some(EventsFormat::Json);
@@ -48,7 +57,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             } else {
                 args.displays.clone()
             };
-            let mut ui = PairingUi::new(open_displays(&specs, events)?, events);
+            let mut ui = PairingUi::new(open_displays(&specs, events).map_err(early_error)?, events);
             let opts = LoginOptions {
                 kiosk: args.kiosk,
                 min_interval: None,

@@ -33,9 +33,11 @@ pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Re
 
 async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
     let client = ctx.settings.client()?;
+    let mut started_at: Option<String> = None;
     let server = match &ctx.settings.endpoint {
         Endpoint::Zoho { .. } => {
             let (accounts, _) = app::start_server(ctx, &client.client_id).await?;
+            started_at = Some(accounts.as_str().trim_end_matches('/').to_string());
             Server::zoho(accounts)
         }
         Endpoint::Standard {
@@ -81,6 +83,17 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     let ui = ui_cell.into_inner();
     let tokens = match result {
         Ok(t) => t,
+        // After other_dc: the user's DC does not know the client; another --dc would not help.
+        Err(Error::InvalidClient { accounts_url })
+            if started_at
+                .as_deref()
+                .is_some_and(|s| s != accounts_url.trim_end_matches('/')) =>
+        {
+            let hint = format!(
+                "the user's account lives in the data centre of {accounts_url}, where this client is not enabled: turn on Multi-DC for the client in https://api-console.zoho.com (Settings), or pair with an account of the client's data centre"
+            );
+            return Err(AppError::from(Error::InvalidClient { accounts_url }).hint(hint));
+        }
         Err(e @ Error::InvalidClient { .. }) => {
             let mut err = AppError::from(e);
             if let Some(hint) = app::wrong_dc_hint(ctx, &client.client_id).await {

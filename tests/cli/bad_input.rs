@@ -27,9 +27,11 @@ fn unknown_dc() {
         &[LOGIN, &["--dc", "mars"]].concat(),
         &["unknown data centre \"mars\"", "hint:", "us, eu"],
     );
-    // With --events json the error is an event too? Settings fail before the UI exists:
-    // stdout stays clean.
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    // With --events json a program learns of it from an error event, the only line on stdout.
+    assert_eq!(out.event_names(), ["error"], "{}", out.stdout);
+    let err = out.event("error");
+    assert_eq!(err["kind"], "usage");
+    assert_eq!(err["message"], "unknown data centre \"mars\"");
     let mut w = w;
     w.set("ZOHO_DC", Some("atlantis"));
     usage_error(&w, &["status"], &["unknown data centre \"atlantis\""]);
@@ -39,7 +41,11 @@ fn unknown_dc() {
 fn missing_client_id() {
     let mut w = World::new(sim_config());
     w.set("ZOHO_CLIENT_ID", None);
-    usage_error(&w, LOGIN, &["no client ID configured", "--client-id", "ZOHO_CLIENT_ID"]);
+    let out = usage_error(&w, LOGIN, &["no client ID configured", "--client-id", "ZOHO_CLIENT_ID"]);
+    // With --events json a program sees it too.
+    let err = out.event("error");
+    assert_eq!(err["kind"], "usage", "{err}");
+    assert_eq!(err["message"], "no client ID configured");
     w.set("ZOHO_CLIENT_ID", Some("  "));
     usage_error(&w, LOGIN, &["the client ID is empty"]);
 }
@@ -207,6 +213,13 @@ fn bad_display_value() {
         &["login", "--display", "hologram"],
         &["--display \"hologram\"", "hint:"],
     );
+    let out = usage_error(
+        &w,
+        &[LOGIN, &["--display", "hologram"]].concat(),
+        &["--display \"hologram\""],
+    );
+    assert_eq!(out.event_names(), ["error"], "{}", out.stdout);
+    assert_eq!(out.event("error")["kind"], "usage");
 }
 
 #[test]

@@ -114,8 +114,10 @@ fn slow_down_raises_the_interval() {
         .param("code")
         .unwrap()
         .to_string();
-    // Right after the program's poll, so the simulator answers slow_down to the test; either
-    // way this poll restarts the simulator's interval clock for the code.
+    // Half way between the program's polls: the simulator answers slow_down to the test (too
+    // soon after the program's poll), and restarts the code's interval clock, so the
+    // program's next poll, half an interval later, gets slow_down too.
+    sleep_ms(500);
     let reply = poll_directly(&w.sim.accounts_url("us"), &device_code);
     assert!(reply.contains("slow_down"), "{reply}");
     let slow = run.event("slow_down", secs(10));
@@ -361,4 +363,41 @@ fn network_down_during_polling_exits_7() {
     out.code(7);
     assert!(out.event_names().contains(&"retry".to_string()));
     assert_eq!(out.event("error")["kind"], "unavailable");
+}
+
+#[test]
+fn kiosk_pauses_after_several_unattended_codes() {
+    let w = World::new(sim_config());
+    let mut run = w.spawn(&["login", "--events", "json", "--display", "none", "--kiosk"]);
+    let mut pauses = Vec::new();
+    for _ in 0..3 {
+        run.event("code", secs(10));
+        w.sim.expire_codes();
+        let e = run.event("expired", secs(10));
+        assert_eq!(e["renewing"], true, "{e}");
+        pauses.push(e["pause_s"].as_u64().unwrap());
+    }
+    // Three codes back to back, then a pause (a minute by default) before the fourth.
+    assert_eq!(&pauses[..2], [0, 0]);
+    assert!(pauses[2] >= 60, "{pauses:?}");
+    sleep_ms(1_500);
+    assert_eq!(w.sim.stats().codes_issued, 3, "no fourth code during the pause");
+    drop(run);
+    assert!(!w.token_path().exists());
+}
+
+#[test]
+fn other_dc_where_the_client_is_not_multi_dc_exits_5() {
+    // The user lives in the EU but the client is known only in the US: the EU answers
+    // invalid_client after other_dc (Zoho's "Multi-DC" setting is off).
+    let w = World::new(sim_config().user(USER, "eu").auto_approve_after_polls(1));
+    let out = w.run(LOGIN);
+    out.code(5);
+    let names = out.event_names();
+    assert!(names.contains(&"other_dc".to_string()), "{names:?}");
+    assert_eq!(out.event("error")["kind"], "client_rejected");
+    assert!(!w.token_path().exists());
+    // The hint points at Multi-DC, not at another --dc (the client's DC is the one in use).
+    out.stderr_has(&["invalid_client", "hint:", "Multi-DC"]);
+    assert!(!out.stderr.contains("--dc"), "{}", out.stderr);
 }
