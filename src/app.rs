@@ -356,6 +356,8 @@ pub fn stored_from(
             revocation_url,
             ..
         } => (Some(token_url.clone()), revocation_url.clone()),
+        // Discovered at login, which sets them on the stored token.
+        Endpoint::Issuer { .. } => (None, None),
         Endpoint::Zoho { .. } => (None, None),
     };
     StoredToken {

@@ -70,6 +70,10 @@ pub struct GlobalArgs {
     /// rfc8628 profile: the revocation endpoint (optional).
     #[arg(long, global = true, value_name = "URL")]
     pub revocation_url: Option<String>,
+    /// rfc8628 profile: the issuer; the endpoints not given explicitly are read at login from
+    /// its /.well-known/openid-configuration (else /.well-known/oauth-authorization-server).
+    #[arg(long, global = true, value_name = "URL")]
+    pub issuer: Option<String>,
     /// More logs on stderr (-v info, -vv debug). Never shows secrets.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,

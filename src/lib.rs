@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 #[cfg(feature = "sim")]
 pub mod demo;
+pub mod discovery;
 pub mod doctor;
 pub mod exit;
 pub mod login;

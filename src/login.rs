@@ -34,6 +34,7 @@ pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Re
 async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
     let client = ctx.settings.client()?;
     let mut started_at: Option<String> = None;
+    let mut discovered = None;
     let server = match &ctx.settings.endpoint {
         Endpoint::Zoho { .. } => {
             let (accounts, _) = app::start_server(ctx, &client.client_id).await?;
@@ -48,6 +49,20 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
             device_authorization_url: device_authorization_url.clone(),
             token_url: token_url.clone(),
         },
+        Endpoint::Issuer { issuer, explicit } => {
+            let found = crate::discovery::endpoints(&ctx.http, issuer, explicit).await?;
+            tracing::info!(
+                device_authorization = %found.device_authorization_url,
+                token = %found.token_url,
+                "endpoints discovered"
+            );
+            let server = Server::Standard {
+                device_authorization_url: found.device_authorization_url.clone(),
+                token_url: found.token_url.clone(),
+            };
+            discovered = Some(found);
+            server
+        }
     };
     let mut config = FlowConfig {
         profile: ctx.settings.profile,
@@ -109,13 +124,17 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         );
     }
     let expires_in = tokens.expires_in(clock.now());
-    let stored = app::stored_from(
+    let mut stored = app::stored_from(
         tokens,
         ctx.settings.profile,
         &client.client_id,
         &ctx.settings,
         clock.now(),
     );
+    if let Some(found) = discovered {
+        stored.token_url = Some(found.token_url);
+        stored.revocation_url = found.revocation_url;
+    }
     ctx.store.save(&stored).map_err(|e| AppError {
         exit: Exit::Unexpected,
         ..e

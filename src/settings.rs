@@ -37,6 +37,8 @@ pub struct ConfigFile {
     pub token_url: Option<String>,
     /// rfc8628: revocation endpoint.
     pub revocation_url: Option<String>,
+    /// rfc8628: issuer, for discovery of the endpoints not given.
+    pub issuer: Option<String>,
     /// Command for the agent when pairing is needed.
     pub on_needs_pairing: Option<String>,
 }
@@ -68,6 +70,14 @@ pub enum Endpoint {
         token_url: ServerUrl,
         /// Revocation endpoint.
         revocation_url: Option<ServerUrl>,
+    },
+    /// A standard RFC 8628 server named by its issuer: login completes the explicit endpoints
+    /// from its discovery document ([`crate::discovery`]).
+    Issuer {
+        /// The issuer URL.
+        issuer: ServerUrl,
+        /// Endpoints given explicitly; they win over discovered ones.
+        explicit: crate::discovery::ExplicitEndpoints,
     },
 }
 
@@ -159,22 +169,39 @@ impl Settings {
             Profile::Rfc8628 => {
                 let need = |flag: &str, v: Option<String>| -> Result<ServerUrl, AppError> {
                     let v = v.ok_or_else(|| {
-                        AppError::usage(format!("--profile rfc8628 needs --{flag}")).hint(format!(
-                            "pass --{flag} URL or set {} in the config file",
+                        AppError::usage(format!("--profile rfc8628 needs --{flag} (or --issuer)")).hint(format!(
+                            "pass --{flag} URL or set {} in the config file, or name the server with --issuer URL to discover its endpoints",
                             flag.replace('-', "_")
                         ))
                     })?;
                     parse_url(flag, &v)
                 };
-                Endpoint::Standard {
-                    device_authorization_url: need(
-                        "device-authorization-url",
-                        args.device_authorization_url.clone().or(file.device_authorization_url),
-                    )?,
-                    token_url: need("token-url", args.token_url.clone().or(file.token_url))?,
-                    revocation_url: match args.revocation_url.clone().or(file.revocation_url) {
-                        Some(u) => Some(parse_url("revocation-url", &u)?),
-                        None => None,
+                let optional = |flag: &str, v: Option<String>| v.map(|v| parse_url(flag, &v)).transpose();
+                match args.issuer.clone().or(file.issuer) {
+                    Some(issuer) => Endpoint::Issuer {
+                        issuer: parse_url("issuer", &issuer)?,
+                        explicit: crate::discovery::ExplicitEndpoints {
+                            device_authorization_url: optional(
+                                "device-authorization-url",
+                                args.device_authorization_url.clone().or(file.device_authorization_url),
+                            )?,
+                            token_url: optional("token-url", args.token_url.clone().or(file.token_url))?,
+                            revocation_url: optional(
+                                "revocation-url",
+                                args.revocation_url.clone().or(file.revocation_url),
+                            )?,
+                        },
+                    },
+                    None => Endpoint::Standard {
+                        device_authorization_url: need(
+                            "device-authorization-url",
+                            args.device_authorization_url.clone().or(file.device_authorization_url),
+                        )?,
+                        token_url: need("token-url", args.token_url.clone().or(file.token_url))?,
+                        revocation_url: optional(
+                            "revocation-url",
+                            args.revocation_url.clone().or(file.revocation_url),
+                        )?,
                     },
                 }
             }
@@ -266,7 +293,7 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, on_needs_pairing")
+            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, on_needs_pairing")
     })?;
     Ok((file, Some(path)))
 }
