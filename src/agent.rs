@@ -655,7 +655,15 @@ impl Agent {
         self.ctx = ctx;
         self.args = args;
         self.current = None;
-        self.pairing = None;
+        // A dead refresh token stays dead: keep asking for pairing (the file still holds it).
+        // Otherwise the token file decides again (it may be another file now).
+        if self
+            .pairing
+            .as_ref()
+            .is_some_and(|p| !matches!(p.reason, "refresh_token_rejected" | "no_refresh_token"))
+        {
+            self.pairing = None;
+        }
         self.failures = 0;
         self.next_attempt = None;
         tracing::info!(token_file = %self.ctx.store.path().display(), "SIGHUP: configuration reloaded");
