@@ -179,7 +179,29 @@ impl TokenStore {
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             io_err("write", e)
-        })
+        })?;
+        self.sweep_orphans(&dir);
+        Ok(())
+    }
+
+    /// Removes temp files of writers that died mid-write (SIGKILL, power cut): each holds a
+    /// copy of a token. A temp file is an orphan when the process named in it is gone.
+    fn sweep_orphans(&self, dir: &Path) {
+        let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or("token.json");
+        let prefix = format!(".{name}.tmp.");
+        if !Path::new("/proc/self").exists() {
+            return; // No way to tell a live writer from a dead one: keep everything.
+        }
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Deletes the token file (and its lock file).

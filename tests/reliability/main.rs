@@ -3,8 +3,14 @@
 //! One integration-test binary against the built `zoho-device`, the Zoho simulator, scripted
 //! hostile servers on loopback, and the core driven with simulated clocks.
 
+mod clock;
+mod concurrency;
 mod docs;
 #[allow(dead_code)] // helpers shared by the modules; not every module uses every one
 mod harness;
+mod hostile;
 mod matrix;
+mod parsers;
+mod power;
 mod proxy;
+mod secrets;
