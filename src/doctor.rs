@@ -101,6 +101,24 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
         out.push(f(Level::Ok, "clock", "plausible (not before the build date)", None));
     }
 
+    // A standard server named by its issuer: can its endpoints be discovered?
+    if let Endpoint::Issuer { issuer, explicit } = &s.endpoint {
+        out.push(match crate::discovery::endpoints(&ctx.http, issuer, explicit).await {
+            Ok(e) => f(
+                Level::Ok,
+                "discovery",
+                format!(
+                    "{issuer}: device authorization {}, token {}, revocation {}",
+                    e.device_authorization_url,
+                    e.token_url,
+                    e.revocation_url.as_ref().map_or("none".to_string(), |u| u.to_string())
+                ),
+                None,
+            ),
+            Err(e) => f(Level::Fail, "discovery", e.message, e.hint.as_deref()),
+        });
+    }
+
     // Accounts server reachability and client registration.
     if let (Endpoint::Zoho { dc, accounts_override }, Some(id)) = (&s.endpoint, &client_id) {
         let accounts = match (dc, accounts_override) {
@@ -367,7 +385,10 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
                 ),
                 None,
             ));
-            if let Err(e) = ctx.checked_api_domain(&t) {
+            // Standard servers have no api_domain to check.
+            if t.profile() == Profile::Zoho
+                && let Err(e) = ctx.checked_api_domain(&t)
+            {
                 out.push(f(
                     Level::Fail,
                     "token",
