@@ -238,7 +238,6 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
                     &endpoint,
                     &client,
                     &stored.tokens,
-                    &wall_now,
                     3,
                     &mut backoff,
                 )

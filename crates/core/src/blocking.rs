@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
 use crate::codec::ClientCredentials;
-use crate::config::Backoff;
+use crate::config::{Backoff, Next, Retry};
 use crate::error::{Error, TransportError};
 use crate::flow::{DeviceFlow, Notice, Step, UserPrompt};
 use crate::http::HttpRequest;
@@ -95,7 +95,7 @@ pub fn run<T: Transport, C: Clock>(
 }
 
 /// Refreshes `tokens`, retrying transient failures (network, 5xx, throttle) up to `attempts`
-/// times with capped, jittered backoff. Permanent failures return at once.
+/// times with capped, jittered backoff ([`Retry`]). Permanent failures return at once.
 pub fn refresh<T: Transport, C: Clock>(
     endpoint: &TokenEndpoint,
     client: &ClientCredentials,
@@ -105,19 +105,18 @@ pub fn refresh<T: Transport, C: Clock>(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
-    let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(Error::Config(
-            "no refresh token is stored (pair with offline access)".into(),
-        ));
-    };
-    let req = endpoint.refresh_request(client, refresh_token);
-    retry(transport, clock, attempts, backoff, &req, |now, status, body| {
-        endpoint.refresh_response(now, status, body, tokens)
-    })
+    let req = endpoint.refresh_request_for(client, tokens)?;
+    exchange(
+        transport,
+        clock,
+        Retry::new(attempts, backoff),
+        &req,
+        |now, status, body| endpoint.refresh_response(now, status, body, tokens),
+    )
 }
 
-/// Revokes the refresh token, retrying transient failures. `Ok(false)` when the server has
-/// no revocation endpoint.
+/// Revokes the refresh token, retrying transient failures. `Ok(false)` when there is nothing
+/// to revoke or the server has no revocation endpoint.
 pub fn revoke<T: Transport, C: Clock>(
     endpoint: &TokenEndpoint,
     client: &ClientCredentials,
@@ -127,46 +126,38 @@ pub fn revoke<T: Transport, C: Clock>(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<bool, Error> {
-    let Some(refresh_token) = &tokens.refresh_token else {
+    let Some(req) = endpoint.revoke_request_for(client, tokens) else {
         return Ok(false);
     };
-    let Some(req) = endpoint.revoke_request(client, refresh_token) else {
-        return Ok(false);
-    };
-    retry(transport, clock, attempts, backoff, &req, |_, status, body| {
-        endpoint.revoke_response(status, body)
-    })
+    exchange(
+        transport,
+        clock,
+        Retry::new(attempts, backoff),
+        &req,
+        |_, status, body| endpoint.revoke_response(status, body),
+    )
     .map(|()| true)
 }
 
-fn retry<T: Transport, C: Clock, R>(
+/// Sends `req` until [`Retry`] says stop, sleeping on `clock` in between.
+fn exchange<T: Transport, C: Clock, R>(
     transport: &mut T,
     clock: &mut C,
-    attempts: u32,
-    backoff: &mut Backoff,
+    mut retry: Retry<'_>,
     req: &HttpRequest,
     mut handle: impl FnMut(Timestamp, u16, &[u8]) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    let attempts = attempts.max(1);
-    let mut n = 0;
     loop {
-        n += 1;
-        let result = match transport.send(req) {
-            Ok(resp) => handle(clock.now(), resp.status, &resp.body),
-            Err(e) => Err(Error::Unavailable {
-                attempts: 1,
-                last: crate::error::Transient::Transport(e),
-            }),
+        let next = match transport.send(req) {
+            Ok(resp) => retry.after(handle(clock.now(), resp.status, &resp.body)),
+            Err(e) => retry.transport_failed(e),
         };
-        match result {
-            Err(Error::Unavailable { last, .. }) if n >= attempts => {
-                return Err(Error::Unavailable { attempts: n, last });
-            }
-            Err(e) if e.is_transient() && n < attempts => {
-                let until = clock.now().saturating_add(backoff.delay(n));
+        match next {
+            Next::Return(result) => return result,
+            Next::Sleep(d) => {
+                let until = clock.now().saturating_add(d);
                 clock.sleep_until(until);
             }
-            other => return other,
         }
     }
 }

@@ -125,9 +125,92 @@ impl Backoff {
     }
 }
 
+/// What a driver does after one attempt of a one-shot exchange (refresh, revoke).
+#[derive(Debug)]
+#[must_use]
+pub enum Next<R> {
+    /// Stop with this result.
+    Return(Result<R, crate::Error>),
+    /// Sleep this long, then send the same request again.
+    Sleep(core::time::Duration),
+}
+
+/// The retry decision for one-shot exchanges, sans-IO: transient failures (network, 5xx,
+/// non-JSON pages, Zoho's throttle) are retried up to `attempts` times with capped, jittered
+/// backoff; anything else returns at once. Both drivers loop over it.
+#[derive(Debug)]
+pub struct Retry<'a> {
+    attempts: u32,
+    tried: u32,
+    backoff: &'a mut Backoff,
+}
+
+impl<'a> Retry<'a> {
+    /// At most `attempts` tries (at least one).
+    pub fn new(attempts: u32, backoff: &'a mut Backoff) -> Retry<'a> {
+        Retry {
+            attempts: attempts.max(1),
+            tried: 0,
+            backoff,
+        }
+    }
+
+    /// Decides after an attempt whose reply was read into `result`.
+    pub fn after<R>(&mut self, result: Result<R, crate::Error>) -> Next<R> {
+        self.tried += 1;
+        match result {
+            Err(crate::Error::Unavailable { last, .. }) if self.tried >= self.attempts => {
+                Next::Return(Err(crate::Error::Unavailable {
+                    attempts: self.tried,
+                    last,
+                }))
+            }
+            Err(e) if e.is_transient() && self.tried < self.attempts => Next::Sleep(self.backoff.delay(self.tried)),
+            other => Next::Return(other),
+        }
+    }
+
+    /// Decides after an attempt that failed in transport.
+    pub fn transport_failed<R>(&mut self, e: crate::TransportError) -> Next<R> {
+        self.after(Err(crate::Error::Unavailable {
+            attempts: 1,
+            last: crate::Transient::Transport(e),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_retries_only_transient_failures_and_counts_attempts() {
+        use crate::{Error, Transient, TransportError};
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let mut r = Retry::new(3, &mut b);
+        assert!(matches!(
+            r.transport_failed::<()>(TransportError::Reset),
+            Next::Sleep(_)
+        ));
+        assert!(matches!(r.after::<()>(Err(Error::Throttled)), Next::Sleep(_)));
+        match r.transport_failed::<()>(TransportError::Dns) {
+            Next::Return(Err(Error::Unavailable {
+                attempts: 3,
+                last: Transient::Transport(TransportError::Dns),
+            })) => {}
+            other => panic!("{other:?}"),
+        }
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let mut r = Retry::new(3, &mut b);
+        let permanent = Error::InvalidGrant {
+            code: "invalid_code".into(),
+        };
+        assert!(matches!(
+            r.after::<()>(Err(permanent)),
+            Next::Return(Err(Error::InvalidGrant { .. }))
+        ));
+        assert!(matches!(r.after(Ok(7)), Next::Return(Ok(7))));
+    }
 
     #[test]
     fn backoff_grows_is_jittered_and_capped() {

@@ -70,7 +70,7 @@ pub mod reqwest_driver;
 pub mod embedded;
 
 pub use codec::{ClientCredentials, Profile};
-pub use config::{Backoff, FlowConfig, KioskPolicy};
+pub use config::{Backoff, FlowConfig, KioskPolicy, Next, Retry};
 pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 pub use error::{Error, ErrorKind, Transient, TransportError};
 pub use flow::{DeviceFlow, Notice, Server, Step, UserPrompt};

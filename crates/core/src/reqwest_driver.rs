@@ -13,8 +13,8 @@ use std::vec::Vec;
 
 use crate::blocking::HttpResponse;
 use crate::codec::ClientCredentials;
-use crate::config::Backoff;
-use crate::error::{Error, Transient, TransportError};
+use crate::config::{Backoff, Next, Retry};
+use crate::error::{Error, TransportError};
 use crate::flow::{DeviceFlow, Step};
 use crate::http::{HttpRequest, MAX_RESPONSE_BYTES, Method};
 use crate::time::Timestamp;
@@ -213,9 +213,9 @@ pub async fn run_flow(
 }
 
 /// Refreshes `tokens` with up to `attempts` tries on transient failures (capped, jittered
-/// backoff). Permanent failures (`invalid_code`, rejected client, unsafe `api_domain`) return
-/// at once. The result's `expires_at` is on the clock `now` reads (e.g. Unix time for a
-/// token file, or a [`MonotonicClock`]).
+/// backoff: [`Retry`]). Permanent failures (`invalid_code`, rejected client, unsafe
+/// `api_domain`) return at once. The result's `expires_at` is on the clock `now` reads (e.g.
+/// Unix time for a token file, or a [`MonotonicClock`]).
 pub async fn refresh(
     http: &HttpClient,
     endpoint: &TokenEndpoint,
@@ -225,69 +225,48 @@ pub async fn refresh(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
-    let Some(refresh_token) = &tokens.refresh_token else {
-        return Err(Error::Config(
-            "no refresh token is stored (pair with offline access)".into(),
-        ));
-    };
-    let req = endpoint.refresh_request(client, refresh_token);
-    retry(http, now, attempts, backoff, &req, |now, status, body| {
-        endpoint.refresh_response(now, status, body, tokens)
+    let req = endpoint.refresh_request_for(client, tokens)?;
+    exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
+        endpoint.refresh_response(now(), status, body, tokens)
     })
     .await
 }
 
-/// Revokes the refresh token (retrying transient failures). `Ok(false)`: nothing to revoke.
+/// Revokes the refresh token (retrying transient failures). `Ok(false)`: nothing to revoke,
+/// or no revocation endpoint.
 pub async fn revoke(
     http: &HttpClient,
     endpoint: &TokenEndpoint,
     client: &ClientCredentials,
     tokens: &Tokens,
-    now: &dyn Fn() -> Timestamp,
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<bool, Error> {
-    let Some(refresh_token) = &tokens.refresh_token else {
+    let Some(req) = endpoint.revoke_request_for(client, tokens) else {
         return Ok(false);
     };
-    let Some(req) = endpoint.revoke_request(client, refresh_token) else {
-        return Ok(false);
-    };
-    retry(http, now, attempts, backoff, &req, |_, status, body| {
+    exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
         endpoint.revoke_response(status, body)
     })
     .await
     .map(|()| true)
 }
 
-async fn retry<R>(
+/// Sends `req` until [`Retry`] says stop, sleeping on tokio's clock in between.
+async fn exchange<R>(
     http: &HttpClient,
-    now: &dyn Fn() -> Timestamp,
-    attempts: u32,
-    backoff: &mut Backoff,
+    mut retry: Retry<'_>,
     req: &HttpRequest,
-    mut handle: impl FnMut(Timestamp, u16, &[u8]) -> Result<R, Error>,
+    mut handle: impl FnMut(u16, &[u8]) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    let attempts = attempts.max(1);
-    let mut n = 0;
     loop {
-        n += 1;
-        let result = match http.send(req).await {
-            Ok(r) => handle(now(), r.response.status, &r.response.body),
-            Err(e) => Err(Error::Unavailable {
-                attempts: 1,
-                last: Transient::Transport(e),
-            }),
+        let next = match http.send(req).await {
+            Ok(r) => retry.after(handle(r.response.status, &r.response.body)),
+            Err(e) => retry.transport_failed(e),
         };
-        match result {
-            Err(Error::Unavailable { last, .. }) if n >= attempts => {
-                return Err(Error::Unavailable { attempts: n, last });
-            }
-            Err(e) if e.is_transient() && n < attempts => {
-                let d = backoff.delay(n);
-                tokio::time::sleep(d).await;
-            }
-            other => return other,
+        match next {
+            Next::Return(result) => return result,
+            Next::Sleep(d) => tokio::time::sleep(d).await,
         }
     }
 }

@@ -122,6 +122,23 @@ impl TokenEndpoint {
         }
     }
 
+    /// The refresh request for `tokens`, or a configuration error when no refresh token is
+    /// held (the device was paired without offline access).
+    pub fn refresh_request_for(&self, client: &ClientCredentials, tokens: &Tokens) -> Result<HttpRequest, Error> {
+        match &tokens.refresh_token {
+            Some(rt) => Ok(self.refresh_request(client, rt)),
+            None => Err(Error::Config(
+                "no refresh token is stored (pair with offline access)".into(),
+            )),
+        }
+    }
+
+    /// The revocation request for `tokens`, or `None` when there is nothing to revoke or
+    /// nowhere to revoke it.
+    pub fn revoke_request_for(&self, client: &ClientCredentials, tokens: &Tokens) -> Option<HttpRequest> {
+        self.revoke_request(client, tokens.refresh_token.as_ref()?)
+    }
+
     /// The revocation request, or `None` when the server has no revocation endpoint.
     pub fn revoke_request(&self, client: &ClientCredentials, refresh_token: &RefreshToken) -> Option<HttpRequest> {
         let url = self.revoke_url.clone()?;

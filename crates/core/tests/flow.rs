@@ -232,7 +232,11 @@ fn other_dc_moves_polling_to_the_users_dc() {
         ]
     );
     assert_eq!(run.sent[2].1.url, "https://accounts.zoho.eu/oauth/v3/device/token");
-    assert_eq!(poll_times(&run), [30_000, 60_000], "one interval per device code, across DCs: no slow_down");
+    assert_eq!(
+        poll_times(&run),
+        [30_000, 60_000],
+        "one interval per device code, across DCs: no slow_down"
+    );
     let t = run.result.unwrap();
     assert_eq!(
         t.accounts_url.unwrap().as_str(),
