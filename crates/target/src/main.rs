@@ -3,9 +3,9 @@
 
 #![forbid(unsafe_code)]
 
+use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::{env, fs};
 
 use clap::{Args, Parser, Subcommand};
 use zoho_device_target::board::{self, Board, Libc};
@@ -284,5 +284,4 @@ fn list(ws: &Workspace, libc: Libc) {
         "dpkg-deb",
         "package writes the .deb itself",
     );
-    let _ = env::current_dir();
 }

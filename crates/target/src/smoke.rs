@@ -1,9 +1,10 @@
 //! Smoke test of a board binary: run it under qemu-user with the board's CPU model against the
 //! Zoho simulator running on the host, and report each step.
 //!
-//! Steps: `--version`; then, once the binary has a `login` subcommand and the workspace has a
-//! `zoho-device-sim` binary, `login --events json` (the simulator auto-approves after one
-//! poll) → `token` → `books organizations`. Steps that cannot run yet are reported as skipped
+//! Steps: `--version`; `demo` must refuse (the simulator never ships to a device); then, once
+//! the binary has a `login` subcommand and the workspace has a `zoho-device-sim` binary,
+//! `login --events json` (the simulator auto-approves after one poll) → `token` →
+//! `books organizations`. Steps that cannot run yet are reported as skipped
 //! with the reason, so the same command works while the rest of the project is being written.
 
 use std::collections::BTreeMap;
@@ -122,6 +123,9 @@ pub fn smoke(ws: &Workspace, board: &Board, opts: &SmokeOptions) -> Vec<Step> {
         outcome,
         elapsed: started.elapsed(),
     });
+    if !opts.version_only && version_ok {
+        steps.push(no_simulator(&runner));
+    }
     const FLOW: [&str; 3] = ["login", "token", "books organizations"];
     let skip_flow = |steps: &mut Vec<Step>, why: &str| {
         for name in FLOW {
@@ -229,8 +233,10 @@ pub fn smoke(ws: &Workspace, board: &Board, opts: &SmokeOptions) -> Vec<Step> {
 
         let started = Instant::now();
         let outcome = match runner.run(&["books", "organizations"], &sim_env, timeout) {
+            // The table's first row after the header, or the only line.
             Ok(out) if out.success && !out.stdout.trim().is_empty() => {
-                Outcome::Passed(out.stdout.lines().next().unwrap_or_default().trim().to_owned())
+                let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+                Outcome::Passed(lines[lines.len().min(2) - 1].trim().to_owned())
             }
             Ok(out) => Outcome::Failed(out.summary()),
             Err(e) => Outcome::Failed(e),
@@ -252,6 +258,29 @@ pub fn smoke(ws: &Workspace, board: &Board, opts: &SmokeOptions) -> Vec<Step> {
     sim.stop();
     let _ = fs::remove_dir_all(&scratch);
     steps
+}
+
+/// The simulator never ships to a device: `demo` on a board binary must refuse to run
+/// instead of starting a simulated Zoho on loopback.
+fn no_simulator(runner: &Runner) -> Step {
+    let started = Instant::now();
+    let outcome = match runner.run(&["demo"], &[], Duration::from_secs(60)) {
+        Ok(out) if !out.success && loopback_url(&out.stdout).is_none() => Outcome::Passed(format!(
+            "demo refused: {}",
+            out.stderr.lines().next().unwrap_or_default().trim()
+        )),
+        Ok(out) => Outcome::Failed(format!(
+            "`demo` ran: the board binary contains the simulator ({})",
+            out.summary()
+        )),
+        // Killed after the timeout: it was serving a simulated Zoho.
+        Err(e) => Outcome::Failed(format!("`demo` did not refuse: {e}")),
+    };
+    Step {
+        name: "no simulator (demo)".to_owned(),
+        outcome,
+        elapsed: started.elapsed(),
+    }
 }
 
 /// Whether every step passed or was skipped.
