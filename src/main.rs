@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use zoho_device::cli::Cli;
 use zoho_device::exit::Exit;
 
@@ -49,11 +49,21 @@ fn init_logs(verbose: u8, quiet: bool) {
         (false, _) => "debug",
     };
     let default = format!("warn,zoho_device={level},zoho_device_core={level},zoho_device_display={level}");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
+    // `Targets` (`target=level` directives) rather than `EnvFilter`, which brings a regex engine
+    // into the binary (docs/benchmarks.md).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().expect("the default filter parses"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .without_time(),
+        )
+        .with(filter)
         .init();
 }
