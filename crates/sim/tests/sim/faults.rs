@@ -76,7 +76,7 @@ async fn reset_is_a_transport_error_for_an_http_client() {
     let sim = Simulator::spawn(fast()).unwrap();
     let us = sim.accounts_url("us");
     sim.inject(Fault::new("*", FaultKind::Reset, 1));
-    let r = reqwest::Client::new()
+    let r = client()
         .post(format!("{us}/oauth/v3/device/code"))
         .form(&[("client_id", CLIENT)])
         .send()

@@ -26,7 +26,10 @@ impl Resp {
     }
 }
 
-fn client() -> reqwest::Client {
+/// A plain-HTTP client. In a workspace build reqwest's TLS support is unified in (rustls without
+/// a built-in provider), and building a client then needs a process-wide crypto provider.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
