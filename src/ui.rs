@@ -65,6 +65,9 @@ pub struct PairingUi {
     displays: Vec<Box<dyn Display + Send>>,
     events: Option<JsonEvents>,
     current: Option<(UserPrompt, Instant)>,
+    /// Whether the displays have shown anything yet (an error before pairing started is only
+    /// printed by `main`, not drawn as a screen).
+    drawn: bool,
 }
 
 impl PairingUi {
@@ -74,6 +77,7 @@ impl PairingUi {
             displays,
             events: events.then_some(JsonEvents),
             current: None,
+            drawn: false,
         }
     }
 
@@ -86,6 +90,7 @@ impl PairingUi {
 
     /// Shows a screen on every display; a failing display is reported once per call, not fatal.
     pub fn show(&mut self, screen: &Screen) {
+        self.drawn = true;
         for d in &mut self.displays {
             if let Err(e) = d.show(screen) {
                 tracing::warn!("display update failed: {e}");
@@ -190,9 +195,11 @@ impl PairingUi {
             _ => {}
         }
         self.event("error", json!({ "kind": e.exit.name(), "message": e.message }));
-        self.show(&Screen::Error {
-            message: e.message.clone(),
-        });
+        if self.drawn {
+            self.show(&Screen::Error {
+                message: e.message.clone(),
+            });
+        }
     }
 }
 
