@@ -47,7 +47,7 @@ out=$(mktemp -d)
 cargo board package "${board_args[@]}" --out-dir "$out"
 for deb in "$out"/*.deb; do
     dpkg-deb --info "$deb" >/dev/null
-    dpkg-deb --contents "$deb" | grep -q ' ./usr/bin/zoho-device$'
+    dpkg-deb --contents "$deb" | grep ' ./usr/bin/zoho-device$' >/dev/null
 done
 rm -rf "$out"
 
