@@ -36,6 +36,7 @@ fn settings(
         displays: vec![],
         config_path: None,
         on_needs_pairing: None,
+        offline_access: true,
     }
 }
 

@@ -74,6 +74,11 @@ pub struct GlobalArgs {
     /// its /.well-known/openid-configuration (else /.well-known/oauth-authorization-server).
     #[arg(long, global = true, value_name = "URL")]
     pub issuer: Option<String>,
+    /// Do not ask for a refresh token (Zoho: access_type=online; rfc8628: no offline_access
+    /// scope — some providers, e.g. Google, refuse that scope). The device then needs pairing
+    /// again when the access token expires.
+    #[arg(long, global = true)]
+    pub no_offline_access: bool,
     /// More logs on stderr (-v info, -vv debug). Never shows secrets.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,

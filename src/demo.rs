@@ -65,6 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
         displays: vec![],
         config_path: None,
         on_needs_pairing: None,
+        offline_access: true,
     };
     let ctx = Context::new(settings)?;
     let events = args.events.is_some();

@@ -68,6 +68,7 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         profile: ctx.settings.profile,
         scopes: ctx.settings.scopes.clone(),
         kiosk: opts.kiosk.then(KioskPolicy::default),
+        offline_access: ctx.settings.offline_access,
         jitter_seed: app::seed(),
         ..FlowConfig::default()
     };

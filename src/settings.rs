@@ -39,6 +39,8 @@ pub struct ConfigFile {
     pub revocation_url: Option<String>,
     /// rfc8628: issuer, for discovery of the endpoints not given.
     pub issuer: Option<String>,
+    /// Ask for a refresh token (default true).
+    pub offline_access: Option<bool>,
     /// Command for the agent when pairing is needed.
     pub on_needs_pairing: Option<String>,
 }
@@ -115,6 +117,8 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     /// Hook command from the config file.
     pub on_needs_pairing: Option<String>,
+    /// Ask for a refresh token (`access_type=offline` / the `offline_access` scope).
+    pub offline_access: bool,
 }
 
 impl Settings {
@@ -237,6 +241,7 @@ impl Settings {
             displays: file.display.unwrap_or_default(),
             config_path,
             on_needs_pairing: file.on_needs_pairing,
+            offline_access: !args.no_offline_access && file.offline_access.unwrap_or(true),
         })
     }
 
@@ -293,7 +298,7 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, on_needs_pairing")
+            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, on_needs_pairing")
     })?;
     Ok((file, Some(path)))
 }

@@ -102,6 +102,23 @@ fn scope_flag_and_errors_as_http_400() {
 }
 
 #[test]
+fn no_offline_access_asks_for_no_refresh_token_and_says_what_that_means() {
+    let w = World::new(sim_config().auto_approve_after_polls(1));
+    let out = w.run(&["login", "--events", "json", "--display", "none", "--no-offline-access"]);
+    out.code(0);
+    out.stderr_has(&["no refresh token"]);
+    let req = &w.sim.requests_to("/oauth/v3/device/code")[0];
+    assert_eq!(req.param("access_type"), Some("online"));
+    assert!(
+        w.token_json()
+            .get("refresh_token")
+            .is_none_or(serde_json::Value::is_null),
+        "{}",
+        w.token_json()
+    );
+}
+
+#[test]
 fn slow_down_raises_the_interval() {
     // The program honours the interval, so a second poller of the same code (here: the test,
     // polling once with the program's device code) is what makes the simulator say slow_down.
