@@ -48,7 +48,7 @@ use clap::Parser;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
-use zoho_device_core::{Backoff, Error, Transient};
+use zoho_device_core::{Backoff, Error};
 use zoho_device_display::{Display, Screen};
 
 use crate::app::{self, Context};
@@ -380,7 +380,7 @@ impl Agent {
                 return Ok(());
             }
         };
-        let Some(refresh_token) = cur.stored.tokens.refresh_token.clone() else {
+        if cur.stored.tokens.refresh_token.is_none() {
             if Instant::now() >= cur.valid_until {
                 self.current = None;
                 self.needs_pairing(
@@ -391,7 +391,7 @@ impl Agent {
                 self.current = Some(cur);
             }
             return Ok(());
-        };
+        }
         let client = self.ctx.client_for(&cur.stored)?;
         let endpoint = match self.ctx.token_endpoint(&cur.stored) {
             Ok(e) => e,
@@ -401,25 +401,20 @@ impl Agent {
                 return Ok(());
             }
         };
-        let req = endpoint.refresh_request(&client, &refresh_token);
+        let req = endpoint.refresh_request_for(&client, &cur.stored.tokens)?;
         let started = Instant::now();
         let result = match self.ctx.http.send(&req).await {
             Ok(r) => {
                 self.cross_check(r.date.as_deref());
                 endpoint.refresh_response(wall_now(), r.response.status, &r.response.body, &cur.stored.tokens)
             }
-            Err(t) => Err(Error::Unavailable {
-                attempts: 1,
-                last: Transient::Transport(t),
-            }),
+            Err(t) => Err(Error::from(t)),
         };
         match result {
             Ok(tokens) => {
                 let wall = wall_now();
                 let remaining = tokens.expires_in(wall);
-                let mut fresh = cur.stored.clone();
-                fresh.tokens = tokens;
-                fresh.refreshed_at = wall.as_millis();
+                let fresh = cur.stored.with_tokens(tokens, wall);
                 self.last_error = None;
                 if let Err(e) = self.ctx.store.save(&fresh) {
                     // Keep the new token in memory; other programs refresh for themselves.

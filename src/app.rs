@@ -109,8 +109,7 @@ impl Context {
     pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
         let client = self.client_for(stored)?;
         let endpoint = self.token_endpoint(stored)?;
-        let base = test_override_ms("ZOHO_DEVICE_BACKOFF_MS").unwrap_or(Duration::from_millis(500));
-        let mut backoff = Backoff::new(base, base * 16, seed());
+        let mut backoff = retry_backoff();
         let tokens = reqwest_driver::refresh(
             &self.http,
             &endpoint,
@@ -122,9 +121,7 @@ impl Context {
         )
         .await
         .map_err(AppError::from)?;
-        let mut fresh = stored.clone();
-        fresh.tokens = tokens;
-        fresh.refreshed_at = wall_now().as_millis();
+        let fresh = stored.with_tokens(tokens, wall_now());
         self.store.save(&fresh)?;
         tracing::info!(
             expires_in_s = fresh.tokens.expires_in(wall_now()).as_secs(),
@@ -198,6 +195,13 @@ pub fn test_override_ms(name: &str) -> Option<Duration> {
     (ms > 0).then(|| Duration::from_millis(ms))
 }
 
+/// The backoff of one-shot exchanges (refresh, Books): 500 ms doubling to 8 s, jittered
+/// (`ZOHO_DEVICE_BACKOFF_MS` overrides the base in tests).
+pub fn retry_backoff() -> Backoff {
+    let base = test_override_ms("ZOHO_DEVICE_BACKOFF_MS").unwrap_or(Duration::from_millis(500));
+    Backoff::new(base, base * 16, seed())
+}
+
 /// A seed for jitter: time and pid.
 pub fn seed() -> u64 {
     wall_now().as_millis().rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -224,12 +228,7 @@ pub async fn candidate_servers(ctx: &Context) -> Result<Vec<(String, ServerUrl)>
                 base.join("/oauth/serverinfo"),
                 zoho_device_core::Purpose::ServerInfo,
             );
-            let resp = ctx.http.send(&req).await.map_err(|e| {
-                AppError::from(Error::Unavailable {
-                    attempts: 1,
-                    last: zoho_device_core::Transient::Transport(e),
-                })
-            })?;
+            let resp = ctx.http.send(&req).await.map_err(|e| AppError::from(Error::from(e)))?;
             match codec::parse_serverinfo(resp.response.status, &resp.response.body) {
                 Reply::Ok(locs) => Ok(locs
                     .into_iter()

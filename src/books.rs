@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zoho_device_core::reqwest_driver::{classify, read_capped};
-use zoho_device_core::{Error, Transient};
+use zoho_device_core::{Error, Next, Retry, Transient};
 
 use crate::app::{Context, REFRESH_MARGIN};
 use crate::exit::{AppError, Exit};
@@ -76,25 +76,22 @@ pub async fn organizations(ctx: &Context) -> Result<Vec<Organization>, AppError>
 /// [`fetch`], retried with capped, jittered backoff while it fails transiently (the same GET
 /// is safe to repeat); Books' own rate limits (429) are not retried here.
 async fn fetch_retrying(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError> {
-    let base = crate::app::test_override_ms("ZOHO_DEVICE_BACKOFF_MS").unwrap_or(std::time::Duration::from_millis(500));
-    let mut backoff = zoho_device_core::Backoff::new(base, base * 16, crate::app::seed());
-    let mut n = 0;
+    let mut backoff = crate::app::retry_backoff();
+    let mut retry = Retry::new(BOOKS_ATTEMPTS, &mut backoff);
     loop {
-        n += 1;
-        match fetch(ctx, stored).await {
+        let core = match fetch(ctx, stored).await {
             Err(AppError {
-                core: Some(Error::Unavailable { last, .. }),
+                core: Some(e @ Error::Unavailable { .. }),
                 ..
-            }) if n < BOOKS_ATTEMPTS => {
-                let delay = backoff.delay(n);
-                tracing::info!(attempt = n, reason = %last, delay_ms = delay.as_millis() as u64, "Books call failed; retrying");
+            }) => e,
+            other => return other,
+        };
+        match retry.after::<Outcome>(Err(core)) {
+            Next::Sleep(delay) => {
+                tracing::info!(delay_ms = delay.as_millis() as u64, "Books call failed; retrying");
                 tokio::time::sleep(delay).await;
             }
-            Err(AppError {
-                core: Some(Error::Unavailable { last, .. }),
-                ..
-            }) => return Err(AppError::from(Error::Unavailable { attempts: n, last })),
-            other => return other,
+            Next::Return(result) => return result.map_err(AppError::from),
         }
     }
 }
@@ -102,7 +99,6 @@ async fn fetch_retrying(ctx: &Context, stored: &StoredToken) -> Result<Outcome, 
 async fn fetch(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError> {
     let api = ctx.checked_api_domain(stored)?;
     let url = api.join("/books/v3/organizations");
-    let unavailable = |t: Transient| AppError::from(Error::Unavailable { attempts: 1, last: t });
     let mut resp = ctx
         .http
         .reqwest()
@@ -114,11 +110,11 @@ async fn fetch(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError>
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| unavailable(Transient::Transport(classify(&e))))?;
+        .map_err(|e| AppError::from(Error::from(classify(&e))))?;
     let status = resp.status().as_u16();
     let body = read_capped(&mut resp)
         .await
-        .map_err(|e| unavailable(Transient::Transport(e)))?;
+        .map_err(|e| AppError::from(Error::from(e)))?;
     parse_organizations(status, &body)
 }
 

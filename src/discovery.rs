@@ -168,30 +168,19 @@ pub async fn endpoints(
     issuer: &ServerUrl,
     explicit: &ExplicitEndpoints,
 ) -> Result<Endpoints, AppError> {
-    if let (Some(device_authorization_url), Some(token_url), Some(revocation_url)) = (
-        &explicit.device_authorization_url,
-        &explicit.token_url,
-        &explicit.revocation_url,
-    ) {
-        return Ok(Endpoints {
-            device_authorization_url: device_authorization_url.clone(),
-            token_url: token_url.clone(),
-            revocation_url: Some(revocation_url.clone()),
-        });
+    // Everything given: nothing to discover. Discovery failing with the two required URLs
+    // given: carry on without a revocation endpoint. Both are `merge` with an empty document.
+    let complete = explicit.device_authorization_url.is_some() && explicit.token_url.is_some();
+    if complete && explicit.revocation_url.is_some() {
+        return merge(explicit, issuer.as_str(), &Metadata::default());
     }
     match fetch(http, issuer).await {
         Ok((url, metadata)) => merge(explicit, &url, &metadata),
-        Err(e) => match (&explicit.device_authorization_url, &explicit.token_url) {
-            (Some(d), Some(t)) => {
-                tracing::warn!("{}; continuing without a revocation endpoint", e.message);
-                Ok(Endpoints {
-                    device_authorization_url: d.clone(),
-                    token_url: t.clone(),
-                    revocation_url: None,
-                })
-            }
-            _ => Err(e),
-        },
+        Err(e) if complete => {
+            tracing::warn!("{}; continuing without a revocation endpoint", e.message);
+            merge(explicit, issuer.as_str(), &Metadata::default())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -4,11 +4,11 @@
 //! secret: tokens appear only as short fingerprints.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::json;
 use zoho_device_core::codec::{self, ClientCredentials, Reply};
-use zoho_device_core::{DeviceCode, HttpRequest, Profile, Purpose, ServerUrl};
+use zoho_device_core::{HttpRequest, Profile, Purpose, ServerUrl};
 
 use crate::app::{self, Context, ProbeResult};
 use crate::settings::{DcChoice, Endpoint, SecretSource};
@@ -91,10 +91,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     }
 
     // Clock.
-    let now_s = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now_s = wall_now().as_millis() / 1000;
     if now_s < BUILD_EPOCH_S {
         out.push(f(Level::Fail, "clock", format!("the system clock reads {now_s} (Unix), before this program was built"), Some("the board has no real-time clock or NTP has not synchronised yet: wait for time sync (timedatectl), TLS and expiry decisions need the right date")));
     } else {
@@ -268,28 +265,32 @@ async fn check_secret(
         true,
         false,
     );
-    let Ok(resp) = ctx.http.send(&code_req).await else {
-        return f(
-            Level::Warn,
-            "client secret",
-            "could not check the secret (no device code)",
-            None,
-        );
-    };
-    let Reply::Ok(auth) = codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body)
-    else {
-        return f(
-            Level::Warn,
-            "client secret",
-            "could not check the secret (no device code)",
-            None,
-        );
+    let auth = match ctx.http.send(&code_req).await {
+        Ok(resp) => match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
+            Reply::Ok(auth) => auth,
+            _ => {
+                return f(
+                    Level::Warn,
+                    "client secret",
+                    "could not check the secret (no device code)",
+                    None,
+                );
+            }
+        },
+        Err(_) => {
+            return f(
+                Level::Warn,
+                "client secret",
+                "could not check the secret (no device code)",
+                None,
+            );
+        }
     };
     let poll = codec::poll_request(
         Profile::Zoho,
         accounts.join("/oauth/v3/device/token"),
         &client,
-        &DeviceCode::new(auth.device_code.expose()),
+        &auth.device_code,
     );
     match ctx
         .http

@@ -7,7 +7,7 @@ use zoho_device_core::reqwest_driver::{self, MonotonicClock};
 use zoho_device_core::{DeviceFlow, Error, FlowConfig, KioskPolicy, Server};
 
 use crate::app::{self, Context};
-use crate::exit::{AppError, Exit};
+use crate::exit::AppError;
 use crate::settings::Endpoint;
 use crate::store::StoredToken;
 use crate::ui::PairingUi;
@@ -38,7 +38,7 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     let server = match &ctx.settings.endpoint {
         Endpoint::Zoho { .. } => {
             let (accounts, _) = app::start_server(ctx, &client.client_id).await?;
-            started_at = Some(accounts.as_str().trim_end_matches('/').to_string());
+            started_at = Some(accounts.as_str().to_string());
             Server::zoho(accounts)
         }
         Endpoint::Standard {
@@ -100,11 +100,7 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     let tokens = match result {
         Ok(t) => t,
         // After other_dc: the user's DC does not know the client; another --dc would not help.
-        Err(Error::InvalidClient { accounts_url })
-            if started_at
-                .as_deref()
-                .is_some_and(|s| s != accounts_url.trim_end_matches('/')) =>
-        {
+        Err(Error::InvalidClient { accounts_url }) if started_at.as_deref().is_some_and(|s| s != accounts_url) => {
             let hint = format!(
                 "the user's account lives in the data centre of {accounts_url}, where this client is not enabled: turn on Multi-DC for the client in https://api-console.zoho.com (Settings), or pair with an account of the client's data centre"
             );
@@ -136,10 +132,7 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         stored.token_url = Some(found.token_url);
         stored.revocation_url = found.revocation_url;
     }
-    ctx.store.save(&stored).map_err(|e| AppError {
-        exit: Exit::Unexpected,
-        ..e
-    })?;
+    ctx.store.save(&stored)?;
     ui.authorized(&stored.tokens, expires_in);
     tracing::info!(path = %ctx.store.path().display(), "token saved");
     Ok(stored)

@@ -49,6 +49,15 @@ pub struct StoredToken {
 }
 
 impl StoredToken {
+    /// This pairing with freshly minted `tokens`, refreshed at `now` (Unix time).
+    pub fn with_tokens(&self, tokens: Tokens, now: Timestamp) -> StoredToken {
+        StoredToken {
+            tokens,
+            refreshed_at: now.as_millis(),
+            ..self.clone()
+        }
+    }
+
     /// The profile.
     pub fn profile(&self) -> Profile {
         if self.profile == "rfc8628" {

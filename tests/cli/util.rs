@@ -11,6 +11,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../common/env.rs"]
+mod common_env;
 pub use zoho_device_sim::{Fault, FaultKind, SimConfig, Simulator};
 
 /// The test client (registered in `us` unless a test says otherwise).
@@ -153,28 +156,7 @@ impl World {
     pub fn new(config: SimConfig) -> World {
         let sim = Simulator::spawn(config).expect("the simulator starts");
         let home = tempfile::tempdir().expect("a temporary directory");
-        let h = home.path();
-        let mut env = BTreeMap::new();
-        env.insert(
-            "PATH".into(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-        );
-        env.insert("HOME".into(), h.display().to_string());
-        for (k, d) in [
-            ("XDG_CONFIG_HOME", "config"),
-            ("XDG_STATE_HOME", "state"),
-            ("XDG_CACHE_HOME", "cache"),
-            ("XDG_DATA_HOME", "data"),
-            ("XDG_RUNTIME_DIR", "run"),
-            ("TMPDIR", "tmp"),
-        ] {
-            let p = h.join(d);
-            std::fs::create_dir_all(&p).unwrap();
-            env.insert(k.into(), p.display().to_string());
-        }
-        env.insert("ZOHO_ACCOUNTS_URL".into(), sim.accounts_url("us"));
-        env.insert("ZOHO_CLIENT_ID".into(), CLIENT_ID.into());
-        env.insert("ZOHO_CLIENT_SECRET".into(), SECRET.into());
+        let env = common_env::isolated_env(home.path(), &sim.accounts_url("us"), CLIENT_ID, SECRET);
         World {
             sim,
             home,

@@ -12,6 +12,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[path = "../common/env.rs"]
+mod common_env;
 pub use zoho_device_sim::{Fault, FaultKind, SimConfig, Simulator};
 
 /// The test client.
@@ -130,27 +133,7 @@ impl World {
     /// A world whose accounts server is `accounts_url` (a scripted server, a closed port, …).
     pub fn bare(accounts_url: &str) -> World {
         let home = tempfile::tempdir().expect("a temporary directory");
-        let h = home.path();
-        let mut env = BTreeMap::new();
-        env.insert(
-            "PATH".into(),
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-        );
-        env.insert("HOME".into(), h.display().to_string());
-        for (k, d) in [
-            ("XDG_CONFIG_HOME", "config"),
-            ("XDG_STATE_HOME", "state"),
-            ("XDG_CACHE_HOME", "cache"),
-            ("XDG_RUNTIME_DIR", "run"),
-            ("TMPDIR", "tmp"),
-        ] {
-            let p = h.join(d);
-            std::fs::create_dir_all(&p).unwrap();
-            env.insert(k.into(), p.display().to_string());
-        }
-        env.insert("ZOHO_ACCOUNTS_URL".into(), accounts_url.into());
-        env.insert("ZOHO_CLIENT_ID".into(), CLIENT_ID.into());
-        env.insert("ZOHO_CLIENT_SECRET".into(), SECRET.into());
+        let mut env = common_env::isolated_env(home.path(), accounts_url, CLIENT_ID, SECRET);
         env.insert("ZOHO_DEVICE_HTTP_TIMEOUT_MS".into(), HTTP_TIMEOUT_MS.to_string());
         env.insert("ZOHO_DEVICE_BACKOFF_MS".into(), BACKOFF_MS.to_string());
         World {

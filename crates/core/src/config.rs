@@ -172,10 +172,7 @@ impl<'a> Retry<'a> {
 
     /// Decides after an attempt that failed in transport.
     pub fn transport_failed<R>(&mut self, e: crate::TransportError) -> Next<R> {
-        self.after(Err(crate::Error::Unavailable {
-            attempts: 1,
-            last: crate::Transient::Transport(e),
-        }))
+        self.after(Err(e.into()))
     }
 }
 

@@ -239,5 +239,15 @@ impl fmt::Display for TransportError {
     }
 }
 
+/// One failed transport attempt: [`Error::Unavailable`] after 1 attempt.
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Error {
+        Error::Unavailable {
+            attempts: 1,
+            last: Transient::Transport(e),
+        }
+    }
+}
+
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
