@@ -327,9 +327,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_issuer_is_unavailable() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
+        // Bound but never listening: refused, and no parallel test can be given the port.
+        let held = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        held.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let base = format!("http://{}", held.local_addr().unwrap().as_socket().unwrap());
         let http = HttpClient::new(&zoho_device_core::reqwest_driver::HttpConfig::default()).unwrap();
         let e = endpoints(&http, &url(&base), &ExplicitEndpoints::default())
             .await

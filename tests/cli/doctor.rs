@@ -79,11 +79,8 @@ fn doctor_without_configuration() {
 #[test]
 fn doctor_reports_an_unreachable_accounts_server() {
     let mut w = World::new(sim_config());
-    // A loopback port nobody listens on (the simulator's, after it is gone).
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    // A loopback port nobody listens on.
+    let (_held, dead) = refusing_url();
     w.set("ZOHO_ACCOUNTS_URL", Some(&dead));
     let out = w.run(&["doctor"]);
     out.stdout_has(&["FAIL", "reachability", "check the network"]);

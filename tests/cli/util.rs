@@ -14,6 +14,7 @@ use serde_json::Value;
 
 #[path = "../common/env.rs"]
 mod common_env;
+pub use common_env::refusing_url;
 pub use zoho_device_sim::{Fault, FaultKind, SimConfig, Simulator};
 
 /// The test client (registered in `us` unless a test says otherwise).

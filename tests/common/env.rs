@@ -31,3 +31,14 @@ pub fn isolated_env(home: &Path, accounts_url: &str, client_id: &str, secret: &s
     env.insert("ZOHO_CLIENT_SECRET".into(), secret.into());
     env
 }
+
+/// A loopback URL where nothing listens: connections to it are refused. The port stays bound
+/// (never listening) while the returned socket lives, so no test running in parallel can be
+/// given it — a released port can be, and then it answers instead of refusing.
+pub fn refusing_url() -> (socket2::Socket, String) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, format!("http://127.0.0.1:{port}"))
+}

@@ -331,12 +331,6 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A port on 127.0.0.1 with nothing listening (bound, then released).
-pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// A seeded xorshift generator (the suite is deterministic for a seed).
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

@@ -1,9 +1,15 @@
 //! A TCP forwarder on a fixed loopback port that can be "unplugged": while closed, nothing
 //! listens on its port (connections are refused) and open connections are cut, as when Wi-Fi
 //! drops; opened again, it listens on the same port and forwards to the target.
+//!
+//! While unplugged the port stays *bound* (a second, never-listening socket holds it, both with
+//! `SO_REUSEPORT` and without `SO_REUSEADDR`), so no other test running in parallel can bind it,
+//! be given it by `bind(…:0)`, or use it as a client's source port:
+//! before that holder existed, a parallel test's server once took the released port and the
+//! "refused" cell saw that server's resets instead (CI, session 2).
 
 use std::io::ErrorKind;
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,17 +28,17 @@ impl Proxy {
     /// Forwards `127.0.0.1:<new port>` to `target` (`http://127.0.0.1:PORT`), open at start.
     pub fn start(target: &str) -> Proxy {
         let target = target.trim_start_matches("http://").to_string();
-        let first = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = first.local_addr().unwrap().port();
+        // Holds the port for the proxy's whole life; it never listens.
+        let holder = shared_socket(0).expect("a loopback port");
+        let port = holder.local_addr().unwrap().as_socket().unwrap().port();
+        let first = listen_on(port).expect("listening on the held port");
         let open = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
         let (o, s) = (open.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
+            let _holder = holder;
             let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
             let mut listener = Some(first);
-            if let Some(l) = &listener {
-                l.set_nonblocking(true).unwrap();
-            }
             while !s.load(Ordering::SeqCst) {
                 let want_open = o.load(Ordering::SeqCst);
                 if !want_open && listener.is_some() {
@@ -42,11 +48,8 @@ impl Proxy {
                     }
                 }
                 if want_open && listener.is_none() {
-                    match TcpListener::bind(("127.0.0.1", port)) {
-                        Ok(l) => {
-                            l.set_nonblocking(true).unwrap();
-                            listener = Some(l);
-                        }
+                    match listen_on(port) {
+                        Ok(l) => listener = Some(l),
                         Err(_) => {
                             std::thread::sleep(Duration::from_millis(5));
                             continue;
@@ -113,9 +116,48 @@ impl Drop for Proxy {
     }
 }
 
+/// A TCP socket on 127.0.0.1:`port` with `SO_REUSEPORT`, bound but not listening. Such sockets
+/// (same user) share a port; sockets without `SO_REUSEPORT` — std's and tokio's listeners set
+/// only `SO_REUSEADDR` — cannot bind it, and `bind(…:0)` skips it.
+fn shared_socket(port: u16) -> std::io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_port(true)?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    Ok(s)
+}
+
+/// A non-blocking listener on the held port.
+fn listen_on(port: u16) -> std::io::Result<TcpListener> {
+    let s = shared_socket(port)?;
+    s.listen(128)?;
+    let l: TcpListener = s.into();
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut from, &mut to);
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// Unplugged, the proxy refuses connections, yet its port cannot be taken by anyone else; plugged
+/// in again, it forwards on the same port.
+#[test]
+fn unplugged_proxy_refuses_and_keeps_its_port() {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}", upstream.local_addr().unwrap());
+    let proxy = Proxy::start(&target);
+    let addr = proxy.url.trim_start_matches("http://").to_string();
+    proxy.set_open(false);
+    let err = TcpStream::connect(&addr).expect_err("an unplugged proxy refuses");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    // Another server (std's and tokio's listeners set SO_REUSEADDR) cannot bind it meanwhile.
+    let taken = TcpListener::bind(&addr);
+    assert!(taken.is_err(), "the port was free while unplugged: {taken:?}");
+    proxy.set_open(true);
+    std::thread::sleep(Duration::from_millis(50));
+    TcpStream::connect(&addr).expect("plugged in again, the proxy accepts");
 }
