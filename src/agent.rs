@@ -53,7 +53,7 @@ use zoho_device_display::{Display, Screen};
 
 use crate::app::{self, Context};
 use crate::cli::{AgentArgs, Cli, Command, EventsFormat};
-use crate::doctor::{BUILD_EPOCH_S, parse_http_date};
+use crate::clock;
 use crate::exit::{AppError, Exit};
 use crate::login::{self, LoginOptions};
 use crate::notify::Notifier;
@@ -239,10 +239,10 @@ impl Agent {
 
     fn clock_plausible(&mut self) -> bool {
         let now_s = agent_wall_s();
-        if now_s >= BUILD_EPOCH_S as i64 {
+        if clock::plausible(now_s) {
             if self.waiting_for_clock {
                 self.waiting_for_clock = false;
-                tracing::info!("the system clock is plausible now ({})", ymd(now_s));
+                tracing::info!("the system clock is plausible now ({})", clock::display(now_s));
                 self.ui.event("clock_ok", json!({ "clock_unix": now_s }));
             }
             return true;
@@ -250,15 +250,15 @@ impl Agent {
         if !self.waiting_for_clock {
             self.waiting_for_clock = true;
             let line = format!(
-                "waiting for the system clock: it reads {}, before this program was built ({}); no expiry decision until it is set (NTP)",
-                ymd(now_s),
-                ymd(BUILD_EPOCH_S as i64)
+                "waiting for the system clock: it reads {}, before this release ({}); no expiry decision until it is set (NTP)",
+                clock::display(now_s),
+                clock::display(clock::FLOOR_S as i64)
             );
             tracing::warn!("{line}");
             self.notifier.status(&line);
             self.ui.event(
                 "waiting_for_clock",
-                json!({ "clock_unix": now_s, "build_unix": BUILD_EPOCH_S }),
+                json!({ "clock_unix": now_s, "build_unix": clock::FLOOR_S }),
             );
         }
         false
@@ -571,7 +571,7 @@ impl Agent {
 
     /// The server's `Date` against the local clock.
     fn cross_check(&mut self, date: Option<&str>) {
-        let Some(server) = date.and_then(parse_http_date) else {
+        let Some(server) = date.and_then(clock::parse_http_date) else {
             return;
         };
         let skew = agent_wall_s() - server as i64;
@@ -825,20 +825,6 @@ fn agent_wall_s() -> i64 {
     i64::try_from(wall_now().as_millis() / 1000).unwrap_or(i64::MAX) + clock_offset_s()
 }
 
-/// `2025-11-28` for Unix seconds.
-fn ymd(unix_s: i64) -> String {
-    let z = unix_s.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 /// "52 min", "42 s", "3 h 5 min".
 fn human(d: Duration) -> String {
     let s = d.as_secs();
@@ -883,10 +869,7 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_durations() {
-        assert_eq!(ymd(BUILD_EPOCH_S as i64), "2025-11-28");
-        assert_eq!(ymd(0), "1970-01-01");
-        assert_eq!(ymd(951_782_400), "2000-02-29");
+    fn durations() {
         assert_eq!(human(Duration::from_secs(52 * 60 + 10)), "52 min");
         assert_eq!(human(Duration::from_secs(42)), "42 s");
     }

@@ -130,6 +130,9 @@ pub enum Command {
     },
     /// Check the configuration, the client registration, the network, the clock and the token
     /// file, each finding with its fix. Safe to paste: prints no secret.
+    ///
+    /// Exits 0 when no check failed (warnings allowed), else with the exit code of the first
+    /// failure: 2 configuration, 5 client rejected, 6 token unusable, 7 network or clock.
     Doctor {
         /// JSON output.
         #[arg(long)]

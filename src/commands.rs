@@ -133,7 +133,17 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             } else {
                 crate::doctor::print(&findings);
             }
-            Ok(())
+            match crate::doctor::exit(&findings) {
+                Exit::Ok => Ok(()),
+                exit => {
+                    let fails: Vec<&str> = crate::doctor::failed(&findings).map(|x| x.check).collect();
+                    Err(AppError::new(
+                        exit,
+                        format!("doctor: {} check(s) failed: {}", fails.len(), fails.join(", ")),
+                    )
+                    .hint("fix the first failure as shown above, then run `zoho-device doctor` again"))
+                }
+            }
         }
         Command::Agent(args) => crate::agent::run(ctx, args).await,
         Command::Demo(_) | Command::Completions { .. } | Command::Man => unreachable!("handled above"),

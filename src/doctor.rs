@@ -11,11 +11,10 @@ use zoho_device_core::codec::{self, ClientCredentials, Reply};
 use zoho_device_core::{HttpRequest, Profile, Purpose, ServerUrl};
 
 use crate::app::{self, Context, ProbeResult};
+use crate::clock;
+use crate::exit::Exit;
 use crate::settings::{DcChoice, Endpoint, SecretSource};
 use crate::store::wall_now;
-
-/// Unix seconds of the build (a board whose clock is earlier has no RTC and no NTP yet).
-pub const BUILD_EPOCH_S: u64 = 1_764_288_000; // 2025-11-28
 
 /// A finding's severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +23,8 @@ pub enum Level {
     Ok,
     /// Worth knowing.
     Warn,
-    /// Broken: the fix says what to do.
-    Fail,
+    /// Broken: the fix says what to do; `doctor` exits with this code (the first failure's).
+    Fail(Exit),
 }
 
 /// One finding.
@@ -62,7 +61,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     // Client ID and secret.
     let client_id = s.client_id.clone();
     match &client_id {
-        None => out.push(f(Level::Fail, "client id", "no client ID configured", Some("create a \"Non-browser Application\" at https://api-console.zoho.com and set ZOHO_CLIENT_ID or --client-id"))),
+        None => out.push(f(Level::Fail(Exit::Usage), "client id", "no client ID configured", Some("create a \"Non-browser Application\" at https://api-console.zoho.com and set ZOHO_CLIENT_ID or --client-id"))),
         Some(id) if s.profile == Profile::Zoho && !id.starts_with("1004.") => out.push(f(
             Level::Warn,
             "client id",
@@ -86,16 +85,21 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                 out.push(f(Level::Warn, "client secret", format!("{} is readable by other users (mode {:o})", p.display(), m.permissions().mode() & 0o777), Some("chmod 600 the file")));
             }
         }
-        _ if s.profile == Profile::Zoho => out.push(f(Level::Fail, "client secret", "no client secret configured", Some("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (a Client-based/JS client has no secret: create a Non-browser Application)"))),
+        _ if s.profile == Profile::Zoho => out.push(f(Level::Fail(Exit::Usage), "client secret", "no client secret configured", Some("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (a Client-based/JS client has no secret: create a Non-browser Application)"))),
         _ => out.push(f(Level::Ok, "client secret", "none (public client)", None)),
     }
 
     // Clock.
-    let now_s = wall_now().as_millis() / 1000;
-    if now_s < BUILD_EPOCH_S {
-        out.push(f(Level::Fail, "clock", format!("the system clock reads {now_s} (Unix), before this program was built"), Some("the board has no real-time clock or NTP has not synchronised yet: wait for time sync (timedatectl), TLS and expiry decisions need the right date")));
+    let now_s = (wall_now().as_millis() / 1000) as i64;
+    if !clock::plausible(now_s) {
+        out.push(f(Level::Fail(Exit::Unavailable), "clock", format!("the system clock reads {}, before this release ({})", clock::display(now_s), clock::display(clock::FLOOR_S as i64)), Some("the board has no real-time clock or NTP has not synchronised yet: wait for time sync (timedatectl), TLS and expiry decisions need the right date")));
     } else {
-        out.push(f(Level::Ok, "clock", "plausible (not before the build date)", None));
+        out.push(f(
+            Level::Ok,
+            "clock",
+            "plausible (not before this release's date)",
+            None,
+        ));
     }
 
     // A standard server named by its issuer: can its endpoints be discovered?
@@ -112,7 +116,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                 ),
                 None,
             ),
-            Err(e) => f(Level::Fail, "discovery", e.message, e.hint.as_deref()),
+            Err(e) => f(Level::Fail(e.exit), "discovery", e.message, e.hint.as_deref()),
         });
     }
 
@@ -138,15 +142,15 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                         Some((loc, url)) => format!("the client is registered in {loc} ({url}): use --dc {loc}, or --dc auto"),
                         None => "no data centre knows this client ID: check it in https://api-console.zoho.com (copy it again)".to_string(),
                     };
-                    out.push(Finding { level: Level::Fail, check: "registration", detail: format!("{accounts} answers invalid_client for {id}"), fix: Some(fix) });
+                    out.push(Finding { level: Level::Fail(Exit::ClientRejected), check: "registration", detail: format!("{accounts} answers invalid_client for {id}"), fix: Some(fix) });
                 }
                 ProbeResult::Error(code) => out.push(Finding {
-                    level: Level::Fail,
+                    level: Level::Fail(Exit::ClientRejected),
                     check: "registration",
                     detail: format!("{accounts} refused the device-code request: {code}"),
                     fix: Some("the client must be a \"Non-browser Application\"; check the scope too (e.g. ZohoBooks.settings.READ)".into()),
                 }),
-                ProbeResult::Unreachable(why) => out.push(f(Level::Fail, "registration", format!("could not ask {accounts}: {why}"), Some("check the network, DNS and HTTPS_PROXY"))),
+                ProbeResult::Unreachable(why) => out.push(f(Level::Fail(Exit::Unavailable), "registration", format!("could not ask {accounts}: {why}"), Some("check the network, DNS and HTTPS_PROXY"))),
             }
         } else {
             let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
@@ -158,7 +162,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                     None,
                 )),
                 None => out.push(f(
-                    Level::Fail,
+                    Level::Fail(Exit::ClientRejected),
                     "registration",
                     format!("--dc auto: no data centre knows client {id}"),
                     Some("check the client ID and the network"),
@@ -189,7 +193,7 @@ async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
         Ok(Ok(n)) if n > 0 => out.push(f(Level::Ok, "dns", format!("{host} resolves"), None)),
         Ok(_) => {
             out.push(f(
-                Level::Fail,
+                Level::Fail(Exit::Unavailable),
                 "dns",
                 format!("{host} does not resolve"),
                 Some("check DNS (/etc/resolv.conf) and the network"),
@@ -198,7 +202,7 @@ async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
         }
         Err(_) => {
             out.push(f(
-                Level::Fail,
+                Level::Fail(Exit::Unavailable),
                 "dns",
                 format!("resolving {host} timed out"),
                 Some("check DNS and the network"),
@@ -216,7 +220,7 @@ async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
                 format!("{what} to {accounts} work (HTTP {})", resp.response.status),
                 None,
             ));
-            if let Some(date) = resp.date.as_deref().and_then(parse_http_date) {
+            if let Some(date) = resp.date.as_deref().and_then(clock::parse_http_date) {
                 let local = wall_now().as_millis() / 1000;
                 let offset = local as i64 - date as i64;
                 if offset.unsigned_abs() > 300 {
@@ -237,7 +241,7 @@ async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
             }
         }
         Err(e) => out.push(f(
-            Level::Fail,
+            Level::Fail(Exit::Unavailable),
             "reachability",
             format!("{accounts}: {e}"),
             Some("check the network, firewall, HTTPS_PROXY, and the clock (TLS fails with a wrong date)"),
@@ -299,7 +303,7 @@ async fn check_secret(
         .map(|r| codec::parse_token(r.response.status, &r.response.body))
     {
         Ok(Reply::Error(e)) if e.code == "invalid_client_secret" => f(
-            Level::Fail,
+            Level::Fail(Exit::ClientRejected),
             "client secret",
             "Zoho rejects the client secret (invalid_client_secret)",
             Some("copy the secret again from api-console.zoho.com (it changes when reset)"),
@@ -334,7 +338,7 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
             let mode = m.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 out.push(f(
-                    Level::Fail,
+                    Level::Fail(Exit::Usage),
                     "token file",
                     format!("{} has mode {mode:o}: other users can read the tokens", path.display()),
                     Some("chmod 600 the file (zoho-device writes it 0600)"),
@@ -391,7 +395,7 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
                 && let Err(e) = ctx.checked_api_domain(&t)
             {
                 out.push(f(
-                    Level::Fail,
+                    Level::Fail(e.exit),
                     "token",
                     e.message,
                     Some("pair again with `zoho-device login`"),
@@ -400,7 +404,7 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
         }
         Ok(None) => {}
         Err(e) => out.push(Finding {
-            level: Level::Fail,
+            level: Level::Fail(e.exit),
             check: "token",
             detail: e.message,
             fix: e.hint,
@@ -417,49 +421,20 @@ fn fmt_secs(s: u64) -> String {
     }
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
-pub fn parse_http_date(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let day: u64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as u64
-        + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if hms.len() != 3 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64).ok()
-}
-
 /// Prints the findings for people.
 pub fn print(findings: &[Finding]) {
     for x in findings {
         let mark = match x.level {
             Level::Ok => "ok  ",
             Level::Warn => "warn",
-            Level::Fail => "FAIL",
+            Level::Fail(_) => "FAIL",
         };
         println!("[{mark}] {:<14} {}", x.check, x.detail);
         if let Some(fix) = &x.fix {
             println!("       {:<14} fix: {fix}", "");
         }
     }
-    let fails = findings.iter().filter(|x| x.level == Level::Fail).count();
+    let fails = failed(findings).count();
     let warns = findings.iter().filter(|x| x.level == Level::Warn).count();
     println!("\n{} checks: {} failed, {} warnings", findings.len(), fails, warns);
 }
@@ -471,7 +446,7 @@ pub fn to_json(findings: &[Finding]) -> serde_json::Value {
             .iter()
             .map(|x| {
                 json!({
-                    "level": match x.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail => "fail" },
+                    "level": match x.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail(_) => "fail" },
                     "check": x.check, "detail": x.detail, "fix": x.fix,
                 })
             })
@@ -479,18 +454,16 @@ pub fn to_json(findings: &[Finding]) -> serde_json::Value {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn http_dates() {
-        assert_eq!(
-            super::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        assert_eq!(
-            super::parse_http_date("Sat, 28 Nov 2026 19:11:07 GMT"),
-            Some(1_795_893_067)
-        );
-        assert_eq!(super::parse_http_date("garbage"), None);
+/// The failed checks, in the order they ran.
+pub fn failed(findings: &[Finding]) -> impl Iterator<Item = &Finding> {
+    findings.iter().filter(|x| matches!(x.level, Level::Fail(_)))
+}
+
+/// The exit code of a doctor run: 0 when no check failed, else the code of the first failure
+/// (checks run in the order to fix things: configuration, clock, registration, network, token).
+pub fn exit(findings: &[Finding]) -> Exit {
+    match failed(findings).next().map(|x| x.level) {
+        Some(Level::Fail(e)) => e,
+        _ => Exit::Ok,
     }
 }

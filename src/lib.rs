@@ -20,6 +20,7 @@ pub mod agent;
 pub mod app;
 pub mod books;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 #[cfg(feature = "sim")]
 pub mod demo;

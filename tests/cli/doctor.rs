@@ -35,7 +35,10 @@ fn doctor_on_a_healthy_paired_device() {
 fn doctor_names_the_dc_of_a_wrong_dc_client() {
     let w = World::new(sim_config().client(CLIENT_ID, SECRET, &["eu"]).user(USER, "eu"));
     let out = w.run(&["doctor"]);
-    out.stdout_has(&["FAIL", "invalid_client", "registered in eu", "--dc eu"]);
+    // Exit 5, as `login` would: Zoho rejects the client at this DC.
+    out.code(5)
+        .stdout_has(&["FAIL", "invalid_client", "registered in eu", "--dc eu"])
+        .stderr_has(&["1 check(s) failed: registration", "run `zoho-device doctor` again"]);
     w.assert_no_secret_leaked();
 }
 
@@ -44,7 +47,8 @@ fn doctor_reports_a_wrong_secret_and_missing_pairing() {
     let mut w = World::new(sim_config());
     w.set("ZOHO_CLIENT_SECRET", Some("a-wrong-secret-value"));
     let out = w.run(&["doctor"]);
-    out.stdout_has(&[
+    // A missing pairing is only a warning; the rejected secret fails with 5.
+    out.code(5).stdout_has(&[
         "FAIL",
         "invalid_client_secret",
         "does not exist: not paired",
@@ -60,7 +64,10 @@ fn doctor_reports_a_corrupt_token_file_and_loose_permissions() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = w.run(&["doctor"]);
-    out.stdout_has(&["corrupt", &p.display().to_string(), "other users can read", "chmod 600"]);
+    // The first failure is the loose mode (a local configuration problem: 2), then the corrupt file.
+    out.code(2)
+        .stdout_has(&["corrupt", &p.display().to_string(), "other users can read", "chmod 600"])
+        .stderr_has(&["2 check(s) failed: token file, token"]);
     assert_eq!(std::fs::read(&p).unwrap(), b"{ corrupt", "doctor leaves the file alone");
 }
 
@@ -69,7 +76,7 @@ fn doctor_without_configuration() {
     let mut w = World::new(sim_config());
     w.set("ZOHO_CLIENT_ID", None).set("ZOHO_CLIENT_SECRET", None);
     let out = w.run(&["doctor"]);
-    out.stdout_has(&[
+    out.code(2).stdout_has(&[
         "no client ID configured",
         "no client secret configured",
         "api-console.zoho.com",
@@ -83,5 +90,5 @@ fn doctor_reports_an_unreachable_accounts_server() {
     let (_held, dead) = refusing_url();
     w.set("ZOHO_ACCOUNTS_URL", Some(&dead));
     let out = w.run(&["doctor"]);
-    out.stdout_has(&["FAIL", "reachability", "check the network"]);
+    out.code(7).stdout_has(&["FAIL", "reachability", "check the network"]);
 }
