@@ -4,6 +4,8 @@ use std::io::Write;
 
 use serde_json::json;
 
+use zoho_device_core::Profile;
+
 use crate::app::{Context, REFRESH_MARGIN};
 use crate::cli::{BooksCommand, Cli, Command, EventsFormat};
 use crate::exit::{AppError, Exit};
@@ -186,7 +188,16 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
     } else {
         println!("Paired:          yes ({})", t.profile);
         println!("Client ID:       {}", t.client_id);
-        println!("Data centre:     {}", t.tokens.location.as_deref().unwrap_or("-"));
+        println!(
+            "Data centre:     {}",
+            match (t.tokens.location.as_deref(), t.profile()) {
+                (Some(loc), _) => loc,
+                // An accounts server that is not one of Zoho's DCs (--accounts-url, a proxy, the
+                // simulator): its location is never named unless it redirects with other_dc.
+                (None, Profile::Zoho) => "- (a custom accounts server, not in the DC table)",
+                (None, _) => "- (standard profile: no data centres)",
+            }
+        );
         println!(
             "Accounts server: {}",
             t.tokens.accounts_url.as_ref().map(|u| u.as_str()).unwrap_or("-")
