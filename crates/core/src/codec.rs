@@ -10,6 +10,7 @@
 //! | poll grant | `device_token`, code in `code=` | `urn:ietf:params:oauth:grant-type:device_code`, `device_code=` |
 //! | scopes | comma-separated | space-separated |
 //! | units | milliseconds (decided from `expires_in`, see [`normalize_timing`]) | seconds |
+//! | token `expires_in` | seconds; legacy `expires_in_sec` wins, ≥ 360 000 means ms ([`parse_token_for`]) | seconds |
 //! | URL field | `verification_url` | `verification_uri` |
 //! | expiry error | `expired` | `expired_token` (both accepted in both) |
 //! | client secret | required | optional (public clients) |
@@ -340,12 +341,21 @@ pub fn parse_device_authorization(profile: Profile, status: u16, body: &[u8]) ->
     })
 }
 
+/// Parses a token reply (poll success, or refresh) in the Zoho dialect: the same as
+/// [`parse_token_for`]`(Profile::Zoho, …)`, kept for callers that only speak Zoho.
+pub fn parse_token(status: u16, body: &[u8]) -> Reply<TokenGrant> {
+    parse_token_for(Profile::Zoho, status, body)
+}
+
 /// Parses a token reply (poll success, or refresh).
 ///
-/// `expires_in` is in seconds here (Zoho too). A legacy `expires_in_sec` wins when present;
-/// an `expires_in` of 360 000 or more without it is taken as milliseconds (old Zoho replies
-/// sent `expires_in: 3600000` beside `expires_in_sec: 3600`).
-pub fn parse_token(status: u16, body: &[u8]) -> Reply<TokenGrant> {
+/// `expires_in` is in seconds here (Zoho too). Zoho profile only: a legacy `expires_in_sec`
+/// wins when present, and an `expires_in` of 360 000 or more without it is taken as
+/// milliseconds (old Zoho replies sent `expires_in: 3600000` beside `expires_in_sec: 3600`).
+/// RFC profile: `expires_in` is always seconds (a standard server's 30-day token is 2 592 000).
+/// Either way the lifetime is clamped to [`MAX_TOKEN_LIFETIME`]; missing or zero means
+/// [`DEFAULT_TOKEN_LIFETIME`].
+pub fn parse_token_for(profile: Profile, status: u16, body: &[u8]) -> Reply<TokenGrant> {
     let map = match object(status, body) {
         Ok(m) => m,
         Err(r) => return recast(r),
@@ -353,9 +363,10 @@ pub fn parse_token(status: u16, body: &[u8]) -> Reply<TokenGrant> {
     let Some(access_token) = str_field(&map, "access_token") else {
         return Reply::Malformed("no access_token in the token reply".into());
     };
+    let zoho = profile == Profile::Zoho;
     let lifetime = match (num_field(&map, "expires_in_sec"), num_field(&map, "expires_in")) {
-        (Some(s), _) if s > 0 => Duration::from_secs(s),
-        (_, Some(e)) if e >= 360_000 => Duration::from_millis(e),
+        (Some(s), _) if zoho && s > 0 => Duration::from_secs(s),
+        (_, Some(e)) if zoho && e >= 360_000 => Duration::from_millis(e),
         (_, Some(e)) if e > 0 => Duration::from_secs(e),
         _ => DEFAULT_TOKEN_LIFETIME,
     };

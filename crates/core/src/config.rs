@@ -48,8 +48,9 @@ pub struct FlowConfig {
     pub backoff_base: Duration,
     /// The longest delay after transient failures.
     pub backoff_cap: Duration,
-    /// How many times a request that is not a poll (device code, serverinfo) is tried before
-    /// the flow fails with [`crate::Error::Unavailable`]. Kiosk mode retries forever.
+    /// How many times the device-code request is tried before the flow fails with
+    /// [`crate::Error::Unavailable`]. Kiosk mode retries forever. Polls and `serverinfo` (which
+    /// hold a live device code) are retried until the code lapses instead.
     pub max_attempts: u32,
     /// `Some`: re-issue lapsed codes instead of failing with [`crate::Error::CodeExpired`].
     pub kiosk: Option<KioskPolicy>,

@@ -5,6 +5,12 @@
 //! the ten DCs, a small validated [`ServerUrl`] (https, or http on loopback only), and the
 //! `api_domain` allow-list: an access token is only ever sent to `https://*.zohoapis.<DC>`, or to
 //! loopback when the accounts server itself was overridden to loopback (the simulator).
+//!
+//! `other_dc` moves polling to another accounts server, found in the table or (for a location
+//! the table lacks, or an overridden server) in `GET {accounts}/oauth/serverinfo`. Before the
+//! flow follows, [`check_accounts_move`] applies the same spirit as the `api_domain` allow-list:
+//! from Zoho's own servers only to `https://accounts.zoho.<country>` / `accounts.zohocloud.<country>`
+//! hosts, and to loopback only from loopback.
 
 use alloc::string::String;
 use core::fmt;
@@ -345,10 +351,56 @@ impl ApiDomainPolicy {
     }
 }
 
+/// Whether `host` looks like one of Zoho's accounts hosts: `accounts.zoho.<suffix>` or
+/// `accounts.zohocloud.<suffix>`, where the suffix is a country code (`eu`, `jp`), `com`, or
+/// `com.<cc>` / `co.<cc>` (`com.au`, `co.uk`). Every server of the [`DataCenter`] table matches;
+/// so would the accounts server of a data centre Zoho adds later, but not
+/// `accounts.zoho.com.evil.example` or `accounts.evil.example`.
+pub fn is_zoho_accounts_host(host: &str) -> bool {
+    let Some(rest) = host.strip_prefix("accounts.") else {
+        return false;
+    };
+    let Some(suffix) = rest.strip_prefix("zoho.").or_else(|| rest.strip_prefix("zohocloud.")) else {
+        return false;
+    };
+    let country = |l: &str| l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase());
+    match suffix.split_once('.') {
+        None => suffix == "com" || country(suffix),
+        Some((second, cc)) => matches!(second, "com" | "co") && country(cc),
+    }
+}
+
+/// Whether the flow may follow `other_dc` from the accounts server `current` to `next` (found
+/// in the table or in `serverinfo`). The error says why not, for the user.
+///
+/// * loopback only from loopback (the simulator), and plain `http://` only there;
+/// * from a Zoho accounts host ([`is_zoho_accounts_host`]), only to another one, as a bare
+///   `https://host` (no port, no path);
+/// * from any other https override (a test or staging server), to any https server.
+pub fn check_accounts_move(current: &ServerUrl, next: &ServerUrl) -> Result<(), String> {
+    if next.is_loopback() || !next.is_https() {
+        if current.is_loopback() {
+            return Ok(());
+        }
+        return Err(alloc::format!(
+            "other_dc pointed to {next}: a non-https or loopback accounts server is only followed from a loopback one"
+        ));
+    }
+    if is_zoho_accounts_host(current.host())
+        && !(is_zoho_accounts_host(next.host()) && next.as_str().len() == "https://".len() + next.host().len())
+    {
+        return Err(alloc::format!(
+            "other_dc pointed to {next}, which is not a Zoho accounts server (https://accounts.zoho.<country> or https://accounts.zohocloud.<country>)"
+        ));
+    }
+    Ok(())
+}
+
 /// Where to find the accounts server of a location named by `other_dc`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LocationSource {
-    /// Zoho's built-in table ([`DataCenter`]).
+    /// Zoho's built-in table ([`DataCenter`]); a location the table lacks is asked of
+    /// `GET {current accounts server}/oauth/serverinfo` (one request, only then).
     BuiltIn,
     /// Ask `GET {accounts}/oauth/serverinfo` of this server (used when the accounts server was
     /// overridden, e.g. to the simulator).
@@ -356,8 +408,8 @@ pub enum LocationSource {
 }
 
 impl LocationSource {
-    /// The right source for an accounts server: the built-in table for Zoho's own servers,
-    /// `serverinfo` for an override.
+    /// The right source for an accounts server: the built-in table (then `serverinfo` for an
+    /// unknown location) for Zoho's own servers, `serverinfo` only for an override.
     pub fn for_accounts(accounts: &ServerUrl) -> LocationSource {
         if DataCenter::from_accounts_url(accounts).is_some() {
             LocationSource::BuiltIn

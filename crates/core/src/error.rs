@@ -15,6 +15,13 @@ pub enum Error {
     Denied,
     /// The user code lapsed before anyone approved it (`expired` / `expired_token`).
     CodeExpired,
+    /// While polling, the server no longer accepts the device code (`invalid_code`, RFC
+    /// `invalid_grant`): it was already used, or the server does not know it. Not the refresh
+    /// token's problem: run the login again for a new code. Grouped with [`ErrorKind::Expired`].
+    CodeRejected {
+        /// The server's error code (`invalid_code`, `invalid_grant`).
+        code: String,
+    },
     /// The accounts server does not know this client ID (`invalid_client`): wrong client ID, or
     /// the client was registered in another data centre. `location` names the server's DC.
     InvalidClient {
@@ -23,8 +30,9 @@ pub enum Error {
     },
     /// The client secret is wrong or was reset in the API console (`invalid_client_secret`).
     InvalidClientSecret,
-    /// The refresh token (or device code) is unknown, used or revoked (`invalid_code`): revoked
-    /// by the user, evicted as the user's 21st refresh token, password changed. Pair again.
+    /// The refresh token is unknown or revoked (`invalid_code` on refresh): revoked by the user,
+    /// evicted as the user's 21st refresh token, password changed. Pair again. (A device code
+    /// refused while polling is [`Error::CodeRejected`].)
     InvalidGrant {
         /// The server's error code (`invalid_code`, `invalid_grant`, …).
         code: String,
@@ -67,6 +75,9 @@ pub enum Transient {
     Transport(TransportError),
     /// HTTP 5xx (or 429) without a JSON error body.
     Status(u16),
+    /// While polling (or asking `serverinfo`): a JSON body that is neither the expected reply
+    /// nor an OAuth error, e.g. a proxy's 403 `{"message":"..."}` or a bare `{}`.
+    UnexpectedJson(u16),
     /// A body that is not JSON (an HTML page from a proxy or captive portal, garbage, truncated).
     NotJson(u16),
     /// A body over [`crate::http::MAX_RESPONSE_BYTES`].
@@ -98,7 +109,7 @@ pub enum TransportError {
 pub enum ErrorKind {
     /// The user denied access.
     Denied,
-    /// The code expired.
+    /// The code expired, or the server no longer accepts it: log in again.
     Expired,
     /// Zoho rejected the client: fix the client ID, secret or DC.
     ClientRejected,
@@ -121,7 +132,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Denied => ErrorKind::Denied,
-            Error::CodeExpired => ErrorKind::Expired,
+            Error::CodeExpired | Error::CodeRejected { .. } => ErrorKind::Expired,
             Error::InvalidClient { .. } | Error::InvalidClientSecret => ErrorKind::ClientRejected,
             Error::InvalidGrant { .. } => ErrorKind::NeedsPairing,
             Error::Throttled | Error::Unavailable { .. } => ErrorKind::Unavailable,
@@ -142,6 +153,7 @@ impl Error {
         match self {
             Error::Denied => "denied",
             Error::CodeExpired => "expired",
+            Error::CodeRejected { .. } => "code_rejected",
             Error::InvalidClient { .. } => "invalid_client",
             Error::InvalidClientSecret => "invalid_client_secret",
             Error::InvalidGrant { .. } => "invalid_grant",
@@ -162,6 +174,10 @@ impl fmt::Display for Error {
         match self {
             Error::Denied => f.write_str("access was denied on the approval page; run the login again to get a new code"),
             Error::CodeExpired => f.write_str("the code expired before it was approved; run the login again (or use --kiosk to renew codes automatically)"),
+            Error::CodeRejected { code } => write!(
+                f,
+                "the server no longer accepts this device code ({code}: already used, or unknown); run the login again for a new code"
+            ),
             Error::InvalidClient { accounts_url } => write!(
                 f,
                 "{accounts_url} does not know this client ID (invalid_client): check the client ID, and that the client was registered in this data centre (or enable it under Multi-DC in the API console)"
@@ -193,6 +209,10 @@ impl fmt::Display for Transient {
                 f,
                 "HTTP {s} with a non-JSON body (an error page, a proxy or a captive portal)"
             ),
+            Transient::UnexpectedJson(s) => write!(
+                f,
+                "HTTP {s} with JSON that is neither the expected reply nor an OAuth error (a proxy or gateway?)"
+            ),
             Transient::Oversize => f.write_str("reply too large"),
             Transient::Throttled => f.write_str("Zoho's token throttle"),
         }
@@ -206,6 +226,7 @@ impl Transient {
             Transient::Transport(t) => String::from(t.code()),
             Transient::Status(s) => alloc::format!("http_{s}"),
             Transient::NotJson(_) => String::from("not_json"),
+            Transient::UnexpectedJson(_) => String::from("unexpected_json"),
             Transient::Oversize => String::from("oversize"),
             Transient::Throttled => String::from("throttled"),
         }

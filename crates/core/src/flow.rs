@@ -5,9 +5,22 @@
 //!            v                                                          │
 //!   RequestCode ──Send──> (code reply) ──Prompt──> Polling ──Send──> (poll reply)
 //!     ^   │ transient: Wait(backoff)                  ^  │ pending / slow_down: Wait(interval)
-//!     └───┘                                           │  │ other_dc: [Send serverinfo] move DC
+//!     └───┘                                           │  │ transient: Wait(max(backoff, interval))
+//!                                                     │  │ other_dc: table, else [Send serverinfo]; move DC
 //!                                                     └──┘ success: Done(tokens)
 //! ```
+//!
+//! While polling, nothing short of the server's word ends a live code: transport errors, 5xx,
+//! non-JSON pages and JSON that is neither a token nor an OAuth error (a proxy's 403
+//! `{"message":…}`, a bare `{}`) are [`Notice::Retry`]s, never sooner than the interval; the
+//! flow fails only when the code lapses ([`Error::Unavailable`] if the failures were why).
+//! `invalid_code` / `invalid_grant` while polling means the device code itself is gone
+//! ([`Error::CodeRejected`]; kiosk mode asks for a new one).
+//!
+//! `other_dc`: Zoho's own servers map the location with the built-in table (no request); a
+//! location the table lacks is asked of `GET {current accounts}/oauth/serverinfo`, an
+//! overridden server (the simulator) always asks its `serverinfo`. Either way the answer must
+//! pass [`crate::dc::check_accounts_move`], and the device code is kept while resolving.
 //!
 //! The caller loops: `match flow.poll(now)?` — [`Step::Send`]: send it and feed the answer to
 //! [`DeviceFlow::handle_response`] (or [`DeviceFlow::handle_transport_error`]);
@@ -22,7 +35,7 @@ use core::time::Duration;
 
 use crate::codec::{self, ClientCredentials, DeviceAuthorization, OAuthError, Profile, Reply};
 use crate::config::{Backoff, FlowConfig};
-use crate::dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
+use crate::dc::{self, ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 use crate::error::{Error, Transient, TransportError};
 use crate::http::{HttpRequest, Purpose};
 use crate::secret::DeviceCode;
@@ -303,7 +316,7 @@ impl DeviceFlow {
                 (State::Resolve { code, location, at }, Step::Wait(at))
             }
             State::Resolve { code, location, .. } => {
-                let Some(LocationSource::ServerInfo(src)) = self.location_source() else {
+                let Some(src) = self.serverinfo_base() else {
                     return (State::Failed(Error::UnknownLocation(location)), Step::Wait(now));
                 };
                 let req = HttpRequest::get(src.join("/oauth/serverinfo"), Purpose::ServerInfo);
@@ -325,9 +338,12 @@ impl DeviceFlow {
                 now,
                 codec::parse_device_authorization(self.config.profile, status, body),
             ),
-            State::AwaitPoll { code } => self.on_poll_reply(now, code, codec::parse_token(status, body)),
+            State::AwaitPoll { code } => {
+                let reply = codec::parse_token_for(self.config.profile, status, body);
+                self.on_poll_reply(now, code, status, reply)
+            }
             State::AwaitResolve { code, location } => {
-                self.on_serverinfo(now, code, location, codec::parse_serverinfo(status, body))
+                self.on_serverinfo(now, code, location, status, codec::parse_serverinfo(status, body))
             }
             other => other,
         };
@@ -350,6 +366,15 @@ impl DeviceFlow {
         match &self.server {
             Server::Zoho { locations, .. } => Some(locations),
             Server::Standard { .. } => None,
+        }
+    }
+
+    /// Where `serverinfo` is asked: the override's own server, or (built-in table) the accounts
+    /// server currently polled.
+    fn serverinfo_base(&self) -> Option<ServerUrl> {
+        match self.location_source()? {
+            LocationSource::ServerInfo(src) => Some(src.clone()),
+            LocationSource::BuiltIn => self.accounts.clone(),
         }
     }
 
@@ -496,7 +521,13 @@ impl DeviceFlow {
 
     // --- polling -----------------------------------------------------------------------------
 
-    fn on_poll_reply(&mut self, now: Timestamp, mut code: ActiveCode, reply: Reply<codec::TokenGrant>) -> State {
+    fn on_poll_reply(
+        &mut self,
+        now: Timestamp,
+        mut code: ActiveCode,
+        status: u16,
+        reply: Reply<codec::TokenGrant>,
+    ) -> State {
         match reply {
             Reply::Ok(grant) => {
                 self.failures = 0;
@@ -514,7 +545,9 @@ impl DeviceFlow {
                 }
             }
             Reply::Transient(t) => self.poll_transient(now, code, t),
-            Reply::Malformed(m) => self.fail(Error::Protocol(m)),
+            // JSON that is neither a token nor an error (a proxy's 403 `{"message":…}`, `{}`):
+            // not the server's word on this code, so keep it and retry like an HTML 503.
+            Reply::Malformed(_) => self.poll_transient(now, code, Transient::UnexpectedJson(status)),
             Reply::Error(e) => {
                 self.failures = 0;
                 self.last_transient = None;
@@ -539,8 +572,10 @@ impl DeviceFlow {
                     "other_dc" => self.other_dc(now, code, e),
                     "access_denied" => self.fail(Error::Denied),
                     "expired" | "expired_token" => self.code_lapsed(now),
-                    // A used or unknown device code: in kiosk mode start over with a new code.
+                    // A used or unknown device code (not a refresh token): in kiosk mode start
+                    // over with a new code, otherwise say so.
                     "invalid_code" | "invalid_grant" if self.config.kiosk.is_some() => self.code_lapsed(now),
+                    "invalid_code" | "invalid_grant" => self.fail(Error::CodeRejected { code: e.code }),
                     _ => {
                         let err = token::grant_error(e, &self.current_endpoint());
                         self.fail(err)
@@ -572,42 +607,53 @@ impl DeviceFlow {
         let Some(location) = e.user_location.map(|l| l.to_ascii_lowercase()) else {
             return self.fail(Error::Protocol("other_dc without user_location".into()));
         };
-        if let Some(url) = self.lookup_location(&location) {
+        // The table first (Zoho's own servers): no request for a known location.
+        if self.location_source() == Some(&LocationSource::BuiltIn)
+            && let Some(dc) = DataCenter::from_location(&location)
+            && let Ok(url) = ServerUrl::parse(dc.accounts_url())
+        {
             return self.move_to(now, code, location, url);
         }
-        match self.location_source() {
-            Some(LocationSource::ServerInfo(_)) => State::Resolve {
-                code,
-                location,
-                at: now,
-            },
-            _ => self.fail(Error::UnknownLocation(location)),
+        // Then what an earlier serverinfo answer said.
+        if let Some(raw) = self.learnt_location(&location) {
+            return self.follow(now, code, location, &raw);
+        }
+        if self.serverinfo_base().is_none() {
+            return self.fail(Error::UnknownLocation(location));
+        }
+        // Ask serverinfo (the device code travels along in the state).
+        State::Resolve {
+            code,
+            location,
+            at: now,
         }
     }
 
-    fn lookup_location(&self, location: &str) -> Option<ServerUrl> {
-        match self.location_source()? {
-            LocationSource::BuiltIn => {
-                DataCenter::from_location(location).and_then(|dc| ServerUrl::parse(dc.accounts_url()).ok())
-            }
-            LocationSource::ServerInfo(_) => self
-                .known_locations
-                .iter()
-                .find(|(l, _)| l == location)
-                .and_then(|(_, u)| ServerUrl::parse(u).ok()),
+    /// The accounts server `serverinfo` gave for `location`, unvalidated.
+    fn learnt_location(&self, location: &str) -> Option<String> {
+        self.known_locations
+            .iter()
+            .find(|(l, _)| l == location)
+            .map(|(_, u)| u.clone())
+    }
+
+    /// Moves to an accounts server named by `serverinfo`, once it proves a valid, safe URL.
+    fn follow(&mut self, now: Timestamp, code: ActiveCode, location: String, raw: &str) -> State {
+        match ServerUrl::parse(raw) {
+            Ok(url) => self.move_to(now, code, location, url),
+            Err(e) => self.fail(Error::Unsafe(alloc::format!(
+                "serverinfo gave {raw:?} as the accounts server of {location:?}: {e}"
+            ))),
         }
     }
 
     fn move_to(&mut self, now: Timestamp, code: ActiveCode, location: String, url: ServerUrl) -> State {
-        // A server may only send us to a server of the same kind: no https → http downgrade
-        // unless we already were on loopback (the simulator).
+        // A server may only send us to a server of the same kind: Zoho to Zoho accounts hosts,
+        // https only, loopback only from loopback (the simulator).
         if let Some(current) = &self.accounts
-            && !url.is_https()
-            && !current.is_loopback()
+            && let Err(why) = dc::check_accounts_move(current, &url)
         {
-            return self.fail(Error::Unsafe(alloc::format!(
-                "other_dc pointed to a non-https accounts server {url}"
-            )));
+            return self.fail(Error::Unsafe(why));
         }
         self.out.push_back(Step::Notice(Notice::OtherDc {
             location: location.clone(),
@@ -625,14 +671,16 @@ impl DeviceFlow {
         now: Timestamp,
         code: ActiveCode,
         location: String,
+        status: u16,
         reply: Reply<Vec<(String, String)>>,
     ) -> State {
         match reply {
             Reply::Ok(locs) => {
                 self.failures = 0;
+                self.last_transient = None;
                 self.known_locations = locs;
-                match self.lookup_location(&location) {
-                    Some(url) => self.move_to(now, code, location, url),
+                match self.learnt_location(&location) {
+                    Some(raw) => self.follow(now, code, location, &raw),
                     None => self.fail(Error::UnknownLocation(location)),
                 }
             }
@@ -641,7 +689,9 @@ impl DeviceFlow {
                 code: e.code,
                 description: e.description,
             }),
-            Reply::Malformed(m) => self.fail(Error::Protocol(m)),
+            // JSON without `locations` (a proxy's page): like an HTML error page, retry while the
+            // code lives.
+            Reply::Malformed(_) => self.resolve_transient(now, code, location, Transient::UnexpectedJson(status)),
         }
     }
 

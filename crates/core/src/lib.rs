@@ -22,12 +22,18 @@
 //! * **Zoho's dialect in one place** ([`codec`]): form bodies (no secret in any URL),
 //!   `grant_type=device_request`/`device_token`, the device code as `code=`, comma-separated
 //!   scopes, `access_type=offline` + `prompt=consent`, milliseconds decided in
-//!   [`codec::normalize_timing`], the JSON `error` deciding whatever the HTTP status. The
+//!   [`codec::normalize_timing`] (and Zoho's legacy token lifetimes in [`codec::parse_token_for`]),
+//!   the JSON `error` deciding whatever the HTTP status. The
 //!   standard RFC 8628 dialect is the same machine with [`Profile::Rfc8628`].
-//! * **Transient vs permanent**: transport errors, 5xx and non-JSON bodies back off
+//! * **Transient vs permanent**: transport errors, 5xx and non-JSON bodies (and, while polling,
+//!   JSON that is neither a token nor an OAuth error, e.g. a proxy's 403) back off
 //!   exponentially with jitter ([`config::Backoff`]), never sooner than the interval and never
-//!   past the code's expiry; `invalid_code` on refresh means "pair again", Zoho's
-//!   `Access Denied` throttle means "later".
+//!   past the code's expiry: a live device code is never dropped for them. `invalid_code` on
+//!   refresh means "pair again"; while polling it means "this device code is used or unknown,
+//!   log in again" ([`Error::CodeRejected`]); Zoho's `Access Denied` throttle means "later".
+//! * **Data centres** ([`dc`]): `other_dc` moves polling to the user's DC, found in the
+//!   built-in table, else in `GET {accounts}/oauth/serverinfo`; the new accounts server must
+//!   look like Zoho's (`https://accounts.zoho.<country>`), loopback only from loopback.
 //! * **Secrets never print** ([`secret`]); requests' `Debug` hides their bodies.
 //! * `#![no_std]` + `alloc`; `std` adds `std::error::Error` and the std clock; `reqwest` adds
 //!   the async driver; `embedded-svc` the ESP-IDF adapter for the blocking driver.

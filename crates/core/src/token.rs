@@ -1,7 +1,7 @@
 //! Tokens, and the sans-IO refresh and revoke exchanges.
 //!
 //! A refresh is one request and one reply; the caller (a driver, the agent) decides when to
-//! refresh and how to retry. [`refresh_response`] classifies the reply: a new access token (the
+//! refresh and how to retry. [`TokenEndpoint::refresh_response`] classifies the reply: a new access token (the
 //! old refresh token is kept — Zoho sends none), `invalid_code` (permanent: pair again),
 //! `Access Denied` (Zoho's throttle: retry later, the refresh token is fine), or transient.
 
@@ -97,7 +97,7 @@ impl TokenEndpoint {
         body: &[u8],
         previous: &Tokens,
     ) -> Result<Tokens, Error> {
-        match codec::parse_token(status, body) {
+        match codec::parse_token_for(self.profile, status, body) {
             Reply::Ok(grant) => tokens_from_grant(
                 now,
                 grant,

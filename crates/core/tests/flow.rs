@@ -19,6 +19,8 @@ enum Reply {
     Http(u16, &'static str),
     /// HTTP status + literal body.
     Raw(u16, &'static str),
+    /// HTTP status + built body.
+    Owned(u16, String),
     Transport(TransportError),
 }
 use Reply::*;
@@ -64,6 +66,7 @@ fn drive(mut flow: DeviceFlow, replies: Vec<Reply>, latency: u64) -> Run {
                 match replies.pop_front().expect("the flow sent more requests than scripted") {
                     Http(status, name) => flow.handle_response(Timestamp::from_millis(now), status, &fixture(name)),
                     Raw(status, body) => flow.handle_response(Timestamp::from_millis(now), status, body.as_bytes()),
+                    Owned(status, body) => flow.handle_response(Timestamp::from_millis(now), status, body.as_bytes()),
                     Transport(e) => flow.handle_transport_error(Timestamp::from_millis(now), e),
                 }
             }
@@ -670,12 +673,15 @@ fn client_errors() {
         0,
     );
     assert_eq!(run.result.unwrap_err(), Error::InvalidClientSecret);
+    // invalid_code while polling is about the device code, not a refresh token (see
+    // invalid_code_while_polling_means_the_device_code_is_gone); on refresh it still means
+    // "pair again" (refresh_success_invalid_code_and_throttle).
     let run = drive(
         us_flow(),
         vec![Http(200, "code_ms.json"), Http(200, "invalid_code.json")],
         0,
     );
-    assert_eq!(run.result.unwrap_err().kind(), ErrorKind::NeedsPairing);
+    assert_eq!(run.result.unwrap_err().kind(), ErrorKind::Expired);
 }
 
 #[test]
@@ -773,4 +779,320 @@ fn standard_profile_speaks_rfc_8628() {
     );
     let t = run.result.unwrap();
     assert_eq!(t.api_domain, None);
+}
+
+// --- other_dc to a location the built-in table does not know ---------------------------------
+
+const OTHER_DC_XX: &str = r#"{"error":"other_dc","user_location":"XX"}"#;
+
+fn serverinfo_xx(xx: &str) -> String {
+    format!(
+        r#"{{"result":"success","locations":{{"us":"https://accounts.zoho.com","eu":"https://accounts.zoho.eu","xx":"{xx}"}}}}"#
+    )
+}
+
+fn polls_carry_the_device_code(run: &Run) {
+    for (_, r) in run.sent.iter().filter(|(_, r)| r.purpose == Purpose::Poll) {
+        assert!(
+            String::from_utf8(r.body.clone())
+                .unwrap()
+                .ends_with("&code=1004.d8a0c1f7"),
+            "the same device code is polled: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn other_dc_to_a_location_the_table_lacks_asks_serverinfo_at_zoho() {
+    let run = drive(
+        us_flow(),
+        vec![
+            Http(200, "code_ms.json"),
+            Raw(200, OTHER_DC_XX),
+            Owned(200, serverinfo_xx("https://accounts.zoho.xx")),
+            Http(200, "token_us.json"),
+        ],
+        0,
+    );
+    assert_eq!(
+        run.transcript,
+        [
+            "send DeviceCode",
+            "prompt WLKU-4502",
+            "send Poll",
+            "send ServerInfo",
+            "other_dc xx https://accounts.zoho.xx",
+            "send Poll",
+            "done"
+        ]
+    );
+    assert_eq!(run.sent[2].1.url, "https://accounts.zoho.com/oauth/serverinfo");
+    assert_eq!(run.sent[2].1.method, Method::Get);
+    assert_eq!(run.sent[3].1.url, "https://accounts.zoho.xx/oauth/v3/device/token");
+    polls_carry_the_device_code(&run);
+    assert_eq!(poll_times(&run), [30_000, 60_000]);
+    let t = run.result.unwrap();
+    assert_eq!(t.accounts_url.unwrap().as_str(), "https://accounts.zoho.xx");
+    assert_eq!(t.location.as_deref(), Some("xx"));
+}
+
+#[test]
+fn serverinfo_failures_keep_the_device_code() {
+    let run = drive(
+        us_flow(),
+        vec![
+            Http(200, "code_ms.json"),
+            Raw(200, OTHER_DC_XX),
+            Http(503, "html_503.html"),
+            Raw(403, r#"{"message":"Forbidden"}"#),
+            Owned(200, serverinfo_xx("https://accounts.zohocloud.xx")),
+            Http(200, "token_us.json"),
+        ],
+        0,
+    );
+    assert_eq!(
+        run.transcript,
+        [
+            "send DeviceCode",
+            "prompt WLKU-4502",
+            "send Poll",
+            "send ServerInfo",
+            "retry not_json",
+            "send ServerInfo",
+            "retry unexpected_json",
+            "send ServerInfo",
+            "other_dc xx https://accounts.zohocloud.xx",
+            "send Poll",
+            "done"
+        ]
+    );
+    polls_carry_the_device_code(&run);
+    assert!(run.result.is_ok());
+}
+
+#[test]
+fn serverinfo_answers_that_are_not_zoho_accounts_servers_are_refused() {
+    for bad in [
+        "https://accounts.evil.example",
+        "https://accounts.zoho.com.evil.example",
+        "https://evil.example/accounts.zoho.xx",
+        "https://accounts.zoho.xx:8443",
+        "https://accounts.zoho.xx/elsewhere",
+        "https://accounts.zoho.xyz",
+        "http://accounts.zoho.xx",
+        "http://127.0.0.1:9",
+        "https://127.0.0.1:9",
+        "https://localhost",
+    ] {
+        let run = drive(
+            us_flow(),
+            vec![
+                Http(200, "code_ms.json"),
+                Raw(200, OTHER_DC_XX),
+                Owned(200, serverinfo_xx(bad)),
+            ],
+            0,
+        );
+        let e = run.result.unwrap_err();
+        assert!(matches!(e, Error::Unsafe(_)), "{bad}: {e:?}");
+        assert_eq!(run.sent.len(), 3, "{bad}: nothing sent there");
+    }
+    // serverinfo does not list the location either.
+    let run = drive(
+        us_flow(),
+        vec![
+            Http(200, "code_ms.json"),
+            Raw(200, r#"{"error":"other_dc","user_location":"zz"}"#),
+            Owned(200, serverinfo_xx("https://accounts.zoho.xx")),
+        ],
+        0,
+    );
+    assert_eq!(run.result.unwrap_err(), Error::UnknownLocation("zz".into()));
+}
+
+#[test]
+fn accounts_moves_follow_the_allow_list_spirit() {
+    use zoho_device_core::dc::{check_accounts_move, is_zoho_accounts_host};
+    for dc in DataCenter::ALL {
+        let url = ServerUrl::parse(dc.accounts_url()).unwrap();
+        assert!(is_zoho_accounts_host(url.host()), "{dc}");
+    }
+    let us = ServerUrl::parse("https://accounts.zoho.com").unwrap();
+    let sim = ServerUrl::parse("http://127.0.0.1:7001").unwrap();
+    let staging = ServerUrl::parse("https://oauth.staging.example").unwrap();
+    let url = |s: &str| ServerUrl::parse(s).unwrap();
+    assert!(check_accounts_move(&us, &url("https://accounts.zoho.co.xx")).is_ok());
+    assert!(check_accounts_move(&us, &url("https://accounts.zoho.com.xx")).is_ok());
+    assert!(check_accounts_move(&us, &url("https://accounts.zoho.evil.example")).is_err());
+    assert!(check_accounts_move(&us, &url("https://accounts.zohoapis.com")).is_err());
+    assert!(check_accounts_move(&us, &url("http://127.0.0.1:7002")).is_err());
+    assert!(check_accounts_move(&sim, &url("http://127.0.0.1:7002")).is_ok());
+    assert!(check_accounts_move(&staging, &url("https://eu.staging.example")).is_ok());
+    assert!(check_accounts_move(&staging, &url("https://localhost:1")).is_err());
+}
+
+// --- invalid_code while polling ---------------------------------------------------------------
+
+#[test]
+fn invalid_code_while_polling_means_the_device_code_is_gone() {
+    let run = drive(
+        us_flow(),
+        vec![Http(200, "code_ms.json"), Http(200, "invalid_code.json")],
+        0,
+    );
+    let e = run.result.unwrap_err();
+    assert_eq!(
+        e,
+        Error::CodeRejected {
+            code: "invalid_code".into()
+        }
+    );
+    assert_eq!(e.kind(), ErrorKind::Expired);
+    assert!(!e.is_transient());
+    let msg = e.to_string();
+    assert!(msg.contains("device code") && msg.contains("login again"), "{msg}");
+    assert!(!msg.contains("refresh token") && !msg.contains("pair"), "{msg}");
+    // Kiosk mode: a new code instead.
+    let config = FlowConfig {
+        kiosk: Some(KioskPolicy::default()),
+        ..FlowConfig::default()
+    };
+    let run = drive(
+        flow_with(config, Server::zoho_dc(DataCenter::Us)),
+        vec![
+            Http(200, "code_ms.json"),
+            Http(200, "invalid_code.json"),
+            Http(200, "code_second.json"),
+            Http(200, "token_us.json"),
+        ],
+        0,
+    );
+    assert!(run.result.is_ok());
+    assert!(run.transcript.contains(&"prompt KIOS-0002".to_string()));
+}
+
+// --- JSON that is neither a token nor an error while polling ----------------------------------
+
+#[test]
+fn json_without_token_or_error_while_polling_is_retried() {
+    let run = drive(
+        us_flow(),
+        vec![
+            Http(200, "code_ms.json"),
+            Raw(403, r#"{"message":"Forbidden by policy"}"#),
+            Raw(200, "{}"),
+            Raw(200, r#"{"token_type":"Bearer"}"#),
+            Http(200, "token_us.json"),
+        ],
+        0,
+    );
+    assert_eq!(
+        run.transcript,
+        [
+            "send DeviceCode",
+            "prompt WLKU-4502",
+            "send Poll",
+            "retry unexpected_json",
+            "send Poll",
+            "retry unexpected_json",
+            "send Poll",
+            "retry unexpected_json",
+            "send Poll",
+            "done"
+        ]
+    );
+    let polls = poll_times(&run);
+    for w in polls.windows(2) {
+        assert!(w[1] - w[0] >= 30_000, "never sooner than the interval: {polls:?}");
+    }
+    polls_carry_the_device_code(&run);
+    assert!(run.result.is_ok());
+}
+
+#[test]
+fn json_without_token_or_error_until_the_code_lapses_is_unavailable() {
+    let mut replies = vec![Http(200, "code_ms.json")];
+    replies.extend((0..20).map(|_| Raw(200, "{}")));
+    let run = drive(us_flow(), replies, 0);
+    assert_eq!(run.end, 300_000, "gives up at the code's expiry, not before");
+    assert!(poll_times(&run).iter().all(|&t| t < 300_000));
+    match run.result.unwrap_err() {
+        Error::Unavailable {
+            last: Transient::UnexpectedJson(200),
+            attempts,
+        } => assert!(attempts >= 2),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn a_malformed_device_code_reply_still_fails_at_once() {
+    // Unchanged: the code request has no live code to protect.
+    let run = drive(us_flow(), vec![Raw(200, "{}")], 0);
+    assert!(matches!(run.result.unwrap_err(), Error::Protocol(_)));
+}
+
+// --- token lifetimes: the milliseconds heuristic is Zoho's only -------------------------------
+
+#[test]
+fn standard_profile_token_lifetimes_are_seconds() {
+    let config = FlowConfig {
+        profile: Profile::Rfc8628,
+        scopes: vec!["openid".into()],
+        ..FlowConfig::default()
+    };
+    let token_url = ServerUrl::parse("https://idp.example/token").unwrap();
+    let server = Server::Standard {
+        device_authorization_url: ServerUrl::parse("https://idp.example/device").unwrap(),
+        token_url: token_url.clone(),
+    };
+    let flow = DeviceFlow::new(config, client(), server, Timestamp::ZERO);
+    let run = drive(
+        flow,
+        vec![
+            Raw(
+                200,
+                r#"{"device_code":"dc","user_code":"WDJB-MJHT","verification_uri":"https://idp.example/device","expires_in":1800,"interval":5}"#,
+            ),
+            Raw(
+                200,
+                r#"{"access_token":"at","refresh_token":"rt","token_type":"Bearer","expires_in":432000}"#,
+            ),
+        ],
+        0,
+    );
+    let t = run.result.unwrap();
+    assert_eq!(t.expires_at.as_millis(), 5_000 + 432_000_000, "5 days, not 432 s");
+
+    // Refresh through a standard endpoint: 30 days is seconds too (clamped to the maximum).
+    let ep = TokenEndpoint::standard(&token_url, None);
+    let now = Timestamp::from_millis(1_000);
+    let fresh = ep
+        .refresh_response(
+            now,
+            200,
+            br#"{"access_token":"at2","token_type":"Bearer","expires_in":2592000}"#,
+            &t,
+        )
+        .unwrap();
+    assert_eq!(fresh.expires_in(now), codec::MAX_TOKEN_LIFETIME);
+
+    // The codec: RFC seconds, Zoho's legacy milliseconds heuristic unchanged.
+    let body = br#"{"access_token":"a","expires_in":432000}"#;
+    let rfc = codec::parse_token_for(Profile::Rfc8628, 200, body);
+    assert!(
+        matches!(rfc, codec::Reply::Ok(ref g) if g.expires_in == Duration::from_secs(432_000)),
+        "{rfc:?}"
+    );
+    let zoho = codec::parse_token_for(Profile::Zoho, 200, body);
+    assert!(
+        matches!(zoho, codec::Reply::Ok(ref g) if g.expires_in == Duration::from_secs(432)),
+        "{zoho:?}"
+    );
+    assert_eq!(codec::parse_token(200, body), zoho, "parse_token is the Zoho profile");
+    let legacy = br#"{"access_token":"a","expires_in":3600000,"expires_in_sec":3600}"#;
+    assert!(matches!(
+        codec::parse_token_for(Profile::Zoho, 200, legacy),
+        codec::Reply::Ok(ref g) if g.expires_in == Duration::from_secs(3600)
+    ));
 }
