@@ -15,6 +15,7 @@ fn main() -> std::io::Result<()> {
         verification_uri_complete: Some("https://accounts.zoho.com/oauth/v3/device/setCode?devcode=WLKU-4502".into()),
         seconds_left: 272,
         total_seconds: 300,
+        warning: None,
     };
     std::fs::write(dir.join("pairing.svg"), render_svg(&screen, 800, 480))?;
     std::fs::write(dir.join("pairing.png"), render_png(&screen, 800, 480)?)?;

@@ -102,6 +102,7 @@ impl PairingUi {
     pub fn on_step(&mut self, step: &Step) {
         match step {
             Step::Prompt(p) => {
+                // Logged, and shown on every display with the code (see `tick`).
                 if let Some(w) = &p.warning {
                     tracing::warn!("{w}");
                 }
@@ -124,13 +125,18 @@ impl PairingUi {
         }
     }
 
+    /// Every poll outcome leaves a log line for `-vv` (pending at debug, the rest at info or
+    /// warn, which `-vv` includes too); none carries the device code or a token.
     fn on_notice(&mut self, n: &Notice) {
         match n {
-            Notice::Pending => self.event("pending", json!({})),
+            Notice::Pending => {
+                tracing::debug!("poll: authorization pending (not approved yet)");
+                self.event("pending", json!({}));
+            }
             Notice::SlowDown { interval } => {
                 tracing::info!(
                     "the server asked to poll more slowly: every {} s now",
-                    interval.as_secs()
+                    secs_f(*interval)
                 );
                 self.event("slow_down", json!({ "interval_s": secs_f(*interval) }));
             }
@@ -164,6 +170,7 @@ impl PairingUi {
             verification_uri_complete: p.verification_uri_complete.clone(),
             seconds_left: deadline.saturating_duration_since(Instant::now()).as_secs(),
             total_seconds: p.expires_in.as_secs(),
+            warning: p.warning.clone(),
         };
         self.show(&screen);
     }

@@ -14,6 +14,16 @@ fn main() -> std::io::Result<()> {
         verification_uri_complete: Some("https://accounts.zoho.com/oauth/v3/device?user_code=KQWX-7RTM".into()),
         seconds_left: 287,
         total_seconds: 300,
+        warning: None,
+    };
+    // What the core says when the verification URL is not on the accounts server's domain.
+    let warned = Screen::Waiting {
+        user_code: "KQWX-7RTM".into(),
+        verification_url: "https://zoho-accounts.example/device".into(),
+        verification_uri_complete: Some("https://zoho-accounts.example/device?user_code=KQWX-7RTM".into()),
+        seconds_left: 287,
+        total_seconds: 300,
+        warning: Some("the verification URL is not on zoho.com: check it before entering the code".into()),
     };
     let paired = Screen::Paired {
         detail: "paired (eu)".into(),
@@ -23,6 +33,8 @@ fn main() -> std::io::Result<()> {
         ("waiting-128x64", &waiting, 128, 64),
         ("waiting-296x128", &waiting, 296, 128),
         ("waiting-800x480", &waiting, 800, 480),
+        ("warning-320x240", &warned, 320, 240),
+        ("warning-296x128", &warned, 296, 128),
         ("paired-320x240", &paired, 320, 240),
         ("expired-320x240", &Screen::CodeExpired, 320, 240),
     ];

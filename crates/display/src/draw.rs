@@ -6,7 +6,7 @@ use embedded_graphics::prelude::*;
 use embedded_graphics::primitives::Rectangle;
 use embedded_graphics::text::{Baseline, Text};
 
-use crate::layout::{Layout, PlacedText, layout};
+use crate::layout::{Layout, PlacedText, TextRole, layout};
 use crate::qr::QrMatrix;
 use crate::screen::Screen;
 
@@ -35,6 +35,11 @@ impl<C: PixelColor + From<BinaryColor>> Default for Theme<C> {
 /// The layout is chosen from the target's size: QR beside or above the text, as many pixels
 /// per module as leave the code legible; it is tested to decode at 128×64, 296×128, 240×240,
 /// 320×240, 800×480 and 1920×1080. A text too long for any QR is shown as text only.
+///
+/// A waiting screen's [warning](Screen::warning) is drawn as light text on a dark bar across
+/// the top, and the rest below it. Where the bar would cost the QR its scannability or the
+/// code its legibility (a 128×64 OLED, for one) it is left out and the screen looks as it
+/// would without a warning; the other outputs (terminal, web page, logs) still show it.
 pub fn draw_screen<D>(screen: &Screen, target: &mut D) -> Result<(), D::Error>
 where
     D: DrawTarget,
@@ -78,8 +83,17 @@ pub(crate) fn paint<D: DrawTarget>(
             target.fill_solid(&Rectangle::new(at, Size::new(run.len as u32 * s, s)), theme.dark)?;
         }
     }
+    if let Some(b) = l.band {
+        let at = origin + Point::new(b.x, b.y);
+        target.fill_solid(&Rectangle::new(at, Size::new(b.w, b.h)), theme.dark)?;
+    }
     for t in &l.texts {
-        draw_text(t, origin, target, theme.dark)?;
+        let color = if t.role == TextRole::Warning {
+            theme.light
+        } else {
+            theme.dark
+        };
+        draw_text(t, origin, target, color)?;
     }
     Ok(())
 }

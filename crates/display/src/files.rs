@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::layout::layout;
+use crate::layout::{TextRole, layout, warning_text};
 use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::Screen;
@@ -58,7 +58,9 @@ pub(crate) fn qr_svg(qr: &QrMatrix, caption: &str) -> String {
 }
 
 /// The whole screen as an SVG document of `width` × `height` px, laid out like the panels:
-/// one `<path>` of horizontal runs (`crispEdges`), the code and URL as `<text>`.
+/// one `<path>` of horizontal runs (`crispEdges`), the code and URL as `<text>`. A waiting
+/// screen's warning is white `<text class="warning">` on a black `<rect class="warning">`
+/// across the top, where the layout has room for it (see [`draw_screen`](crate::draw_screen)).
 pub fn render_svg(screen: &Screen, width: u32, height: u32) -> String {
     let qr = screen.qr_payload().and_then(|p| QrMatrix::encode(p).ok());
     let l = layout(screen, qr.as_ref().map(QrMatrix::size), width, height);
@@ -66,11 +68,19 @@ pub fn render_svg(screen: &Screen, width: u32, height: u32) -> String {
     let _ = write!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"><title>{}</title><rect width="{width}" height="{height}" fill="#fff"/>"##,
-        xml_escape(&match screen.qr_payload() {
-            Some(url) => format!("Pair this device: {url}"),
-            None => format!("{}: {}", screen.headline(), screen.message()),
+        xml_escape(&match (screen.qr_payload(), screen.warning()) {
+            (Some(url), Some(w)) => format!("Pair this device: {url} ({})", warning_text(w)),
+            (Some(url), None) => format!("Pair this device: {url}"),
+            (None, _) => format!("{}: {}", screen.headline(), screen.message()),
         })
     );
+    if let Some(b) = l.band {
+        let _ = write!(
+            s,
+            r##"<rect class="warning" x="{}" y="{}" width="{}" height="{}" fill="#000"/>"##,
+            b.x, b.y, b.w, b.h
+        );
+    }
     if let (Some(p), Some(qr)) = (l.qr, &qr) {
         let off_x = p.x + (p.quiet * p.module_px) as i32;
         let off_y = p.y + (p.quiet * p.module_px) as i32;
@@ -89,9 +99,10 @@ pub fn render_svg(screen: &Screen, width: u32, height: u32) -> String {
         } else {
             ""
         };
+        let fill = if t.role == TextRole::Warning { "#fff" } else { "#000" };
         let _ = write!(
             s,
-            r##"<text class="{}" x="{}" y="{:.1}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="{:.1}"{weight} textLength="{w}" lengthAdjust="spacingAndGlyphs" fill="#000">{}</text>"##,
+            r##"<text class="{}" x="{}" y="{:.1}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="{:.1}"{weight} textLength="{w}" lengthAdjust="spacingAndGlyphs" fill="{fill}">{}</text>"##,
             t.role.name(),
             t.x,
             t.y as f32 + h * 0.8,

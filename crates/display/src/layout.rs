@@ -81,6 +81,8 @@ pub(crate) enum TextRole {
     TimeLeft,
     Headline,
     Message,
+    /// The waiting screen's warning, drawn light on the dark [`Layout::band`].
+    Warning,
 }
 
 impl TextRole {
@@ -93,6 +95,7 @@ impl TextRole {
             TextRole::TimeLeft => "time",
             TextRole::Headline => "headline",
             TextRole::Message => "message",
+            TextRole::Warning => "warning",
         }
     }
 }
@@ -124,10 +127,34 @@ impl QrPlacement {
     }
 }
 
+/// A filled rectangle: the dark bar behind the warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Band {
+    pub x: i32,
+    pub y: i32,
+    pub w: u32,
+    pub h: u32,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
     pub qr: Option<QrPlacement>,
     pub texts: Vec<PlacedText>,
+    /// The dark bar the [`TextRole::Warning`] lines sit on (drawn in the light colour).
+    pub band: Option<Band>,
+}
+
+impl Layout {
+    fn code_height(&self) -> Option<u32> {
+        self.texts
+            .iter()
+            .find(|t| t.role == TextRole::Code)
+            .map(|t| t.size.char_height())
+    }
+
+    fn has(&self, role: TextRole) -> bool {
+        self.texts.iter().any(|t| t.role == role)
+    }
 }
 
 /// Splits `text` into lines of at most `cols` characters: at spaces for prose, after `/ . ? & =`
@@ -341,9 +368,95 @@ fn message_block(headline: &str, message: &str, w: u32, h: u32, small_cap: u32) 
     })
 }
 
+/// The text on the warning bar: the screen's warning after a `Warning:` marker.
+pub(crate) fn warning_text(warning: &str) -> String {
+    format!("Warning: {}", warning.trim())
+}
+
 /// Lays out `screen` on a `width` × `height` surface; `qr_modules` is the QR's size when the
 /// screen has one and it could be encoded.
+///
+/// A waiting screen's warning goes on a dark bar across the top, in the URL's text size or
+/// smaller, on at most two lines; the rest is laid out below it. The bar is left out when the
+/// rest would lose what makes the screen usable: the QR (or more than a third of its module
+/// size, or modules under 2 px where they were larger), a legible code or the time left. On a
+/// 128×64 panel that is always the case.
 pub(crate) fn layout(screen: &Screen, qr_modules: Option<usize>, width: u32, height: u32) -> Layout {
+    let base = layout_plain(screen, qr_modules, width, height);
+    let Some(warning) = screen.warning() else {
+        return base;
+    };
+    let text = warning_text(warning);
+    let short = width.min(height);
+    let pad = (short / 32).max(1);
+    let small_cap = (height / 20).max(8);
+    let min_code = (short / 8).clamp(10, 80);
+    // Largest first: the first size that leaves the rest usable wins.
+    for size in sizes(&REGULAR, small_cap).into_iter().rev() {
+        let inner = (size.char_height() / 4).max(1);
+        let bar_w = width.saturating_sub(2 * pad);
+        let cols = (bar_w.saturating_sub(2 * inner) / size.char_width()) as usize;
+        if cols < 16 {
+            continue;
+        }
+        let lines = wrap(&text, cols, false);
+        if lines.len() > 2 {
+            continue;
+        }
+        let lines: Vec<_> = lines.into_iter().map(|l| (l, size, TextRole::Warning)).collect();
+        let text_h = block_height(&lines);
+        let bar_h = text_h + 2 * inner;
+        // Padding above the bar, and as much again between the bar and the QR's quiet zone.
+        let used = pad + bar_h + pad;
+        if used + 16 >= height {
+            continue;
+        }
+        let rest = layout_plain(screen, qr_modules, width, height - used);
+        let qr_ok = match (base.qr, rest.qr) {
+            (None, None) => true,
+            (Some(b), Some(r)) => r.module_px >= b.module_px.min(2) && 3 * r.module_px >= 2 * b.module_px,
+            _ => false,
+        };
+        let code_ok = match (base.code_height(), rest.code_height()) {
+            (Some(b), Some(r)) => r >= b.min(min_code),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let time_ok = !base.has(TextRole::TimeLeft) || rest.has(TextRole::TimeLeft);
+        if !(qr_ok && code_ok && time_ok) {
+            continue;
+        }
+        let mut texts = Vec::new();
+        Block {
+            height: text_h,
+            lines,
+            key: (0, false, 0),
+        }
+        .place(
+            (pad + inner) as i32,
+            (pad + inner) as i32,
+            bar_w.saturating_sub(2 * inner),
+            text_h,
+            &mut texts,
+        );
+        let dy = used as i32;
+        texts.extend(rest.texts.into_iter().map(|t| PlacedText { y: t.y + dy, ..t }));
+        return Layout {
+            qr: rest.qr.map(|q| QrPlacement { y: q.y + dy, ..q }),
+            texts,
+            band: Some(Band {
+                x: pad as i32,
+                y: pad as i32,
+                w: bar_w,
+                h: bar_h,
+            }),
+        };
+    }
+    base
+}
+
+/// [`layout`] without the warning bar.
+fn layout_plain(screen: &Screen, qr_modules: Option<usize>, width: u32, height: u32) -> Layout {
     let short = width.min(height);
     let pad = (short / 32).max(1);
     let small_cap = (height / 20).max(8);
@@ -369,7 +482,11 @@ pub(crate) fn layout(screen: &Screen, qr_modules: Option<usize>, width: u32, hei
             height - 2 * pad.min(height / 4),
             &mut texts,
         );
-        return Layout { qr: None, texts };
+        return Layout {
+            qr: None,
+            texts,
+            band: None,
+        };
     };
     let min_quiet = if short >= 200 {
         4
@@ -457,7 +574,11 @@ pub(crate) fn layout(screen: &Screen, qr_modules: Option<usize>, width: u32, hei
     match best {
         Some((_, qr, block, (x, y, w, h))) => {
             block.place(x, y, w, h, &mut texts);
-            Layout { qr: Some(qr), texts }
+            Layout {
+                qr: Some(qr),
+                texts,
+                band: None,
+            }
         }
         None => {
             // No room for a QR (or none could be made): the code and URL alone.
@@ -468,7 +589,11 @@ pub(crate) fn layout(screen: &Screen, qr_modules: Option<usize>, width: u32, hei
                 message_block(user_code, verification_url, w, h, small_cap)
                     .place(pad as i32, pad as i32, w, h, &mut texts);
             }
-            Layout { qr: None, texts }
+            Layout {
+                qr: None,
+                texts,
+                band: None,
+            }
         }
     }
 }
@@ -476,6 +601,19 @@ pub(crate) fn layout(screen: &Screen, qr_modules: Option<usize>, width: u32, hei
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WARNING: &str = "the verification URL is not on zoho.com: check it before entering the code";
+
+    fn waiting(warning: Option<&str>) -> Screen {
+        Screen::Waiting {
+            user_code: "KQWX-7RTM".into(),
+            verification_url: "https://accounts.zoho.com/oauth/v3/device".into(),
+            verification_uri_complete: None,
+            seconds_left: 299,
+            total_seconds: 300,
+            warning: warning.map(Into::into),
+        }
+    }
 
     #[test]
     fn everything_stays_on_screen() {
@@ -490,13 +628,8 @@ mod tests {
             (480, 800),
         ];
         let screens = [
-            Screen::Waiting {
-                user_code: "KQWX-7RTM".into(),
-                verification_url: "https://accounts.zoho.com/oauth/v3/device".into(),
-                verification_uri_complete: None,
-                seconds_left: 299,
-                total_seconds: 300,
-            },
+            waiting(None),
+            waiting(Some(WARNING)),
             Screen::Error {
                 message: "the clock is wrong: certificates cannot be checked until it is set".into(),
             },
@@ -506,6 +639,12 @@ mod tests {
             for s in &screens {
                 for qr in [Some(29), Some(37), None] {
                     let l = layout(s, qr, w, h);
+                    if let Some(b) = l.band {
+                        assert!(b.x >= 0 && b.y >= 0 && b.x as u32 + b.w <= w && b.y as u32 + b.h <= h);
+                        if let Some(q) = l.qr {
+                            assert!(q.y >= b.y + b.h as i32, "{w}x{h}: the QR overlaps the warning bar");
+                        }
+                    }
                     if let Some(q) = l.qr {
                         assert!(
                             q.x >= 0 && q.y >= 0 && q.x as u32 + q.box_px() <= w && q.y as u32 + q.box_px() <= h,
@@ -525,6 +664,18 @@ mod tests {
                                 || t.y + t.size.char_height() as i32 <= q.y;
                             assert!(apart, "{w}x{h}: {:?} overlaps the QR", t.text);
                         }
+                        if let Some(b) = l.band {
+                            let inside = t.x >= b.x
+                                && t.y >= b.y
+                                && t.x + tw as i32 <= b.x + b.w as i32
+                                && t.y + t.size.char_height() as i32 <= b.y + b.h as i32;
+                            let below = t.y >= b.y + b.h as i32;
+                            assert!(
+                                if t.role == TextRole::Warning { inside } else { below },
+                                "{w}x{h}: {:?} and the warning bar",
+                                t.text
+                            );
+                        }
                     }
                     if matches!(s, Screen::Waiting { .. }) && w >= 100 {
                         assert!(
@@ -540,6 +691,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn warning_bar_where_there_is_room() {
+        for (w, h, qr) in [
+            (296, 128, 29),
+            (296, 128, 37),
+            (240, 240, 29),
+            (320, 240, 37),
+            (800, 480, 37),
+            (480, 800, 37),
+            (1920, 1080, 37),
+        ] {
+            let plain = layout(&waiting(None), Some(qr), w, h);
+            let warned = layout(&waiting(Some(WARNING)), Some(qr), w, h);
+            assert!(plain.band.is_none() && !plain.has(TextRole::Warning));
+            assert!(warned.band.is_some(), "{w}x{h}: no warning bar");
+            let text: Vec<&str> = warned
+                .texts
+                .iter()
+                .filter(|t| t.role == TextRole::Warning)
+                .map(|t| t.text.as_str())
+                .collect();
+            assert_eq!(text.join(" "), warning_text(WARNING), "{w}x{h}");
+            let (p, q) = (plain.qr.unwrap(), warned.qr.unwrap());
+            assert!(3 * q.module_px >= 2 * p.module_px, "{w}x{h}: {p:?} -> {q:?}");
+            assert!(warned.has(TextRole::Code) && warned.has(TextRole::TimeLeft));
+        }
+        // 128x64: no room; the screen is the same as without a warning.
+        let warned = layout(&waiting(Some(WARNING)), Some(29), 128, 64);
+        let plain = layout(&waiting(None), Some(29), 128, 64);
+        assert!(warned.band.is_none() && !warned.has(TextRole::Warning));
+        assert_eq!(warned.qr, plain.qr);
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //!   embedded-graphics `DrawTarget` (OLED, e-paper, LCD); the framebuffer and PNG outputs paint
 //!   it into memory through [`MemoryFramebuffer`]; the SVG writer turns the same layout into
 //!   elements. The terminal and the web page are text outputs with their own arrangement.
+//! * **Warnings.** [`Screen::Waiting`] may carry a warning (the core flags a verification URL
+//!   that is not on the accounts server's domain). The terminal prints it as a marked
+//!   `!! Warning:` line, the web page as a box above the instructions (and `"warning"` in its
+//!   JSON), the drawn outputs as light text on a dark bar across the top. Panels too small for
+//!   the bar beside a scannable QR and a legible code (a 128×64 OLED) leave it out.
 //! * **`no_std` core.** Without the `std` feature the crate needs only `alloc`: [`Screen`],
 //!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`].
 //! * **std outputs** implement [`Display`] and are opened from the CLI's

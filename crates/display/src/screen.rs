@@ -24,6 +24,11 @@ pub enum Screen {
         seconds_left: u64,
         /// The code's whole lifetime in seconds (for progress indicators).
         total_seconds: u64,
+        /// A caution to show with the code, e.g. that the verification URL is not on the
+        /// accounts server's domain (`None` for the usual screen). Every output shows it as a
+        /// marked line, except panels too small to fit it beside a scannable QR (see
+        /// [`draw_screen`](crate::draw_screen)).
+        warning: Option<String>,
     },
     /// The code expired; a new one is being requested.
     CodeExpired,
@@ -59,6 +64,14 @@ impl Screen {
                     .filter(|s| !s.is_empty())
                     .unwrap_or(verification_url),
             ),
+            _ => None,
+        }
+    }
+
+    /// The warning of a `Waiting` screen, when it has a non-empty one.
+    pub fn warning(&self) -> Option<&str> {
+        match self {
+            Screen::Waiting { warning, .. } => warning.as_deref().filter(|w| !w.trim().is_empty()),
             _ => None,
         }
     }
@@ -107,6 +120,7 @@ impl Screen {
                     verification_url: b,
                     verification_uri_complete: c,
                     total_seconds: d,
+                    warning: e,
                     ..
                 },
                 Screen::Waiting {
@@ -114,9 +128,10 @@ impl Screen {
                     verification_url: b2,
                     verification_uri_complete: c2,
                     total_seconds: d2,
+                    warning: e2,
                     ..
                 },
-            ) => a == a2 && b == b2 && c == c2 && d == d2,
+            ) => a == a2 && b == b2 && c == c2 && d == d2 && e == e2,
             _ => self == other,
         }
     }
@@ -158,6 +173,7 @@ mod tests {
             verification_uri_complete: Some("https://x/d?c=ABCD".into()),
             seconds_left: 5,
             total_seconds: 10,
+            warning: None,
         };
         assert_eq!(s.qr_payload(), Some("https://x/d?c=ABCD"));
         if let Screen::Waiting {
@@ -169,6 +185,17 @@ mod tests {
         }
         assert_eq!(s.qr_payload(), Some("https://x/d"));
         assert_eq!(Screen::CodeExpired.qr_payload(), None);
+        assert_eq!(s.warning(), None);
+        let mut warned = s.clone();
+        if let Screen::Waiting { warning, .. } = &mut warned {
+            *warning = Some("check the URL".into());
+        }
+        assert_eq!(warned.warning(), Some("check the URL"));
+        assert!(!s.same_content(&warned), "a new warning is new content");
+        if let Screen::Waiting { warning, .. } = &mut warned {
+            *warning = Some("  ".into());
+        }
+        assert_eq!(warned.warning(), None, "blank warnings are not shown");
     }
 
     #[test]

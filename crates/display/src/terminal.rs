@@ -1,5 +1,7 @@
 //! The terminal: half-block QR, code, URL and a live countdown; a plain status line when the
-//! stream is not a terminal.
+//! stream is not a terminal. A waiting screen's warning is a line of its own starting with
+//! `!! Warning:` (bold red when colours are allowed) above the instructions, or a `Warning:`
+//! line after the status line on a pipe.
 
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -91,6 +93,11 @@ pub fn half_block_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
 }
 
 const CLEAR_LINE: &str = "\r\x1b[2K";
+
+/// The warning's text with control characters (escape sequences included) made spaces.
+fn printable(s: &str) -> String {
+    s.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
 
 /// The terminal output. Writes to any `io::Write` with explicit [`TerminalCaps`], so tests
 /// render into a `Vec<u8>`.
@@ -205,6 +212,14 @@ impl<W: Write> TerminalDisplay<W> {
                     }
                     writeln!(self.out)?;
                 }
+                if let Some(w) = screen.warning() {
+                    let (mark, end) = if caps.color {
+                        ("\x1b[1;31m", "\x1b[0m")
+                    } else {
+                        ("", "")
+                    };
+                    writeln!(self.out, "  {mark}!! Warning:{end} {}", printable(w))?;
+                }
                 writeln!(self.out, "  To pair this device, scan the code or open")?;
                 writeln!(self.out, "    {bold}{verification_url}{reset}")?;
                 writeln!(self.out, "  and enter the code")?;
@@ -243,6 +258,9 @@ impl<W: Write> TerminalDisplay<W> {
                         "To pair this device, open {verification_url} and enter the code {user_code} (expires in {})",
                         TimeLeft(*seconds_left)
                     )?;
+                    if let Some(w) = screen.warning() {
+                        writeln!(self.out, "Warning: {}", printable(w))?;
+                    }
                 } else if due {
                     writeln!(
                         self.out,

@@ -1,6 +1,8 @@
 //! The kiosk web page: `GET /` is a page with an inline SVG QR, a large code and a countdown;
 //! it long-polls `GET /state.json?v=VERSION`, which answers at once when the screen changed
 //! and otherwise after up to 25 s, so a new code or "paired" appears within a moment.
+//! A waiting screen's warning is `"warning"` in the JSON (`null` without one) and a marked
+//! box above the instructions on the page.
 //!
 //! Why `tiny_http` on std threads rather than axum + tokio: [`Display::show`] is synchronous,
 //! the server must run in programs with or without an async runtime (the blocking driver has
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::files::qr_svg;
+use crate::layout::warning_text;
 use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::Screen;
@@ -250,9 +253,12 @@ fn state_json(shared: &Shared) -> String {
                 let left = seconds_left.saturating_sub(s.at.elapsed().as_secs());
                 let qr = screen.qr_payload().unwrap_or(verification_url);
                 let svg = QrMatrix::encode(qr).map(|m| qr_svg(&m, qr)).unwrap_or_default();
+                let warning = screen
+                    .warning()
+                    .map_or_else(|| "null".to_string(), |w| json_str(&warning_text(w)));
                 let _ = write!(
                     out,
-                    ",\"user_code\":{},\"verification_url\":{},\"qr_url\":{},\"qr_svg\":{},\"seconds_left\":{left},\"total_seconds\":{total_seconds}",
+                    ",\"user_code\":{},\"verification_url\":{},\"qr_url\":{},\"qr_svg\":{},\"seconds_left\":{left},\"total_seconds\":{total_seconds},\"warning\":{warning}",
                     json_str(user_code),
                     json_str(verification_url),
                     json_str(qr),
@@ -283,6 +289,7 @@ main{box-sizing:border-box;height:100%;display:flex;align-items:center;justify-c
 @media (orientation:portrait){main{flex-direction:column}#qr svg{width:min(55vh,90vw);height:min(55vh,90vw)}#code{font-size:min(8vh,12vw)}#url{font-size:min(3vh,4.5vw)}}
 #headline{font-size:min(8vmin,8vw);font-weight:bold}
 #message,#time,.hint{font-size:min(4vmin,4vw)}
+#warning{margin:0 auto 2vmin;padding:1vmin 2vmin;max-width:40em;background:#000;color:#fff;font-weight:bold;font-size:min(3.2vmin,3.2vw);line-height:1.3;border-radius:.5vmin}
 [hidden]{display:none!important}
 </style></head>
 <body><main>
@@ -291,6 +298,7 @@ main{box-sizing:border-box;height:100%;display:flex;align-items:center;justify-c
 <div id="headline"></div>
 <div id="message"></div>
 <div id="waiting" hidden>
+<div id="warning" role="alert" hidden></div>
 <div class="hint">Scan the code, or open</div>
 <div id="url"></div>
 <div class="hint">and enter</div>
@@ -325,6 +333,8 @@ function render(s) {
     $("qr").innerHTML = s.qr_svg;
     $("url").textContent = s.verification_url;
     $("code").textContent = s.user_code;
+    $("warning").textContent = s.warning || "";
+    $("warning").hidden = !s.warning;
     deadline = Date.now() + s.seconds_left * 1000;
   } else {
     $("qr").innerHTML = "";

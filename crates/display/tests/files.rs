@@ -68,6 +68,76 @@ fn svg_decodes_and_escapes() {
     assert!(!svg.contains("<b>"));
 }
 
+/// The contents of the `<text class="{class}" ...>` elements, in order.
+fn texts<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
+    let open = format!("<text class=\"{class}\"");
+    svg.match_indices(&open)
+        .map(|(i, _)| {
+            let rest = &svg[i..];
+            let start = rest.find('>').unwrap() + 1;
+            &rest[start..rest.find("</text>").unwrap()]
+        })
+        .collect()
+}
+
+#[test]
+fn svg_shows_the_warning_on_a_bar_and_still_decodes() {
+    for (w, h) in [(296, 128), (240, 240), (320, 240), (800, 480), (480, 800), (1920, 1080)] {
+        for complete in [false, true] {
+            let svg = render_svg(&warned(complete), w, h);
+            assert_eq!(svg.matches("<rect class=\"warning\"").count(), 1, "{w}x{h}");
+            assert_eq!(
+                texts(&svg, "warning").join(" "),
+                format!("Warning: {WARNING}"),
+                "{w}x{h}: {svg}"
+            );
+            assert!(texts(&svg, "code") == ["KQWX-7RTM"] && svg.contains(">expires in 4:59</text>"));
+            let px = rasterise_svg(&svg, w as usize, h as usize);
+            assert_decodes(
+                &format!("svg with warning {w}x{h}"),
+                w as usize,
+                h as usize,
+                |x, y| px[y * w as usize + x],
+                if complete { URL_COMPLETE } else { URL },
+            );
+        }
+    }
+    // No room on a 128x64 panel: the bar is left out, the title still says it.
+    let svg = render_svg(&warned(true), 128, 64);
+    assert!(!svg.contains("class=\"warning\""), "{svg}");
+    assert!(svg.contains(&format!(
+        "<title>Pair this device: {URL_COMPLETE} (Warning: {WARNING})</title>"
+    )));
+    // Escaped like any other text.
+    let mut s = warned(false);
+    if let Screen::Waiting { warning, .. } = &mut s {
+        *warning = Some("<b>not</b> on \"x\" & y".into());
+    }
+    let svg = render_svg(&s, 800, 480);
+    assert!(svg.contains("&lt;b&gt;not&lt;/b&gt; on &quot;x&quot; &amp; y"), "{svg}");
+    assert!(!svg.contains("<b>"));
+}
+
+#[test]
+fn no_warning_no_bar() {
+    for (w, h) in SIZES {
+        let svg = render_svg(&waiting(true), w, h);
+        assert!(!svg.to_lowercase().contains("warning"), "{w}x{h}: {svg}");
+        // An empty warning is no warning.
+        let mut s = waiting(true);
+        if let Screen::Waiting { warning, .. } = &mut s {
+            *warning = Some(" ".into());
+        }
+        assert_eq!(render_svg(&s, w, h), svg);
+        assert_eq!(render_png(&s, w, h).unwrap(), render_png(&waiting(true), w, h).unwrap());
+    }
+    // Where there is no room for the bar the picture is the one without a warning.
+    assert_eq!(
+        render_png(&warned(true), 128, 64).unwrap(),
+        render_png(&waiting(true), 128, 64).unwrap()
+    );
+}
+
 fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<u8>) {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
     let mut buf = vec![0; dec.output_buffer_size().unwrap()];
@@ -87,6 +157,22 @@ fn png_decodes() {
         let (pw, ph, luma) = decode_png(&bytes);
         assert_eq!((pw, ph), (w as usize, h as usize));
         assert_decodes(&format!("png {w}x{h}"), pw, ph, |x, y| luma[y * pw + x], URL_COMPLETE);
+        let bytes = render_png(&warned(true), w, h).unwrap();
+        let (pw, ph, luma) = decode_png(&bytes);
+        assert_decodes(
+            &format!("png with warning {w}x{h}"),
+            pw,
+            ph,
+            |x, y| luma[y * pw + x],
+            URL_COMPLETE,
+        );
+        if w >= 240 {
+            // The bar: a dark stripe near the top, most of the width.
+            let y = (0..ph / 3)
+                .find(|&y| (0..pw).filter(|&x| luma[y * pw + x] < 128).count() > pw * 3 / 4)
+                .map(|_| ());
+            assert!(y.is_some(), "png {w}x{h}: no warning bar");
+        }
     }
 }
 

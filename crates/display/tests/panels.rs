@@ -12,12 +12,15 @@ fn expected(complete: bool) -> &'static str {
 #[test]
 fn binary_color_panels_decode() {
     for (w, h) in SIZES {
-        for complete in [false, true] {
+        for (complete, screen) in [false, true]
+            .into_iter()
+            .flat_map(|c| [(c, waiting(c)), (c, warned(c))])
+        {
             let mut t = VecTarget::new(w, h, BinaryColor::Off);
-            draw_screen(&waiting(complete), &mut t).unwrap();
+            draw_screen(&screen, &mut t).unwrap();
             let luma = |x, y| if t.at(x, y) == BinaryColor::On { 255 } else { 0 };
             assert_decodes(
-                &format!("BinaryColor {w}x{h} complete={complete}"),
+                &format!("BinaryColor {w}x{h} complete={complete} warning={:?}", screen.warning()),
                 w as usize,
                 h as usize,
                 luma,
@@ -60,14 +63,14 @@ fn memory_framebuffers_decode_in_every_format() {
         PixelFormat::XBGR8888,
         PixelFormat::GRAY8,
     ] {
-        for (w, h) in SIZES {
+        for ((w, h), screen) in SIZES.into_iter().flat_map(|s| [(s, waiting(true)), (s, warned(true))]) {
             // A stride wider than the row, as real framebuffers have.
             let stride = w as usize * format.bytes_per_pixel() + 64;
             let mut mem = vec![0x5au8; stride * h as usize];
             let mut fb = MemoryFramebuffer::new(&mut mem, w, h, stride, format).unwrap();
-            draw_screen(&waiting(true), &mut fb).unwrap();
+            draw_screen(&screen, &mut fb).unwrap();
             assert_decodes(
-                &format!("{format:?} {w}x{h}"),
+                &format!("{format:?} {w}x{h} warning={:?}", screen.warning()),
                 w as usize,
                 h as usize,
                 |x, y| luma888(fb.pixel(x as u32, y as u32).unwrap()),

@@ -186,3 +186,74 @@ fn pipes_get_a_status_line_every_30_s_and_no_qr() {
          Paired: paired (eu)\n"
     );
 }
+
+#[test]
+fn warning_is_a_marked_line_and_the_qr_still_decodes() {
+    // Colours: the marker in bold red, the QR unchanged.
+    let mut out = Vec::new();
+    TerminalDisplay::new(&mut out, COLOR)
+        .show_at(&warned(true), Instant::now())
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let line = format!("  \x1b[1;31m!! Warning:\x1b[0m {WARNING}\n  To pair this device");
+    assert!(text.contains(&line), "{text:?}");
+    let lines = qr_lines(&text);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert_eq!(decode_blocks(&refs, true), [URL_COMPLETE]);
+
+    // NO_COLOR and dumb terminals: the same line without escapes.
+    for caps in [
+        TerminalCaps { color: false, ..COLOR },
+        TerminalCaps::from_env(true, |k| (k == "TERM").then(|| "dumb".into())),
+    ] {
+        let mut out = Vec::new();
+        TerminalDisplay::new(&mut out, caps)
+            .show_at(&warned(false), Instant::now())
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&format!("\n  !! Warning: {WARNING}\n")), "{text:?}");
+        assert!(!text.contains("\x1b[3") && !text.contains("\x1b[1"), "{text:?}");
+    }
+
+    // A pipe: one Warning line after the first status line, not repeated.
+    let mut out = Vec::new();
+    {
+        let mut d = TerminalDisplay::new(&mut out, TerminalCaps::PLAIN);
+        let t0 = Instant::now();
+        d.show_at(&warned(true), t0).unwrap();
+        d.show_at(&warned(true), t0 + Duration::from_secs(31)).unwrap();
+    }
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "To pair this device, open {URL} and enter the code KQWX-7RTM (expires in 4:59)\n\
+             Warning: {WARNING}\n\
+             Waiting for approval: code KQWX-7RTM, expires in 4:59\n"
+        )
+    );
+}
+
+#[test]
+fn warning_cannot_smuggle_escapes_and_none_prints_nothing() {
+    let mut s = warned(false);
+    if let Screen::Waiting { warning, .. } = &mut s {
+        *warning = Some("bad\x1b]0;title\x07 url".into());
+    }
+    let mut out = Vec::new();
+    TerminalDisplay::new(&mut out, TerminalCaps { color: false, ..COLOR })
+        .show_at(&s, Instant::now())
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("!! Warning: bad ]0;title  url\n"), "{text:?}");
+    assert!(!text.contains('\x07') && !text.contains("\x1b]"));
+
+    for caps in [COLOR, TerminalCaps::PLAIN] {
+        let mut out = Vec::new();
+        TerminalDisplay::new(&mut out, caps)
+            .show_at(&waiting(true), Instant::now())
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Warning"), "{text:?}");
+    }
+}

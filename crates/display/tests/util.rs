@@ -13,7 +13,20 @@ pub fn waiting(complete: bool) -> Screen {
         verification_uri_complete: complete.then(|| URL_COMPLETE.to_string()),
         seconds_left: 299,
         total_seconds: 300,
+        warning: None,
     }
+}
+
+/// What the core says about a verification URL off the accounts server's domain.
+pub const WARNING: &str = "the verification URL is not on zoho.com: check it before entering the code";
+
+/// [`waiting`] with [`WARNING`].
+pub fn warned(complete: bool) -> Screen {
+    let mut s = waiting(complete);
+    if let Screen::Waiting { warning, .. } = &mut s {
+        *warning = Some(WARNING.into());
+    }
+    s
 }
 
 /// Every QR found in a `w` × `h` grey image (`luma(x, y)`, 0 = black).

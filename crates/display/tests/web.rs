@@ -53,7 +53,7 @@ fn serves_page_and_state() {
     let (_, state) = get(addr, "/state.json");
     assert!(state.contains("\"version\":1,\"state\":\"waiting\""), "{state}");
     assert!(state.contains(&format!("\"qr_url\":\"{URL_COMPLETE}\"")));
-    assert!(state.contains("\"seconds_left\":299,\"total_seconds\":300"));
+    assert!(state.contains("\"seconds_left\":299,\"total_seconds\":300,\"warning\":null"));
     assert!(state.contains("\\u003csvg"), "svg escaped inside JSON: {state}");
 
     // The countdown alone does not bump the version.
@@ -70,6 +70,37 @@ fn serves_page_and_state() {
 
     assert_eq!(get(addr, "/nope").0, 404);
     assert_eq!(request(addr, "POST", "/").0, 405);
+}
+
+#[test]
+fn warning_in_state_and_page() {
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    let addr = web.local_addr();
+    web.update(&waiting(true));
+    let (_, page) = get(addr, "/");
+    assert!(page.contains("<div id=\"warning\" role=\"alert\" hidden></div>"));
+    assert!(page.contains("\"warning\":null"));
+
+    // A warning is new content: the version moves, and state and page carry it.
+    web.update(&warned(true));
+    let expected = format!("\"warning\":\"Warning: {WARNING}\"");
+    let (_, state) = get(addr, "/state.json");
+    assert!(state.contains("\"version\":2,") && state.contains(&expected), "{state}");
+    let (_, page) = get(addr, "/");
+    assert!(page.contains(&expected), "{page}");
+
+    // Escaped so it cannot close the inline <script>.
+    let mut s = warned(true);
+    if let Screen::Waiting { warning, .. } = &mut s {
+        *warning = Some("</script><b>x</b>".into());
+    }
+    web.update(&s);
+    let (_, page) = get(addr, "/");
+    assert!(
+        page.contains("Warning: \\u003c/script\\u003e\\u003cb\\u003ex"),
+        "{page}"
+    );
+    assert_eq!(page.matches("</script>").count(), 1);
 }
 
 #[test]
@@ -196,5 +227,56 @@ fn headless_chromium_scans_and_sees_paired() {
         "{dom}"
     );
     assert!(dom.contains("<div id=\"qr\"></div>"), "QR removed once paired");
+
+    // 3. With a warning: shown above the instructions, and the QR still decodes. (No virtual
+    //    time budget: it would wait for the long-poll, which nothing answers here.)
+    web.update(&warned(true));
+    let dom_file = dir.join("warned.html");
+    let mut child = chromium(&dir.join("profile3"), &["--dump-dom".into()], &url)
+        .stdout(std::fs::File::create(&dom_file).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium --dump-dom did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dom = std::fs::read_to_string(&dom_file).unwrap();
+    assert!(
+        dom.contains(&format!("<div id=\"warning\" role=\"alert\">Warning: {WARNING}</div>")),
+        "{dom}"
+    );
+    for (i, size) in ["1024,768", "480,320"].into_iter().enumerate() {
+        let shot = dir.join(format!("warned-{i}.png"));
+        let out = chromium(
+            &dir.join(format!("profile-warned-{i}")),
+            &[
+                format!("--screenshot={}", shot.display()),
+                format!("--window-size={size}"),
+            ],
+            &url,
+        )
+        .output()
+        .unwrap();
+        assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+        let bytes = std::fs::read(&shot).unwrap();
+        let mut dec = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
+        let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+        let info = dec.next_frame(&mut buf).unwrap();
+        let (w, h) = (info.width as usize, info.height as usize);
+        let chans = info.color_type.samples();
+        assert_decodes(
+            &format!("chromium screenshot with warning at {size}"),
+            w,
+            h,
+            |x, y| buf[(y * w + x) * chans],
+            URL_COMPLETE,
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
