@@ -61,9 +61,6 @@ use crate::settings::Settings;
 use crate::store::{StoredToken, wall_now};
 use crate::ui::{PairingUi, open_displays};
 
-/// Test hook: shifts the agent's wall clock (seconds, or an absolute path to a file of seconds).
-pub const CLOCK_OFFSET_ENV: &str = "ZOHO_DEVICE_TEST_CLOCK_OFFSET_S";
-
 /// How often an implausible clock is looked at again.
 const CLOCK_RECHECK: Duration = Duration::from_secs(1);
 /// How often the agent wakes while idle: the `STATUS=` line, the suspend check.
@@ -238,7 +235,7 @@ impl Agent {
     }
 
     fn clock_plausible(&mut self) -> bool {
-        let now_s = agent_wall_s();
+        let now_s = clock::now_s();
         if clock::plausible(now_s) {
             if self.waiting_for_clock {
                 self.waiting_for_clock = false;
@@ -352,10 +349,7 @@ impl Agent {
 
     /// Refreshes under the store's lock, unless another process already did.
     async fn refresh(&mut self, cur: Current) -> Result<(), AppError> {
-        let store = self.ctx.store.clone();
-        let _lock = tokio::task::spawn_blocking(move || store.lock())
-            .await
-            .map_err(|e| AppError::new(Exit::Unexpected, format!("lock task failed: {e}")))??;
+        let _lock = self.ctx.lock().await?;
         let cur = match self.ctx.store.load() {
             Ok(Some(on_file)) if same_tokens(&on_file, &cur.stored) => cur,
             Ok(Some(on_file)) => {
@@ -522,20 +516,6 @@ impl Agent {
                 self.last_mint = Some(Instant::now());
                 self.hook.end();
                 self.status();
-                // `login` saved without the lock; make sure no refresh of the old token by
-                // another process landed on top of the new pairing.
-                let store = self.ctx.store.clone();
-                let _lock = tokio::task::spawn_blocking(move || store.lock())
-                    .await
-                    .map_err(|e| AppError::new(Exit::Unexpected, format!("lock task failed: {e}")))??;
-                match self.ctx.store.load() {
-                    Ok(Some(f)) if same_tokens(&f, &stored) => {}
-                    _ => {
-                        if let Err(e) = self.ctx.store.save(&stored) {
-                            tracing::error!("{}", e.message);
-                        }
-                    }
-                }
                 Ok(())
             }
             Err(e) if e.exit == Exit::Usage => Err(e),
@@ -574,7 +554,7 @@ impl Agent {
         let Some(server) = date.and_then(clock::parse_http_date) else {
             return;
         };
-        let skew = agent_wall_s() - server as i64;
+        let skew = clock::now_s() - server as i64;
         if skew.abs() > SKEW_REPORT_S {
             if self.reported_skew.is_none_or(|r| (r - skew).abs() > 60) {
                 self.reported_skew = Some(skew);
@@ -780,7 +760,7 @@ fn run_hook(cmd: &str, vars: &[(&str, &str)]) {
         "NOTIFY_SOCKET",
         "WATCHDOG_USEC",
         "WATCHDOG_PID",
-        CLOCK_OFFSET_ENV,
+        clock::OFFSET_ENV,
     ] {
         c.env_remove(var);
     }
@@ -805,24 +785,6 @@ fn run_hook(cmd: &str, vars: &[(&str, &str)]) {
         }
         Err(e) => tracing::warn!("cannot run the needs-pairing hook: {e}"),
     }
-}
-
-/// Test override of the wall clock (see [`CLOCK_OFFSET_ENV`]).
-fn clock_offset_s() -> i64 {
-    let Ok(v) = std::env::var(CLOCK_OFFSET_ENV) else {
-        return 0;
-    };
-    let text = if v.starts_with('/') {
-        std::fs::read_to_string(&v).unwrap_or_default()
-    } else {
-        v
-    };
-    text.trim().parse().unwrap_or(0)
-}
-
-/// The agent's wall clock in Unix seconds.
-fn agent_wall_s() -> i64 {
-    i64::try_from(wall_now().as_millis() / 1000).unwrap_or(i64::MAX) + clock_offset_s()
 }
 
 /// "52 min", "42 s", "3 h 5 min".

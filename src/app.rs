@@ -105,6 +105,14 @@ impl Context {
             .map_err(|why| AppError::new(Exit::Unsafe, why))
     }
 
+    /// Takes the cross-process refresh lock without blocking the async runtime.
+    pub async fn lock(&self) -> Result<crate::store::RefreshLock, AppError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.lock())
+            .await
+            .map_err(|e| AppError::new(Exit::Unexpected, format!("lock task failed: {e}")))?
+    }
+
     /// Refreshes `stored` now (the caller holds the lock) and saves the result.
     pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
         let client = self.client_for(stored)?;
@@ -135,6 +143,7 @@ impl Context {
     /// but the stored token is still valid, the stored token is returned with a warning.
     pub async fn fresh_token(&self, margin: Duration) -> Result<StoredToken, AppError> {
         let stored = self.store.load_required()?;
+        check_clock()?;
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }
@@ -150,9 +159,21 @@ impl Context {
     /// Refreshes unconditionally under the lock (the `refresh` command, Books' retry on 401).
     /// A failed refresh is an error here: the caller asked for a new token (or the current one
     /// was just rejected), so falling back to the stored token would hide the failure.
-    pub async fn force_refresh(&self) -> Result<StoredToken, AppError> {
+    ///
+    /// `rejected`: the access token a server just refused. When the file (re-read under the
+    /// lock) already holds another one, a concurrent process has refreshed meanwhile and that
+    /// token is returned instead of minting again (Zoho allows 10 mints per 10 minutes).
+    pub async fn force_refresh(&self, rejected: Option<&StoredToken>) -> Result<StoredToken, AppError> {
+        check_clock()?;
         let _lock = self.store.lock()?;
         let stored = self.store.load_required()?;
+        if let Some(old) = rejected
+            && old.tokens.access_token.expose() != stored.tokens.access_token.expose()
+            && !stored.tokens.expires_within(wall_now(), Duration::ZERO)
+        {
+            tracing::info!("another process refreshed the rejected token meanwhile; using its token");
+            return Ok(stored);
+        }
         if stored.tokens.refresh_token.is_none() {
             return Err(AppError::not_paired("there is no refresh token to refresh with"));
         }
@@ -183,6 +204,24 @@ impl Context {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Refuses wall-clock decisions on a clock that reads earlier than this release (a board
+/// without a real-time clock, before NTP): expiry cannot be judged and TLS would fail anyway.
+pub fn check_clock() -> Result<(), AppError> {
+    let now = crate::clock::now_s();
+    if crate::clock::plausible(now) {
+        return Ok(());
+    }
+    Err(AppError::new(
+        Exit::Unavailable,
+        format!(
+            "the system clock reads {}, before this release ({}): token expiry cannot be judged",
+            crate::clock::display(now),
+            crate::clock::display(crate::clock::FLOOR_S as i64)
+        ),
+    )
+    .hint("the board has no real-time clock and NTP has not set the time yet: wait for time sync (`timedatectl status`), then try again"))
 }
 
 /// A duration in milliseconds from a hidden environment variable, for tests only:

@@ -60,7 +60,7 @@ pub async fn organizations(ctx: &Context) -> Result<Vec<Organization>, AppError>
         Outcome::Ok(orgs) => Ok(orgs),
         Outcome::Expired => {
             tracing::info!("Books answered 401 (code 57): refreshing the token and retrying once");
-            let stored = ctx.force_refresh().await?;
+            let stored = ctx.force_refresh(Some(&stored)).await?;
             match fetch_retrying(ctx, &stored).await? {
                 Outcome::Ok(orgs) => Ok(orgs),
                 Outcome::Expired => Err(AppError::new(

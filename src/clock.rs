@@ -4,11 +4,36 @@
 //! expiry or refresh decision may use the wall clock: the agent waits, `doctor` says so. "Not
 //! plausible" means earlier than [`FLOOR_S`]; the servers' `Date` header is the cross-check.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Unix seconds no correct clock reads less than: this release's date (2026-11-28). Raise it
 /// with each release.
 pub const FLOOR_S: u64 = 1_795_824_000;
+
+/// Test hook: shifts the program's reading of the wall clock by this many seconds (or by the
+/// number in the file at this absolute path, re-read on every reading), so tests can play a
+/// board without a real-time clock. Not for users; removed from hooks' environments.
+pub const OFFSET_ENV: &str = "ZOHO_DEVICE_TEST_CLOCK_OFFSET_S";
+
+/// The wall clock in Unix seconds, as every plausibility decision reads it ([`OFFSET_ENV`]).
+pub fn now_s() -> i64 {
+    let real = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    real.saturating_add(offset_s())
+}
+
+fn offset_s() -> i64 {
+    let Ok(v) = std::env::var(OFFSET_ENV) else {
+        return 0;
+    };
+    let text = if v.starts_with('/') {
+        std::fs::read_to_string(&v).unwrap_or_default()
+    } else {
+        v
+    };
+    text.trim().parse().unwrap_or(0)
+}
 
 /// Whether a clock reading `now_s` (Unix seconds) can be trusted for expiry decisions.
 pub fn plausible(now_s: i64) -> bool {

@@ -11,7 +11,7 @@ use crate::cli::{BooksCommand, Cli, Command, EventsFormat};
 use crate::exit::{AppError, Exit};
 use crate::login::{self, LoginOptions};
 use crate::settings::Settings;
-use crate::store::wall_now;
+use crate::store::{StoredToken, wall_now};
 use crate::ui::{PairingUi, open_displays};
 
 /// Runs the parsed command line.
@@ -95,7 +95,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Status { json } => status(&ctx, json),
         Command::Refresh => {
-            let stored = ctx.force_refresh().await?;
+            let stored = ctx.force_refresh(None).await?;
             eprintln!(
                 "Refreshed: the access token is valid for {} min.",
                 stored.tokens.expires_in(wall_now()).as_secs() / 60
@@ -232,6 +232,21 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Where a person revokes a token by hand when the program could not.
+pub fn revoke_by_hand_hint(stored: Option<&StoredToken>) -> String {
+    match stored {
+        Some(t) if t.profile() != Profile::Zoho => {
+            "revoke the grant in the provider's account settings if it matters".to_string()
+        }
+        _ => {
+            let accounts = stored
+                .and_then(|t| t.tokens.accounts_url.as_ref())
+                .map_or("https://accounts.zoho.com", |u| u.as_str());
+            format!("remove the device under Connected Apps at {accounts} if it matters")
+        }
+    }
+}
+
 async fn logout(ctx: &Context) -> Result<(), AppError> {
     let _lock = ctx.store.lock()?;
     let stored = match ctx.store.load() {
@@ -249,11 +264,7 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
     if let Some(stored) = &stored {
         match (ctx.client_for(stored), ctx.token_endpoint(stored)) {
             (Ok(client), Ok(endpoint)) => {
-                let mut backoff = zoho_device_core::Backoff::new(
-                    std::time::Duration::from_millis(500),
-                    std::time::Duration::from_secs(4),
-                    crate::app::seed(),
-                );
+                let mut backoff = crate::app::retry_backoff();
                 match zoho_device_core::reqwest_driver::revoke(
                     &ctx.http,
                     &endpoint,
@@ -288,7 +299,7 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
                 "the local token was deleted, but revoking it at Zoho failed: {}",
                 e.message
             ),
-            hint: Some("remove the device under Connected Apps at https://accounts.zoho.com if it matters".into()),
+            hint: Some(revoke_by_hand_hint(stored.as_ref())),
             ..e
         }),
         None => Ok(()),

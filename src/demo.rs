@@ -83,7 +83,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
     );
     eprintln!("   Token saved (0600, atomically) to {}", ctx.store.path().display());
 
-    let refreshed = ctx.force_refresh().await?;
+    let refreshed = ctx.force_refresh(None).await?;
     eprintln!(
         "2. Refreshed the access token at the user's DC: valid for {} min, same refresh token kept",
         refreshed.tokens.expires_in(crate::store::wall_now()).as_secs() / 60

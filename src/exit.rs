@@ -6,7 +6,7 @@
 //! | 1 | an unexpected error (a bug, or a reply nobody documented) |
 //! | 2 | usage or configuration error |
 //! | 3 | the user denied access |
-//! | 4 | the code expired (without `--kiosk`) |
+//! | 4 | the code expired (without `--kiosk`), or the server no longer accepts it |
 //! | 5 | Zoho rejected the client (`invalid_client`, `invalid_client_secret`, wrong DC) |
 //! | 6 | not paired, or the refresh token is no longer valid: pair again |
 //! | 7 | Zoho or the network unavailable after retries, or Zoho's token throttle |
@@ -139,6 +139,9 @@ impl From<Error> for AppError {
                 Some("set ZOHO_CLIENT_SECRET or --client-secret-file to the secret shown in api-console.zoho.com")
             }
             Error::InvalidGrant { .. } => Some("run `zoho-device login` to pair again"),
+            Error::CodeExpired | Error::CodeRejected { .. } => {
+                Some("run `zoho-device login` again for a new code (or `--kiosk` to re-issue codes by itself)")
+            }
             _ => None,
         };
         AppError {

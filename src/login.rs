@@ -132,8 +132,51 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         stored.token_url = Some(found.token_url);
         stored.revocation_url = found.revocation_url;
     }
-    ctx.store.save(&stored)?;
+    // Under the refresh lock, so that a refresh of the old pairing by another process cannot
+    // land on top of the new one.
+    let replaced = {
+        let _lock = ctx.lock().await?;
+        let replaced = ctx.store.load().ok().flatten();
+        ctx.store.save(&stored)?;
+        replaced
+    };
     ui.authorized(&stored.tokens, expires_in);
     tracing::info!(path = %ctx.store.path().display(), "token saved");
+    if let Some(old) = replaced {
+        revoke_replaced(ctx, &old, &stored).await;
+    }
     Ok(stored)
+}
+
+/// Revokes the refresh token of the pairing a new login replaced: nobody can use it any more,
+/// and Zoho keeps only 20 refresh tokens per user and client, silently deleting the oldest —
+/// which may be another kiosk's. Best effort: a failure is a warning, the new pairing stands.
+async fn revoke_replaced(ctx: &Context, old: &StoredToken, new: &StoredToken) {
+    let Some(old_refresh) = &old.tokens.refresh_token else {
+        return;
+    };
+    if new.tokens.refresh_token.as_ref().map(|r| r.expose()) == Some(old_refresh.expose()) {
+        return;
+    }
+    let attempt = match (ctx.client_for(old), ctx.token_endpoint(old)) {
+        (Ok(client), Ok(endpoint)) => {
+            let mut backoff = app::retry_backoff();
+            reqwest_driver::revoke(&ctx.http, &endpoint, &client, &old.tokens, 2, &mut backoff)
+                .await
+                .map_err(AppError::from)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match attempt {
+        Ok(true) => tracing::info!("revoked the refresh token of the pairing this login replaced"),
+        Ok(false) => {}
+        Err(e) if e.core.as_ref().is_some_and(|c| matches!(c, Error::InvalidGrant { .. })) => {
+            tracing::debug!("the replaced pairing's refresh token was already invalid")
+        }
+        Err(e) => tracing::warn!(
+            "the new pairing is saved, but the replaced one's refresh token could not be revoked ({}); {}",
+            e.message,
+            crate::commands::revoke_by_hand_hint(Some(old))
+        ),
+    }
 }

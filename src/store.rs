@@ -213,14 +213,14 @@ impl TokenStore {
         }
     }
 
-    /// Deletes the token file (and its lock file).
+    /// Deletes the token file. The lock file stays: a process already waiting on it must lock
+    /// the same inode as the next one to come (unlinking it would let two refresh at once).
     pub fn delete(&self) -> io::Result<bool> {
         let existed = match fs::remove_file(&self.path) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
-        let _ = fs::remove_file(self.lock_path());
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
@@ -323,6 +323,30 @@ mod tests {
             e.message
         );
         assert_eq!(fs::read(store.path()).unwrap(), b"{\"version\":1, \"acc");
+    }
+
+    #[test]
+    fn deleting_the_token_file_keeps_waiters_on_one_lock() {
+        let dir = tempdir();
+        let store = TokenStore::new(dir.join("token.json"));
+        store.save(&sample()).unwrap();
+        let held = store.lock().unwrap();
+        assert!(store.delete().unwrap());
+        // A process coming after the delete must still wait for the holder.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = store.clone();
+        let waiter = std::thread::spawn(move || {
+            let _l = other.lock().unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200)).is_err(),
+            "a second lock was granted while the first was held"
+        );
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("granted once released");
+        waiter.join().unwrap();
     }
 
     fn tempdir() -> PathBuf {

@@ -114,6 +114,7 @@ impl PairingUi {
                         "verification_uri_complete": p.verification_uri_complete,
                         "expires_in_s": p.expires_in.as_secs(),
                         "interval_s": secs_f(p.interval),
+                        "warning": p.warning,
                     }),
                 );
                 self.current = Some((p.clone(), Instant::now() + p.expires_in));

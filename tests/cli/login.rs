@@ -23,6 +23,7 @@ fn happy_path_events_and_token_file() {
     assert_eq!(code["expires_in_s"], 60, "60 000 ms from the simulator is 60 s: {code}");
     // The simulator's 200 ms is raised to the program's 1 s floor.
     assert_eq!(code["interval_s"].as_f64(), Some(1.0), "{code}");
+    assert!(code["warning"].is_null(), "the simulator's URL is not suspicious: {code}");
 
     let auth = out.event("authorized");
     assert_eq!(auth["api_domain"].as_str().unwrap(), us);
@@ -417,4 +418,38 @@ fn other_dc_where_the_client_is_not_multi_dc_exits_5() {
     // The hint points at Multi-DC, not at another --dc (the client's DC is the one in use).
     out.stderr_has(&["invalid_client", "hint:", "Multi-DC"]);
     assert!(!out.stderr.contains("--dc"), "{}", out.stderr);
+}
+
+#[test]
+fn logging_in_again_revokes_the_replaced_refresh_token() {
+    let w = World::new(auto_config());
+    w.login();
+    let first = w.token_json()["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(w.sim.refresh_tokens(USER), std::slice::from_ref(&first));
+    w.run(LOGIN).code(0);
+    let second = w.token_json()["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    // Only the new pairing holds a slot of the user's 20 at Zoho.
+    assert_eq!(w.sim.refresh_tokens(USER), std::slice::from_ref(&second));
+    assert_eq!(w.sim.requests_to("/oauth/v2/token/revoke").len(), 1);
+    w.assert_no_secret_leaked();
+}
+
+#[test]
+fn a_failed_revoke_of_the_replaced_token_keeps_the_new_pairing_and_says_what_to_do() {
+    let w = World::new(auto_config());
+    w.login();
+    w.sim.inject(Fault::new(
+        "/oauth/v2/token/revoke",
+        FaultKind::Html { status: 503 },
+        100,
+    ));
+    let out = w.run(LOGIN);
+    out.code(0).stderr_has(&[
+        "the new pairing is saved, but the replaced one's refresh token could not be revoked",
+        "Connected Apps",
+    ]);
+    let t = w.token_json();
+    assert!(w.sim.access_token_live(t["access_token"].as_str().unwrap()));
+    assert_eq!(w.sim.refresh_tokens(USER).len(), 2, "the old one is still live at Zoho");
 }

@@ -196,7 +196,9 @@ fn token_throttle_exits_7_and_keeps_the_file() {
     out.code(7);
     assert!(out.stderr.to_lowercase().contains("throttle"), "{}", out.stderr);
     assert_eq!(w.token_bytes(), before);
-    assert!(w.sim.stats().throttled >= 1);
+    // One request: a retry seconds later cannot clear a 10-minute window.
+    assert_eq!(w.sim.stats().throttled, 1);
+    assert_eq!(w.sim.requests_to("/oauth/v2/token").len(), 2);
 }
 
 #[test]
@@ -214,5 +216,29 @@ fn token_uses_a_still_valid_token_when_a_refresh_fails_transiently() {
     let access = w.token_json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(String::from_utf8(stdout).unwrap(), format!("{access}\n"));
     assert!(stderr.contains("refresh failed"), "a warning on stderr: {stderr}");
+    assert_eq!(w.token_bytes(), before);
+}
+
+#[test]
+fn a_clock_before_this_release_is_refused_with_what_to_do() {
+    let mut w = World::new(auto_config());
+    w.login();
+    let before = w.token_bytes();
+    // A board without a real-time clock, booted at 1970.
+    let back = -(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64);
+    w.set("ZOHO_DEVICE_TEST_CLOCK_OFFSET_S", Some(&back.to_string()));
+    for cmd in [&["token"][..], &["refresh"], &["books", "organizations"]] {
+        let out = w.run(cmd);
+        out.code(7).stderr_has(&[
+            "the system clock reads Thu, 01 Jan 1970",
+            "before this release",
+            "timedatectl",
+        ]);
+        assert!(out.stdout.is_empty(), "{cmd:?} printed {}", out.stdout);
+    }
+    assert_eq!(w.sim.stats().refreshes, 0);
     assert_eq!(w.token_bytes(), before);
 }

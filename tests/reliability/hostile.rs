@@ -142,6 +142,13 @@ fn a_suspicious_verification_url_is_shown_but_flagged() {
             .find(|l| l.contains("\"code\""))
             .unwrap_or_else(|| panic!("no code event: {}", o.stdout));
         assert!(code_event.contains(url), "the URL is shown: {code_event}");
+        let event: serde_json::Value = serde_json::from_str(code_event).unwrap();
+        assert!(
+            event["warning"]
+                .as_str()
+                .is_some_and(|w| w.contains("verification URL")),
+            "the code event carries the warning: {code_event}"
+        );
         assert!(
             o.stderr.contains("WARN") && o.stderr.contains("verification URL"),
             "{url}: flagged on stderr:\n{}",

@@ -137,8 +137,11 @@ pub enum Next<R> {
 }
 
 /// The retry decision for one-shot exchanges, sans-IO: transient failures (network, 5xx,
-/// non-JSON pages, Zoho's throttle) are retried up to `attempts` times with capped, jittered
-/// backoff; anything else returns at once. Both drivers loop over it.
+/// non-JSON pages) are retried up to `attempts` times with capped, jittered backoff; anything
+/// else returns at once. Zoho's throttle ([`crate::Error::Throttled`]) is transient too, but
+/// returns at once: its window is 10 minutes, so a retry seconds later only repeats it — the
+/// caller (a person, the agent's long backoff) decides when to come back. Both drivers loop
+/// over it.
 #[derive(Debug)]
 pub struct Retry<'a> {
     attempts: u32,
@@ -166,6 +169,7 @@ impl<'a> Retry<'a> {
                     last,
                 }))
             }
+            Err(crate::Error::Throttled) => Next::Return(Err(crate::Error::Throttled)),
             Err(e) if e.is_transient() && self.tried < self.attempts => Next::Sleep(self.backoff.delay(self.tried)),
             other => Next::Return(other),
         }
@@ -190,7 +194,10 @@ mod tests {
             r.transport_failed::<()>(TransportError::Reset),
             Next::Sleep(_)
         ));
-        assert!(matches!(r.after::<()>(Err(Error::Throttled)), Next::Sleep(_)));
+        assert!(matches!(
+            r.transport_failed::<()>(TransportError::Timeout),
+            Next::Sleep(_)
+        ));
         match r.transport_failed::<()>(TransportError::Dns) {
             Next::Return(Err(Error::Unavailable {
                 attempts: 3,
@@ -198,6 +205,15 @@ mod tests {
             })) => {}
             other => panic!("{other:?}"),
         }
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let mut r = Retry::new(3, &mut b);
+        assert!(
+            matches!(
+                r.after::<()>(Err(Error::Throttled)),
+                Next::Return(Err(Error::Throttled))
+            ),
+            "the 10-minute throttle is not retried within seconds"
+        );
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 1);
         let mut r = Retry::new(3, &mut b);
         let permanent = Error::InvalidGrant {

@@ -366,7 +366,7 @@ fn waiting(p: &UserPrompt, now: Timestamp) -> Screen {
         verification_uri_complete: p.verification_uri_complete.clone(),
         seconds_left: p.expires_at.saturating_duration_since(now).as_secs(),
         total_seconds: p.expires_in.as_secs(),
-        warning: None,
+        warning: p.warning.clone(),
     }
 }
 
