@@ -92,7 +92,11 @@ pub fn retry_bounds(lead: Duration) -> (Duration, Duration) {
 
 /// Runs the agent until SIGTERM (exit 0) or a configuration error (exit 2).
 pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
-    let notifier = Arc::new(Notifier::from_env());
+    // The state file sits beside the token file, in its 0700 directory.
+    if let Err(e) = ctx.store.ensure_dir() {
+        tracing::warn!("cannot create the directory of {}: {e}", ctx.store.path().display());
+    }
+    let notifier = Arc::new(Notifier::from_env().with_state_file(ctx.store.agent_state_path()));
     let sig_err = |e: std::io::Error| AppError::new(Exit::Unexpected, format!("cannot handle signals: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(sig_err)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(sig_err)?;
@@ -123,6 +127,7 @@ pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
             Wake::Term => {
                 notifier.notify("STOPPING=1");
                 tracing::info!("SIGTERM: stopping (the token file is complete)");
+                notifier.status("stopped (SIGTERM)");
                 agent.ui.event("stopping", json!({}));
                 return Ok(());
             }
@@ -572,7 +577,7 @@ impl Agent {
 
     /// `STATUS=` for the paired state.
     fn status(&self) {
-        if !self.notifier.enabled() {
+        if !self.notifier.wants_status() {
             return;
         }
         let Some(cur) = &self.current else { return };

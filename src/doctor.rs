@@ -172,7 +172,36 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     }
 
     out.extend(token_file(ctx));
+    out.extend(agent_state(ctx));
     out
+}
+
+/// What the agent keeping this token file last said (its `STATUS=` line, last error included).
+fn agent_state(ctx: &Context) -> Option<Finding> {
+    let path = ctx.store.agent_state_path();
+    let state = crate::notify::AgentState::read(&path)?;
+    let age = u64::try_from(clock::now_s() - state.updated_unix).unwrap_or(0);
+    let when = format!("{} ago", fmt_secs(age));
+    Some(if state.running() {
+        f(
+            Level::Ok,
+            "agent",
+            format!("running (pid {}); status {when}: {}", state.pid, state.status),
+            None,
+        )
+    } else if state.status.starts_with("stopped (SIGTERM)") {
+        f(Level::Ok, "agent", format!("stopped cleanly {when}"), None)
+    } else {
+        f(
+            Level::Warn,
+            "agent",
+            format!(
+                "not running (was pid {}); its last status, {when}: {}",
+                state.pid, state.status
+            ),
+            Some("see `journalctl -u zoho-device` for why it ended; `systemctl restart zoho-device` starts it again"),
+        )
+    })
 }
 
 async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {

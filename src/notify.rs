@@ -3,8 +3,13 @@
 //!
 //! Messages are sent without blocking; a missing or broken socket is ignored (the agent works
 //! the same outside systemd).
+//!
+//! The agent's status lines are also mirrored into a small state file beside the token file
+//! (`token.json.agent`: pid, time, line) so that `zoho-device doctor` can report what the agent
+//! last said — its last error included — without systemd. Status lines never hold a secret.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A connection to the service manager, or nothing when not run by one.
@@ -12,6 +17,7 @@ use std::time::Duration;
 pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
+    state_file: Option<PathBuf>,
 }
 
 impl Notifier {
@@ -45,7 +51,22 @@ impl Notifier {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|us| *us > 0 && for_us)
             .map(Duration::from_micros);
-        Notifier { target, watchdog }
+        Notifier {
+            target,
+            watchdog,
+            state_file: None,
+        }
+    }
+
+    /// Also mirrors every status line into `path` (see the module docs).
+    pub fn with_state_file(mut self, path: PathBuf) -> Notifier {
+        self.state_file = Some(path);
+        self
+    }
+
+    /// Whether status lines go anywhere.
+    pub fn wants_status(&self) -> bool {
+        self.enabled() || self.state_file.is_some()
     }
 
     /// A notifier that sends nothing.
@@ -53,6 +74,7 @@ impl Notifier {
         Notifier {
             target: None,
             watchdog: None,
+            state_file: None,
         }
     }
 
@@ -76,9 +98,49 @@ impl Notifier {
 
     /// Sends `STATUS=<line>` (newlines in `line` become spaces).
     pub fn status(&self, line: &str) {
+        let line = line.replace('\n', " ");
         if self.enabled() {
-            self.notify(&format!("STATUS={}", line.replace('\n', " ")));
+            self.notify(&format!("STATUS={line}"));
         }
+        if let Some(path) = &self.state_file {
+            let state = AgentState {
+                pid: std::process::id(),
+                updated_unix: crate::clock::now_s(),
+                status: line,
+            };
+            let mut bytes = serde_json::to_vec_pretty(&state).unwrap_or_default();
+            bytes.push(b'\n');
+            if let Err(e) = crate::store::write_atomically(path, &bytes) {
+                tracing::debug!("cannot write the agent state file {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// What the agent last said, as `doctor` reads it back.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AgentState {
+    /// The agent's process ID.
+    pub pid: u32,
+    /// When the line was written (Unix seconds).
+    pub updated_unix: i64,
+    /// The status line (`STATUS=`), with the last error when there is one.
+    pub status: String,
+}
+
+impl AgentState {
+    /// Reads the state file; `None` when there is none or it is unreadable.
+    pub fn read(path: &std::path::Path) -> Option<AgentState> {
+        let text = std::fs::read_to_string(path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Whether the process that wrote it still runs (Linux `/proc`).
+    pub fn running(&self) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else {
+            return false;
+        };
+        cmdline.split(|b| *b == 0).any(|arg| arg == b"agent")
     }
 }
 

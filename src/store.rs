@@ -166,31 +166,17 @@ impl TokenStore {
         let dir = self.ensure_dir().map_err(|e| io_err("create the directory of", e))?;
         let mut bytes = serde_json::to_vec_pretty(token).map_err(|e| io_err("encode", io::Error::other(e)))?;
         bytes.push(b'\n');
-        let tmp = dir.join(format!(
-            ".{}.tmp.{}",
-            self.path.file_name().and_then(|n| n.to_str()).unwrap_or("token.json"),
-            std::process::id()
-        ));
-        let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, &self.path)?;
-            File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err("write", e)
-        })?;
+        write_atomically(&self.path, &bytes).map_err(|e| io_err("write", e))?;
         self.sweep_orphans(&dir);
         Ok(())
+    }
+
+    /// Where the agent mirrors its status line (`STATUS=`) for `doctor`: `<token file>.agent`,
+    /// never a secret.
+    pub fn agent_state_path(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".agent");
+        PathBuf::from(p)
     }
 
     /// Removes temp files of writers that died mid-write (SIGKILL, power cut): each holds a
@@ -255,7 +241,7 @@ impl TokenStore {
     }
 
     /// Creates the directory (0700) when missing; returns it.
-    fn ensure_dir(&self) -> io::Result<PathBuf> {
+    pub fn ensure_dir(&self) -> io::Result<PathBuf> {
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -265,6 +251,35 @@ impl TokenStore {
         }
         Ok(dir)
     }
+}
+
+/// Replaces `path` with `bytes` so that a reader or a power cut sees the old content or the new,
+/// never a mix: a temp file (`.NAME.tmp.PID`, 0600) beside it, fsync, rename, fsync of the
+/// directory. The directory must exist.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]

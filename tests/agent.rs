@@ -34,6 +34,20 @@ struct Agent {
     dir: tempfile::TempDir,
 }
 
+/// The binary in the environment of an agent living in `dir`.
+fn program(dir: &Path, sim: &Simulator) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoho-device"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("ZOHO_CLIENT_ID", "1004.SIMCLIENT")
+        .env("ZOHO_CLIENT_SECRET", "sim-secret")
+        .env("ZOHO_ACCOUNTS_URL", sim.accounts_url("us"))
+        .env("ZOHO_TOKEN_FILE", dir.join("state/token.json"));
+    cmd
+}
+
 impl Agent {
     fn start(sim: &Simulator, env: &[(&str, &str)], args: &[&str]) -> Agent {
         let dir = tempfile::tempdir().unwrap();
@@ -42,17 +56,9 @@ impl Agent {
 
     fn start_in(dir: tempfile::TempDir, sim: &Simulator, env: &[(&str, &str)], args: &[&str]) -> Agent {
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoho-device"));
+        let mut cmd = program(dir.path(), sim);
         cmd.args(["agent", "--display", "none", "--events", "json", "-v"])
             .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
-            .env("HOME", dir.path())
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("ZOHO_CLIENT_ID", "1004.SIMCLIENT")
-            .env("ZOHO_CLIENT_SECRET", "sim-secret")
-            .env("ZOHO_ACCOUNTS_URL", sim.accounts_url("us"))
-            .env("ZOHO_TOKEN_FILE", dir.path().join("state/token.json"))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -131,6 +137,12 @@ impl Agent {
             .iter()
             .map(|v| v["event"].as_str().unwrap_or("?").to_string())
             .collect()
+    }
+
+    /// `zoho-device doctor`'s output beside this agent.
+    fn doctor(&self, sim: &Simulator) -> String {
+        let out = program(self.dir.path(), sim).arg("doctor").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn signal(&self, sig: &str) {
@@ -412,7 +424,7 @@ fn sigterm_mid_refresh_leaves_a_valid_token_file() {
     let stray: Vec<_> = std::fs::read_dir(agent.token_file().parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "token.json" && n != "token.json.lock")
+        .filter(|n| !["token.json", "token.json.lock", "token.json.agent"].contains(&n.as_str()))
         .collect();
     assert!(stray.is_empty(), "left behind: {stray:?}");
 }
@@ -480,4 +492,38 @@ fn systemd_notifications_ready_status_watchdog_reload() {
     wait_for(&|m| m == "STOPPING=1", "STOPPING=1", &mut got);
     assert!(agent.wait_exit(Duration::from_secs(3)).success());
     assert!(!got.iter().any(|m| m.contains("sim-secret")), "{got:?}");
+}
+
+#[test]
+fn doctor_reports_what_the_agent_last_said() {
+    let sim = sim(4);
+    let mut agent = Agent::start(&sim, &[], &[]);
+    agent.wait_event("authorized", Duration::from_secs(10));
+    agent.wait_event("refreshed", Duration::from_secs(6));
+    let report = agent.doctor(&sim);
+    let line = report
+        .lines()
+        .find(|l| l.contains("] agent"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(line.starts_with("[ok  ]") && line.contains("running (pid"), "{line}");
+    assert!(line.contains("token valid for"), "{line}");
+    // Zoho down: the last error shows up in doctor's report, with no secret.
+    sim.inject(Fault::new(TOKEN_PATH, FaultKind::Html { status: 503 }, 1000));
+    agent.wait_event("refresh_failed", Duration::from_secs(6));
+    let report = agent.doctor(&sim);
+    assert!(report.contains("refresh failed"), "{report}");
+    let token = read_token(&agent.token_file());
+    for secret in ["access_token", "refresh_token"] {
+        assert!(!report.contains(token[secret].as_str().unwrap()), "{report}");
+    }
+    sim.clear_faults();
+    agent.signal("TERM");
+    assert!(agent.wait_exit(Duration::from_secs(5)).success());
+    let report = agent.doctor(&sim);
+    assert!(report.contains("stopped cleanly"), "{report}");
+    // The state file sits beside the token, private like it.
+    use std::os::unix::fs::PermissionsExt;
+    let state = agent.dir.path().join("state/token.json.agent");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }

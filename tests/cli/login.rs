@@ -23,7 +23,10 @@ fn happy_path_events_and_token_file() {
     assert_eq!(code["expires_in_s"], 60, "60 000 ms from the simulator is 60 s: {code}");
     // The simulator's 200 ms is raised to the program's 1 s floor.
     assert_eq!(code["interval_s"].as_f64(), Some(1.0), "{code}");
-    assert!(code["warning"].is_null(), "the simulator's URL is not suspicious: {code}");
+    assert!(
+        code["warning"].is_null(),
+        "the simulator's URL is not suspicious: {code}"
+    );
 
     let auth = out.event("authorized");
     assert_eq!(auth["api_domain"].as_str().unwrap(), us);
