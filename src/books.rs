@@ -188,3 +188,41 @@ pub fn parse_organizations(status: u16, body: &[u8]) -> Result<Outcome, AppError
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(status: u16, body: &str) -> AppError {
+        match parse_organizations(status, body.as_bytes()) {
+            Err(e) => e,
+            Ok(o) => panic!("{status} {body}: {o:?}"),
+        }
+    }
+
+    #[test]
+    fn every_documented_rate_limit_is_explained_with_exit_7() {
+        for (code, says, hint) in [
+            (44, "more than 100 requests per minute", "wait a minute"),
+            (45, "daily request limit", "tomorrow"),
+            (1070, "too many concurrent requests", "fewer requests in parallel"),
+            (9999, "rate limiting (429)", "wait a minute"),
+        ] {
+            let e = err(429, &format!(r#"{{"code":{code},"message":"x"}}"#));
+            assert_eq!(e.exit, Exit::Unavailable, "{code}");
+            assert!(e.message.contains(says), "{code}: {}", e.message);
+            assert!(e.hint.as_deref().unwrap_or("").contains(hint), "{code}: {:?}", e.hint);
+        }
+    }
+
+    #[test]
+    fn the_envelope_code_decides_not_the_message() {
+        assert!(matches!(
+            parse_organizations(401, br#"{"code":57,"message":"You are not authorized"}"#),
+            Ok(Outcome::Expired)
+        ));
+        let e = err(401, r#"{"code":14,"message":"Invalid value passed for Authorization"}"#);
+        assert_eq!(e.exit, Exit::Unexpected);
+        assert!(e.message.contains("code 14"), "{}", e.message);
+    }
+}

@@ -527,3 +527,41 @@ fn doctor_reports_what_the_agent_last_said() {
     let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn no_secret_in_the_agents_logs_or_events_at_trace_level() {
+    let sim = sim(4);
+    let mut agent = Agent::start(&sim, &[("RUST_LOG", "trace")], &["-vv"]);
+    agent.wait_event("authorized", Duration::from_secs(10));
+    let mut secrets = vec!["sim-secret".to_string()];
+    let first = read_token(&agent.token_file());
+    agent.wait_event("refreshed", Duration::from_secs(6));
+    // A failing refresh too: errors are where secrets leak in other tools.
+    sim.inject(Fault::new(TOKEN_PATH, FaultKind::Html { status: 503 }, 1));
+    agent.wait_event("refresh_failed", Duration::from_secs(6));
+    agent.wait_event("refreshed", Duration::from_secs(6));
+    let last = read_token(&agent.token_file());
+    for t in [&first, &last] {
+        for k in ["access_token", "refresh_token"] {
+            secrets.push(t[k].as_str().unwrap().to_string());
+        }
+    }
+    for r in sim.requests_to("/oauth/v3/device/token") {
+        secrets.extend(r.param("code").map(String::from));
+    }
+    agent.signal("TERM");
+    agent.wait_exit(Duration::from_secs(5));
+    let log = agent.log();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "ran at a verbose level:\n{log}"
+    );
+    let events: String = agent.seen.iter().map(|e| e.to_string()).collect();
+    for s in &secrets {
+        assert!(s.len() >= 8, "a real secret: {s:?}");
+        assert!(!log.contains(s.as_str()), "a secret in the agent's log:\n{log}");
+        assert!(!events.contains(s.as_str()), "a secret in the agent's events: {events}");
+    }
+    let state = std::fs::read_to_string(agent.dir.path().join("state/token.json.agent")).unwrap();
+    assert!(secrets.iter().all(|s| !state.contains(s.as_str())), "{state}");
+}

@@ -37,7 +37,9 @@ step "tests of the target crate (catalogue, .deb checks with dpkg-deb and dpkg -
 cargo test -q -p zoho-device-target
 
 step "build ${BOARDS} (installs rustup targets / build-std and zig when missing)"
-cargo board build "${board_args[@]}"
+# Fails when a binary is over the 3.0 MB budget (issue 9's target for aarch64; the ARMv6 build
+# is smaller).
+cargo board build "${board_args[@]}" --max-size-mb 3.0
 
 step "smoke ${BOARDS} under qemu-user"
 cargo board smoke "${board_args[@]}"

@@ -69,8 +69,8 @@ fn help_documents_every_command_env_var_and_exit_code() {
         "--scope",
         "--token-file",
         "--config",
-        "-v",
-        "-q",
+        "-v, --verbose",
+        "-q, --quiet",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

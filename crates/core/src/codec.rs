@@ -275,8 +275,8 @@ fn recast<T>(r: Reply<()>) -> Reply<T> {
     }
 }
 
-/// Normalises a device-code reply's `interval` and `expires_in` to durations — the one place
-/// where units are decided.
+/// Normalises a device-code reply's `interval` and `expires_in` to durations. With
+/// [`normalize_token_lifetime`] beside it, the only place where units are decided.
 ///
 /// Zoho profile: the unit is decided once per reply from `expires_in`: ≥ 10 000 means
 /// milliseconds (no code lives 2.8 hours; Zoho's live 300 000 ms), smaller means seconds, and
@@ -311,6 +311,20 @@ pub fn normalize_timing(profile: Profile, interval: Option<u64>, expires_in: Opt
         .unwrap_or(DEFAULT_CODE_LIFETIME)
         .min(MAX_CODE_LIFETIME);
     (interval, lifetime)
+}
+
+/// Normalises a token reply's lifetime (see [`parse_token_for`] for the rule): Zoho's legacy
+/// `expires_in_sec` wins; a Zoho `expires_in` ≥ 360 000 is milliseconds; otherwise seconds.
+/// Clamped to [`MAX_TOKEN_LIFETIME`]; missing or zero means [`DEFAULT_TOKEN_LIFETIME`].
+pub fn normalize_token_lifetime(profile: Profile, expires_in_sec: Option<u64>, expires_in: Option<u64>) -> Duration {
+    let zoho = profile == Profile::Zoho;
+    let lifetime = match (expires_in_sec, expires_in) {
+        (Some(s), _) if zoho && s > 0 => Duration::from_secs(s.min(u64::MAX / 1000)),
+        (_, Some(e)) if zoho && e >= 360_000 => Duration::from_millis(e),
+        (_, Some(e)) if e > 0 => Duration::from_secs(e.min(u64::MAX / 1000)),
+        _ => DEFAULT_TOKEN_LIFETIME,
+    };
+    lifetime.min(MAX_TOKEN_LIFETIME)
 }
 
 /// Parses a device authorization reply.
@@ -363,19 +377,17 @@ pub fn parse_token_for(profile: Profile, status: u16, body: &[u8]) -> Reply<Toke
     let Some(access_token) = str_field(&map, "access_token") else {
         return Reply::Malformed("no access_token in the token reply".into());
     };
-    let zoho = profile == Profile::Zoho;
-    let lifetime = match (num_field(&map, "expires_in_sec"), num_field(&map, "expires_in")) {
-        (Some(s), _) if zoho && s > 0 => Duration::from_secs(s),
-        (_, Some(e)) if zoho && e >= 360_000 => Duration::from_millis(e),
-        (_, Some(e)) if e > 0 => Duration::from_secs(e),
-        _ => DEFAULT_TOKEN_LIFETIME,
-    };
+    let lifetime = normalize_token_lifetime(
+        profile,
+        num_field(&map, "expires_in_sec"),
+        num_field(&map, "expires_in"),
+    );
     Reply::Ok(TokenGrant {
         access_token: AccessToken::new(access_token),
         refresh_token: str_field(&map, "refresh_token").map(RefreshToken::new),
         api_domain: str_field(&map, "api_domain"),
         token_type: str_field(&map, "token_type").unwrap_or_else(|| "Bearer".into()),
-        expires_in: lifetime.min(MAX_TOKEN_LIFETIME),
+        expires_in: lifetime,
         scope: str_field(&map, "scope"),
     })
 }

@@ -46,6 +46,10 @@ enum Cmd {
         /// --cargo-arg=-Zbuild-std-features=optimize_for_size
         #[arg(long = "cargo-arg", value_name = "ARG", allow_hyphen_values = true)]
         cargo_args: Vec<String>,
+        /// Fail when a binary is larger than this many megabytes (10^6 bytes); CI holds the
+        /// boards to the 3.0 MB budget of the performance targets (docs/benchmarks.md).
+        #[arg(long, value_name = "MB")]
+        max_size_mb: Option<f64>,
     },
     /// Write a .tar.gz and a .deb for a board (building first if there is no binary yet).
     Package {
@@ -116,6 +120,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every artifact within `max_mb` megabytes, or an error naming those over it.
+fn check_sizes(artifacts: &[build::Artifact], max_mb: f64) -> Result<(), String> {
+    // Whole bytes of a budget given in megabytes; precision beyond a byte is irrelevant.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let limit = (max_mb * 1_000_000.0) as u64;
+    let over: Vec<String> = artifacts
+        .iter()
+        .filter(|a| a.size > limit)
+        .map(|a| format!("{} is {} bytes", a.target, a.size))
+        .collect();
+    if over.is_empty() {
+        println!("every binary is within {max_mb} MB ({limit} bytes)");
+        Ok(())
+    } else {
+        Err(format!(
+            "over the {max_mb} MB size budget: {}; see docs/benchmarks.md for what the bytes are and how they were cut",
+            over.join(", ")
+        ))
+    }
+}
+
 fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
     match command {
         Cmd::List { libc } => {
@@ -127,6 +152,7 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             opt_level,
             build_std,
             cargo_args,
+            max_size_mb,
         } => {
             let selected = boards.boards()?;
             let opts = BuildOptions {
@@ -148,7 +174,10 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
                     );
                 }
             }
-            Ok(())
+            match max_size_mb {
+                Some(mb) => check_sizes(&artifacts, mb),
+                None => Ok(()),
+            }
         }
         Cmd::Package {
             boards,
@@ -284,4 +313,30 @@ fn list(ws: &Workspace, libc: Libc) {
         "dpkg-deb",
         "package writes the .deb itself",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(target: &str, size: u64) -> build::Artifact {
+        build::Artifact {
+            target: target.into(),
+            path: PathBuf::from("/x"),
+            size,
+        }
+    }
+
+    #[test]
+    fn the_size_budget_names_the_binaries_over_it() {
+        let ok = [artifact("aarch64-unknown-linux-musl", 2_900_000)];
+        assert!(check_sizes(&ok, 3.0).is_ok());
+        let over = [
+            artifact("aarch64-unknown-linux-musl", 3_000_001),
+            artifact("arm-unknown-linux-musleabihf", 2_000_000),
+        ];
+        let e = check_sizes(&over, 3.0).unwrap_err();
+        assert!(e.contains("aarch64-unknown-linux-musl is 3000001 bytes"), "{e}");
+        assert!(!e.contains("musleabihf"), "{e}");
+    }
 }
