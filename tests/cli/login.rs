@@ -456,3 +456,33 @@ fn a_failed_revoke_of_the_replaced_token_keeps_the_new_pairing_and_says_what_to_
     assert!(w.sim.access_token_live(t["access_token"].as_str().unwrap()));
     assert_eq!(w.sim.refresh_tokens(USER).len(), 2, "the old one is still live at Zoho");
 }
+
+#[test]
+fn several_displays_at_once_follow_the_pairing_to_the_end() {
+    let w = World::new(auto_config());
+    let svg = w.path("screens/pair.svg");
+    let png = w.path("screens/pair.png");
+    std::fs::create_dir_all(svg.parent().unwrap()).unwrap();
+    let out = w.run(&[
+        "login",
+        "--events",
+        "json",
+        "--display",
+        &format!("svg={}", svg.display()),
+        "--display",
+        &format!("png:320x240={}", png.display()),
+    ]);
+    out.code(0);
+    let user_code = out.event("code")["user_code"].as_str().unwrap().to_string();
+    // Both files end on the paired screen: the code is gone, "Paired" is shown.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") || text.starts_with("<?xml"), "{text}");
+    assert!(text.contains("Paired"), "{text}");
+    assert!(!text.contains(&user_code), "the used code stays on screen: {text}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // 320x240 as asked: the IHDR chunk's width and height.
+    assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 320);
+    assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 240);
+    w.assert_no_secret_leaked();
+}
