@@ -179,9 +179,10 @@ impl PairingUi {
     /// Paired.
     pub fn authorized(&mut self, tokens: &Tokens, expires_in: Duration) {
         self.current = None;
+        // Under the "Paired" headline on every display.
         let detail = match &tokens.location {
-            Some(l) => format!("paired ({l})"),
-            None => "paired".to_string(),
+            Some(l) => format!("Zoho data centre: {l}"),
+            None => "this device is authorised".to_string(),
         };
         self.show(&Screen::Paired { detail });
         self.event(
