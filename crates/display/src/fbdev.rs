@@ -9,15 +9,15 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use framebuffer::{Framebuffer, KdMode};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook::iterator::{Handle, Signals};
+use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use crate::canvas::{Channel, MemoryFramebuffer, PixelFormat};
-use crate::output::Display;
+use crate::output::{Display, SignalHandling};
 use crate::screen::Screen;
 
 /// Options for [`FramebufferDisplay::open_with`].
@@ -27,18 +27,19 @@ pub struct FbOptions {
     /// mode (`KDSETMODE`) while the display is open and back to text on drop and on signals.
     /// `None` leaves the console alone. Default `/dev/tty0` (the foreground console).
     pub tty: Option<PathBuf>,
-    /// On SIGINT/SIGTERM/SIGHUP/SIGQUIT restore the console and then terminate as the signal's
-    /// default action would (default `true`). Set `false` when the program handles these
-    /// signals itself and drops the display on the way out: the console is still restored
-    /// when the signal arrives.
-    pub exit_on_signal: bool,
+    /// Who handles SIGINT, SIGTERM and SIGQUIT (default
+    /// [`SignalHandling::RestoreAndExit`]: the console is restored, then the process ends as
+    /// the signal's default action would). [`SignalHandling::Program`] installs no handler: the
+    /// program handles its signals and drops the display, which restores the console. SIGHUP
+    /// is never handled here (a daemon's "reload").
+    pub signals: SignalHandling,
 }
 
 impl Default for FbOptions {
     fn default() -> Self {
         FbOptions {
             tty: Some(PathBuf::from("/dev/tty0")),
-            exit_on_signal: true,
+            signals: SignalHandling::RestoreAndExit,
         }
     }
 }
@@ -74,7 +75,8 @@ pub struct FramebufferDisplay {
     back: Vec<u8>,
     last: Option<Screen>,
     console: Option<Arc<Console>>,
-    signals: Option<(Handle, JoinHandle<()>)>,
+    /// The console's restore action on SIGINT/SIGTERM/SIGQUIT ([`SignalHandling::RestoreAndExit`]).
+    watching: Option<Watching>,
 }
 
 impl std::fmt::Debug for FramebufferDisplay {
@@ -161,11 +163,19 @@ impl FramebufferDisplay {
             back,
             last: None,
             console,
-            signals: None,
+            watching: None,
         };
         if let Some(console) = &display.console {
+            let weak = Arc::downgrade(console);
+            display.watching = watch_console(
+                options.signals,
+                Box::new(move || {
+                    if let Some(c) = weak.upgrade() {
+                        c.set(false);
+                    }
+                }),
+            );
             console.set(true);
-            display.signals = watch_signals(console.clone(), options.exit_on_signal);
         }
         Ok(display)
     }
@@ -181,23 +191,84 @@ impl FramebufferDisplay {
     }
 }
 
-/// Restores the console when a terminating signal arrives (best effort; a SIGKILL cannot be
-/// caught). Returns `None` when the handlers cannot be installed.
-fn watch_signals(console: Arc<Console>, exit: bool) -> Option<(Handle, JoinHandle<()>)> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]).ok()?;
-    let handle = signals.handle();
-    let thread = std::thread::Builder::new()
-        .name("fb-console".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                console.set(false);
-                if exit {
+/// What `signals` asks for: with [`SignalHandling::RestoreAndExit`], `restore` runs on
+/// SIGINT/SIGTERM/SIGQUIT before the process ends; with [`SignalHandling::Program`] nothing
+/// is installed. `None` also when the handlers cannot be installed (dropping the display
+/// still restores the console).
+fn watch_console(signals: SignalHandling, restore: Restore) -> Option<Watching> {
+    match signals {
+        SignalHandling::RestoreAndExit => watch_fatal_signals(restore).ok(),
+        SignalHandling::Program => None,
+    }
+}
+
+/// The signals [`SignalHandling::RestoreAndExit`] watches. Not SIGHUP: programs use it for
+/// "reload", and one that does not keeps its default action.
+const FATAL_SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGQUIT];
+
+type Restore = Box<dyn Fn() + Send + Sync>;
+
+/// The restore actions of the open displays, run by one process-wide signal thread.
+struct Watcher {
+    restores: Mutex<Vec<(u64, Restore)>>,
+}
+
+/// Registers `restore` to run when SIGINT, SIGTERM or SIGQUIT arrives; after the restores the
+/// process ends as the signal's default action would. The handlers and their thread are
+/// installed once and stay for the life of the process: a signal handler once installed
+/// cannot be taken back to the default action (signal-hook only unregisters, after which the
+/// signal would be ignored), so the thread keeps performing the default action after every
+/// display is gone. Dropping the returned [`Watching`] removes `restore` (and a display's
+/// `restore` holds only a weak reference to its console).
+fn watch_fatal_signals(restore: Restore) -> io::Result<Watching> {
+    static WATCHER: OnceLock<Result<Arc<Watcher>, String>> = OnceLock::new();
+    let watcher = WATCHER.get_or_init(|| {
+        let watcher = Arc::new(Watcher {
+            restores: Mutex::new(Vec::new()),
+        });
+        let mut signals = Signals::new(FATAL_SIGNALS).map_err(|e| e.to_string())?;
+        let w = watcher.clone();
+        std::thread::Builder::new()
+            .name("fb-console".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    let restores = w.restores.lock().unwrap_or_else(|e| e.into_inner());
+                    for (_, restore) in restores.iter() {
+                        restore();
+                    }
                     let _ = signal_hook::low_level::emulate_default_handler(sig);
+                    // Not reached for these signals; if it were, end anyway.
+                    std::process::exit(128 + sig);
                 }
-            }
-        })
-        .ok()?;
-    Some((handle, thread))
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(watcher)
+    });
+    let watcher = watcher.as_ref().map_err(|e| io::Error::other(e.clone()))?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    watcher
+        .restores
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((id, restore));
+    Ok(Watching {
+        watcher: watcher.clone(),
+        id,
+    })
+}
+
+/// A registered restore action; dropping it removes the action (the handlers stay).
+struct Watching {
+    watcher: Arc<Watcher>,
+    id: u64,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let mut restores = self.watcher.restores.lock().unwrap_or_else(|e| e.into_inner());
+        restores.retain(|(id, _)| *id != self.id);
+    }
 }
 
 impl Display for FramebufferDisplay {
@@ -219,12 +290,107 @@ impl Display for FramebufferDisplay {
 
 impl Drop for FramebufferDisplay {
     fn drop(&mut self) {
-        if let Some((handle, thread)) = self.signals.take() {
-            handle.close();
-            let _ = thread.join();
-        }
+        self.watching = None;
         if let Some(console) = &self.console {
             console.set(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Signals are process-wide, so each case runs in a child process: this test binary run
+    //! again for `signal_child` alone, with the case in an environment variable.
+
+    use super::*;
+    use signal_hook::consts::SIGHUP;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Command;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    const CASE: &str = "ZOHO_DISPLAY_SIGNAL_CASE";
+
+    /// The child: like `zoho-device agent`, the program handles SIGHUP and SIGTERM itself
+    /// (signal-hook here, tokio there: both register through signal-hook-registry). Then the
+    /// display's handling as the case says, then the signal. Prints `restored` when the
+    /// console would be restored and `alive` when the process survived the signal.
+    #[test]
+    fn signal_child() {
+        let Ok(case) = std::env::var(CASE) else {
+            return;
+        };
+        let (mode, sig, drop_first) = match case.as_str() {
+            "default-hup" => (SignalHandling::RestoreAndExit, SIGHUP, false),
+            "default-term" => (SignalHandling::RestoreAndExit, SIGTERM, false),
+            "default-int-after-drop" => (SignalHandling::RestoreAndExit, SIGINT, true),
+            "program-term" => (SignalHandling::Program, SIGTERM, false),
+            "program-hup" => (SignalHandling::Program, SIGHUP, false),
+            other => panic!("unknown case {other}"),
+        };
+        let handled = Arc::new(AtomicBool::new(false));
+        for s in [SIGHUP, SIGTERM] {
+            signal_hook::flag::register(s, handled.clone()).unwrap();
+        }
+        let mut watching = watch_console(mode, Box::new(|| println!("restored")));
+        assert_eq!(watching.is_some(), mode == SignalHandling::RestoreAndExit);
+        if drop_first {
+            watching = None;
+        }
+        signal_hook::low_level::raise(sig).unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until && !(sig != SIGINT && handled.load(Ordering::SeqCst)) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Time for the display's signal thread to act, had it anything to do.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(watching);
+        println!("alive handled={}", handled.load(Ordering::SeqCst));
+    }
+
+    /// Runs `signal_child` with `case`: (the signal that ended it, its stdout).
+    fn child(case: &str) -> (Option<i32>, String) {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "fbdev::tests::signal_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CASE, case)
+            .output()
+            .unwrap();
+        (out.status.signal(), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    #[test]
+    fn sighup_is_never_fatal_nor_handled() {
+        for case in ["default-hup", "program-hup"] {
+            let (signal, out) = child(case);
+            assert_eq!(signal, None, "{case}: {out}");
+            assert!(out.contains("alive handled=true"), "{case}: {out}");
+            assert!(!out.contains("restored"), "{case}: {out}");
+        }
+    }
+
+    #[test]
+    fn program_mode_installs_no_killing_handler() {
+        let (signal, out) = child("program-term");
+        assert_eq!(signal, None, "{out}");
+        assert!(out.contains("alive handled=true") && !out.contains("restored"), "{out}");
+    }
+
+    #[test]
+    fn default_mode_restores_then_ends_on_sigterm() {
+        let (signal, out) = child("default-term");
+        assert_eq!(signal, Some(SIGTERM), "{out}");
+        assert!(out.contains("restored") && !out.contains("alive"), "{out}");
+    }
+
+    #[test]
+    fn signals_still_end_the_process_after_the_display_is_dropped() {
+        let (signal, out) = child("default-int-after-drop");
+        assert_eq!(signal, Some(SIGINT), "{out}");
+        assert!(!out.contains("restored") && !out.contains("alive"), "{out}");
     }
 }

@@ -41,6 +41,7 @@ pub(crate) fn qr_path_data(qr: &QrMatrix) -> String {
 
 /// A standalone SVG of the QR alone, quiet zone included, scaling to its container (the web
 /// page uses it).
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
 pub(crate) fn qr_svg(qr: &QrMatrix, caption: &str) -> String {
     let q = QrMatrix::QUIET_ZONE;
     let n = qr.size() + 2 * q;

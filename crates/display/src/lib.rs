@@ -20,11 +20,24 @@
 //!   JSON), the drawn outputs as light text on a dark bar across the top. Panels too small for
 //!   the bar beside a scannable QR and a legible code (a 128×64 OLED) leave it out.
 //! * **`no_std` core.** Without the `std` feature the crate needs only `alloc`: [`Screen`],
-//!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`].
+//!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`]. Checked with
+//!   `cargo build -p zoho-device-display --no-default-features --target thumbv7em-none-eabihf`.
 //! * **std outputs** implement [`Display`] and are opened from the CLI's
-//!   `--display terminal|none|svg=PATH|png=PATH|fb=DEVICE|web=ADDR` strings through
-//!   [`DisplaySpec`] and [`open`]. They are cheap to call repeatedly: files are rewritten
-//!   (atomically) only when the content changes and at most every ~10 s for the countdown.
+//!   `--display terminal[=dark|light]|none|svg=PATH|png=PATH|fb=DEVICE|web=ADDR` strings
+//!   through [`DisplaySpec`] and [`open`] (or [`OpenOptions::open`]). They are cheap to call
+//!   repeatedly: files are rewritten (atomically) only when the content changes and at most
+//!   every ~10 s for the countdown.
+//! * **Terminal QR polarity.** With colours the terminal QR is forced black on white; without
+//!   (`NO_COLOR`, `TERM=dumb`) the characters are the light modules on a dark background (the
+//!   default) and the dark ones on a light background (`COLORFGBG`, or `terminal=light`).
+//!   Without Unicode the QR is plain ASCII (`##`, 4-module quiet zone, at most 80 columns).
+//!   See [`TerminalCaps`].
+//! * **Signals.** The framebuffer switches the console to graphics mode and switches it back
+//!   when dropped. By default ([`SignalHandling::RestoreAndExit`]) it also restores the console
+//!   on SIGINT, SIGTERM and SIGQUIT and then lets the signal end the process, for programs
+//!   that do not handle signals. A program that handles its termination signals and drops its
+//!   displays opens them with `OpenOptions::new().signals(SignalHandling::Program)`: no handler
+//!   is installed. SIGHUP is never handled by this crate.
 //! * **Tests decode what is drawn** with a QR decoder (`rqrr`), so "it scans" is a test.
 //!
 //! # Features
@@ -66,8 +79,8 @@ pub use files::render_png;
 #[cfg(feature = "std")]
 pub use files::{FileDisplay, FileFormat, render_svg, write_atomically};
 #[cfg(feature = "std")]
-pub use output::{DEFAULT_FILE_SIZE, Display, DisplaySpec, NoDisplay, SpecError, open};
+pub use output::{DEFAULT_FILE_SIZE, Display, DisplaySpec, NoDisplay, OpenOptions, SignalHandling, SpecError, open};
 #[cfg(feature = "std")]
-pub use terminal::{TerminalCaps, TerminalDisplay, half_block_qr};
+pub use terminal::{Background, TerminalCaps, TerminalDisplay, ascii_qr, half_block_qr};
 #[cfg(feature = "web")]
 pub use web::WebDisplay;

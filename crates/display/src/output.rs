@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::screen::Screen;
+use crate::terminal::Background;
 
 /// An output the CLI calls on every state change and about once a second for the countdown.
 ///
@@ -38,14 +39,23 @@ pub const DEFAULT_FILE_SIZE: (u32, u32) = (800, 480);
 
 /// One `--display` value.
 ///
-/// Syntax: `terminal`, `none`, `svg=PATH`, `png=PATH`, `svg:WxH=PATH`, `png:WxH=PATH`
-/// (size default 800x480), `fb` (= `fb=/dev/fb0`), `fb=DEVICE`, `web=ADDR` (e.g.
-/// `web=127.0.0.1:8080`).
+/// Syntax: `terminal`, `terminal=dark`, `terminal=light`, `none`, `svg=PATH`, `png=PATH`,
+/// `svg:WxH=PATH`, `png:WxH=PATH` (size default 800x480), `fb` (= `fb=/dev/fb0`), `fb=DEVICE`,
+/// `web=ADDR` (e.g. `web=127.0.0.1:8080`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisplaySpec {
     /// Half-block QR, code and countdown on stderr; a plain status line when not a terminal.
+    /// The background (which decides the QR's polarity when colours are off) is detected
+    /// from `COLORFGBG`, else taken to be dark; see [`TerminalCaps`](crate::TerminalCaps).
+    /// `terminal=auto` parses to this too.
     Terminal,
+    /// `terminal=dark` / `terminal=light`: as [`DisplaySpec::Terminal`] with the terminal's
+    /// background given rather than detected.
+    TerminalOn {
+        /// The terminal's background colour.
+        background: Background,
+    },
     /// Nothing.
     None,
     /// An SVG file of the whole screen.
@@ -86,7 +96,7 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-const SYNTAX: &str = "expected terminal, none, svg=PATH, png=PATH, svg:WxH=PATH, png:WxH=PATH, fb=DEVICE or web=ADDR";
+const SYNTAX: &str = "expected terminal, none, svg=PATH, png=PATH, svg:WxH=PATH, png:WxH=PATH, fb=DEVICE, web=ADDR or terminal=dark|light";
 
 fn parse_size(s: &str, whole: &str) -> Result<(u32, u32), SpecError> {
     let bad = || {
@@ -132,7 +142,18 @@ impl FromStr for DisplaySpec {
             Some(_) => Err(SpecError(format!("{s:?}: {kind} takes no value"))),
         };
         match kind {
-            "terminal" => no_value(DisplaySpec::Terminal),
+            "terminal" => match value.map(str::trim) {
+                None | Some("auto") => Ok(DisplaySpec::Terminal),
+                Some("dark") => Ok(DisplaySpec::TerminalOn {
+                    background: Background::Dark,
+                }),
+                Some("light") => Ok(DisplaySpec::TerminalOn {
+                    background: Background::Light,
+                }),
+                Some(_) => Err(SpecError(format!(
+                    "{s:?}: terminal takes dark, light or auto (the terminal's background)"
+                ))),
+            },
             "none" => no_value(DisplaySpec::None),
             "svg" => Ok(DisplaySpec::Svg {
                 path: path("svg")?,
@@ -175,6 +196,7 @@ impl fmt::Display for DisplaySpec {
         };
         match self {
             DisplaySpec::Terminal => f.write_str("terminal"),
+            DisplaySpec::TerminalOn { background } => write!(f, "terminal={background}"),
             DisplaySpec::None => f.write_str("none"),
             DisplaySpec::Svg { path, size } => sized(f, "svg", path, size),
             DisplaySpec::Png { path, size } => sized(f, "png", path, size),
@@ -195,26 +217,91 @@ fn not_built(feature: &str) -> io::Error {
     )
 }
 
-/// Opens the output `spec` names. Errors are clear messages: a missing framebuffer device, a
-/// file that is not one, an address in use, an output this build does not have.
+/// Who takes care of the terminating signals while an output that changes the console is
+/// open (today only the Linux framebuffer, which switches the console to graphics mode and
+/// must switch it back).
+///
+/// SIGHUP is never handled by this crate in either mode: it often means "reload", and its
+/// default action is the program's business.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SignalHandling {
+    /// For programs that do not handle signals themselves (the default). On SIGINT, SIGTERM
+    /// or SIGQUIT the open outputs restore the console and the process then ends as the
+    /// signal's default action would. The handlers stay for the life of the process, so the
+    /// signals keep ending it after the outputs are dropped; an output dropped normally
+    /// restores the console itself.
+    #[default]
+    RestoreAndExit,
+    /// The program handles its termination signals itself and drops the outputs on the way
+    /// out (dropping restores the console): no signal handlers are installed at all, so
+    /// nothing here ends the process behind the program's back. A terminating signal the
+    /// program does not handle ends it with the console left as it was (e.g. in graphics
+    /// mode).
+    Program,
+}
+
+/// How [`OpenOptions::open`] opens outputs; [`open`] uses the defaults.
+///
+/// A program with its own signal handling (e.g. a daemon that stops cleanly on SIGTERM and
+/// reloads on SIGHUP) opens its outputs with
+/// `OpenOptions::new().signals(SignalHandling::Program).open(&spec)`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// Who handles terminating signals (default [`SignalHandling::RestoreAndExit`]).
+    pub signals: SignalHandling,
+}
+
+impl OpenOptions {
+    /// The defaults: the same as [`open`].
+    pub fn new() -> OpenOptions {
+        OpenOptions::default()
+    }
+
+    /// Sets who handles terminating signals.
+    pub fn signals(mut self, signals: SignalHandling) -> OpenOptions {
+        self.signals = signals;
+        self
+    }
+
+    /// Opens the output `spec` names. Errors are clear messages: a missing framebuffer device,
+    /// a file that is not one, an address in use, an output this build does not have.
+    pub fn open(&self, spec: &DisplaySpec) -> io::Result<Box<dyn Display + Send>> {
+        Ok(match spec {
+            DisplaySpec::Terminal => Box::new(crate::terminal::TerminalDisplay::stderr()),
+            DisplaySpec::TerminalOn { background } => {
+                Box::new(crate::terminal::TerminalDisplay::stderr_on(*background))
+            }
+            DisplaySpec::None => Box::new(NoDisplay),
+            DisplaySpec::Svg { path, size } => Box::new(crate::files::FileDisplay::svg(path, size.0, size.1)),
+            #[cfg(feature = "png")]
+            DisplaySpec::Png { path, size } => Box::new(crate::files::FileDisplay::png(path, size.0, size.1)),
+            #[cfg(not(feature = "png"))]
+            DisplaySpec::Png { .. } => return Err(not_built("png")),
+            #[cfg(all(feature = "fb", target_os = "linux"))]
+            DisplaySpec::Framebuffer { device } => Box::new(crate::fbdev::FramebufferDisplay::open_with(
+                device,
+                crate::fbdev::FbOptions {
+                    signals: self.signals,
+                    ..Default::default()
+                },
+            )?),
+            #[cfg(not(all(feature = "fb", target_os = "linux")))]
+            DisplaySpec::Framebuffer { .. } => return Err(not_built("fb")),
+            #[cfg(feature = "web")]
+            DisplaySpec::Web { addr } => Box::new(crate::web::WebDisplay::bind(addr)?),
+            #[cfg(not(feature = "web"))]
+            DisplaySpec::Web { .. } => return Err(not_built("web")),
+        })
+    }
+}
+
+/// Opens the output `spec` names with the default [`OpenOptions`] (for a framebuffer:
+/// console restored, then the process ended, on SIGINT, SIGTERM and SIGQUIT). Errors are
+/// clear messages: a missing framebuffer device, a file that is not one, an address in use,
+/// an output this build does not have.
 pub fn open(spec: &DisplaySpec) -> io::Result<Box<dyn Display + Send>> {
-    Ok(match spec {
-        DisplaySpec::Terminal => Box::new(crate::terminal::TerminalDisplay::stderr()),
-        DisplaySpec::None => Box::new(NoDisplay),
-        DisplaySpec::Svg { path, size } => Box::new(crate::files::FileDisplay::svg(path, size.0, size.1)),
-        #[cfg(feature = "png")]
-        DisplaySpec::Png { path, size } => Box::new(crate::files::FileDisplay::png(path, size.0, size.1)),
-        #[cfg(not(feature = "png"))]
-        DisplaySpec::Png { .. } => return Err(not_built("png")),
-        #[cfg(all(feature = "fb", target_os = "linux"))]
-        DisplaySpec::Framebuffer { device } => Box::new(crate::fbdev::FramebufferDisplay::open(device)?),
-        #[cfg(not(all(feature = "fb", target_os = "linux")))]
-        DisplaySpec::Framebuffer { .. } => return Err(not_built("fb")),
-        #[cfg(feature = "web")]
-        DisplaySpec::Web { addr } => Box::new(crate::web::WebDisplay::bind(addr)?),
-        #[cfg(not(feature = "web"))]
-        DisplaySpec::Web { .. } => return Err(not_built("web")),
-    })
+    OpenOptions::new().open(spec)
 }
 
 #[cfg(test)]
@@ -225,6 +312,8 @@ mod tests {
     fn parses_and_prints_back() {
         for s in [
             "terminal",
+            "terminal=light",
+            "terminal=dark",
             "none",
             "svg=/tmp/a.svg",
             "png:320x240=/run/p.png",
@@ -261,7 +350,9 @@ mod tests {
         assert!(e("svg").contains("svg needs a path"));
         assert!(e("png:800=/x.png").contains("bad size"));
         assert!(e("web=localhost").contains("e.g. web=127.0.0.1:8080"));
-        assert!(e("terminal=1").contains("takes no value"));
+        assert!(e("none=1").contains("takes no value"));
+        assert!(e("terminal=1").contains("terminal takes dark, light or auto"));
+        assert_eq!("terminal=auto".parse(), Ok(DisplaySpec::Terminal));
         assert!(e("fb:1x1=/dev/fb0").contains("only svg and png take a size"));
         assert!(e("").contains("empty display"));
     }

@@ -1,8 +1,9 @@
-//! The terminal: half-block QR, code, URL and a live countdown; a plain status line when the
-//! stream is not a terminal. A waiting screen's warning is a line of its own starting with
+//! The terminal: half-block QR (an ASCII one without Unicode), code, URL and a live countdown;
+//! a plain status line when the stream is not a terminal. A waiting screen's warning is a line of its own starting with
 //! `!! Warning:` (bold red when colours are allowed) above the instructions, or a `Warning:`
 //! line after the status line on a pipe.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -10,21 +11,76 @@ use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::{Screen, TimeLeft};
 
+/// The terminal's background colour. It decides the QR's polarity when colours are off:
+/// text is drawn in the foreground colour, so the characters must be the modules that are
+/// meant to look like the foreground.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Background {
+    /// Light text on a dark background (most terminal emulators and the Linux console): the
+    /// characters are the light modules.
+    #[default]
+    Dark,
+    /// Dark text on a light background: the characters are the dark modules.
+    Light,
+}
+
+impl Background {
+    /// The background `COLORFGBG` (`"fg;bg"` or `"fg;other;bg"`, set by rxvt, Konsole and
+    /// others) names: ANSI colours 0–6 and 8 are dark, 7 and 9–15 light (the rule Vim uses).
+    /// `None` when unset or not understood.
+    pub fn from_colorfgbg(value: &str) -> Option<Background> {
+        let bg: u8 = value.rsplit(';').next()?.trim().parse().ok()?;
+        match bg {
+            0..=6 | 8 => Some(Background::Dark),
+            7 | 9..=15 => Some(Background::Light),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Background {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Background::Dark => "dark",
+            Background::Light => "light",
+        })
+    }
+}
+
 /// What the stream can do. Build it with [`TerminalCaps::detect`] or by hand in tests.
+///
+/// # The QR on the terminal
+///
+/// * **Colours allowed** (`color`): the QR is forced black on bright white (`ESC[30;107m`),
+///   which scans on dark and light terminals alike; `background` does not matter.
+/// * **No colours** (`NO_COLOR`, `TERM=dumb`): the characters are drawn in the terminal's
+///   foreground colour, so the polarity follows `background`: on [`Background::Dark`] (the
+///   default when nothing says otherwise) the characters are the light modules, on
+///   [`Background::Light`] the dark ones. A light terminal that is not detected as such (no
+///   `COLORFGBG`) shows an inverted QR, which many phone scanners still read but not all:
+///   say `--display terminal=light` there.
+/// * **Unicode** (`unicode`): half blocks (two modules per character cell, about 45×23 cells
+///   for the longest codes, with a 2-module quiet zone). Without it, plain ASCII: two
+///   characters per module (`##` ink, two spaces otherwise) with the full 4-module quiet zone.
+///   An ASCII QR is as many lines tall as it is modules (37 for a typical verification URL)
+///   and encodes the plain verification URL when the complete one (with the code) would not
+///   fit in 80 columns; the code and URL are printed below it as text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TerminalCaps {
     /// The stream is a terminal: QR, redrawn countdown. Otherwise (journald, pipes) a plain
     /// status line about every 30 s and no escape sequences at all.
     pub is_terminal: bool,
     /// Half-block characters (`▀▄█`) render: a UTF-8 locale or the Linux console. Without them
-    /// the QR is left out (an ASCII QR overflows 80×24) and code and URL are shown.
+    /// the QR is drawn in ASCII (`##`).
     pub unicode: bool,
     /// ANSI escape sequences work (not `TERM=dumb`).
     pub ansi: bool,
-    /// Colours allowed (`NO_COLOR` unset or empty). With colours the QR is forced black on
-    /// bright white, right on dark and light terminals alike; without, it is drawn with light
-    /// modules as ink, which is right on the usual dark background.
+    /// Colours allowed (`NO_COLOR` unset or empty, not `TERM=dumb`). With colours the QR is
+    /// forced black on bright white, right on dark and light terminals alike; without, its
+    /// polarity follows `background`.
     pub color: bool,
+    /// The terminal's background, for the QR's polarity when colours are off.
+    pub background: Background,
 }
 
 impl TerminalCaps {
@@ -34,10 +90,11 @@ impl TerminalCaps {
         unicode: false,
         ansi: false,
         color: false,
+        background: Background::Dark,
     };
 
     /// Detects the capabilities of `stream` from `isatty` and the environment (`TERM`,
-    /// `NO_COLOR`, `LC_ALL`/`LC_CTYPE`/`LANG`).
+    /// `NO_COLOR`, `LC_ALL`/`LC_CTYPE`/`LANG`, `COLORFGBG` for the background, else dark).
     pub fn detect(stream: &impl IsTerminal) -> TerminalCaps {
         TerminalCaps::from_env(stream.is_terminal(), |k| std::env::var(k).ok())
     }
@@ -60,14 +117,17 @@ impl TerminalCaps {
             unicode: !dumb && (utf8 || term == "linux"),
             ansi: !dumb,
             color: !dumb && var("NO_COLOR").is_none_or(|v| v.is_empty()),
+            background: var("COLORFGBG")
+                .and_then(|v| Background::from_colorfgbg(&v))
+                .unwrap_or_default(),
         }
     }
 }
 
 /// Renders the QR as half blocks: each character is two modules stacked, with a quiet zone
 /// of `quiet` modules. With `dark_ink` the block characters are the dark modules (for the
-/// forced black-on-white colours); without, they are the light ones. Lines end in `\n` and
-/// carry no escape sequences.
+/// forced black-on-white colours and light backgrounds); without, they are the light ones
+/// (dark backgrounds). Lines end in `\n` and carry no escape sequences.
 pub fn half_block_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
     let n = qr.size() + 2 * quiet;
     let dark = |x: usize, y: usize| x >= quiet && y >= quiet && qr.is_dark(x - quiet, y - quiet);
@@ -91,6 +151,27 @@ pub fn half_block_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
     }
     out
 }
+
+/// Renders the QR in plain ASCII: two characters per module (`##` for ink, two spaces
+/// otherwise, so modules come out about square), one line per row of modules, with a quiet
+/// zone of `quiet` modules. `dark_ink` as in [`half_block_qr`]. Lines end in `\n` and carry
+/// no escape sequences; each is `2 × (size + 2 × quiet)` characters wide.
+pub fn ascii_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
+    let n = qr.size() + 2 * quiet;
+    let dark = |x: usize, y: usize| x >= quiet && y >= quiet && qr.is_dark(x - quiet, y - quiet);
+    let mut out = String::with_capacity(n * (2 * n + 1));
+    for y in 0..n {
+        for x in 0..n {
+            out.push_str(if dark(x, y) == dark_ink { "##" } else { "  " });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Columns an ASCII QR may take, with its two-space indent: the classic 80-column terminal
+/// (a wrapped line would break the code).
+const ASCII_COLUMNS: usize = 80;
 
 const CLEAR_LINE: &str = "\r\x1b[2K";
 
@@ -117,6 +198,17 @@ impl TerminalDisplay<io::Stderr> {
     pub fn stderr() -> Self {
         let err = io::stderr();
         let caps = TerminalCaps::detect(&err);
+        TerminalDisplay::new(err, caps)
+    }
+
+    /// On stderr, capabilities detected except the background, which is given
+    /// (`--display terminal=light`).
+    pub fn stderr_on(background: Background) -> Self {
+        let err = io::stderr();
+        let caps = TerminalCaps {
+            background,
+            ..TerminalCaps::detect(&err)
+        };
         TerminalDisplay::new(err, caps)
     }
 }
@@ -155,6 +247,25 @@ impl<W: Write> TerminalDisplay<W> {
         }
         self.last = Some(screen.clone());
         self.out.flush()
+    }
+
+    /// The QR as lines of text (no escapes) for `caps`: half blocks, or ASCII that fits in
+    /// [`ASCII_COLUMNS`] (the plain URL when the complete one is too wide); `None` when
+    /// nothing fits. Dark modules are the ink when colours force black on white or the
+    /// background is light; otherwise the light modules are.
+    fn qr_text(screen: &Screen, verification_url: &str, caps: TerminalCaps) -> Option<String> {
+        let dark_ink = caps.color || caps.background == Background::Light;
+        let payload = screen.qr_payload()?;
+        if caps.unicode {
+            let qr = QrMatrix::encode(payload).ok()?;
+            return Some(half_block_qr(&qr, 2, dark_ink));
+        }
+        let quiet = QrMatrix::QUIET_ZONE;
+        [payload, verification_url]
+            .into_iter()
+            .filter_map(|p| QrMatrix::encode(p).ok())
+            .find(|qr| 2 + 2 * (qr.size() + 2 * quiet) <= ASCII_COLUMNS)
+            .map(|qr| ascii_qr(&qr, quiet, dark_ink))
     }
 
     fn countdown(secs: u64) -> String {
@@ -197,12 +308,7 @@ impl<W: Write> TerminalDisplay<W> {
                 ..
             } => {
                 writeln!(self.out)?;
-                if caps.unicode
-                    && let Some(qr) = screen.qr_payload().and_then(|p| QrMatrix::encode(p).ok())
-                {
-                    // Black on bright white when colours are allowed; otherwise light
-                    // modules as ink (dark-background terminals).
-                    let text = half_block_qr(&qr, 2, caps.color);
+                if let Some(text) = Self::qr_text(screen, verification_url, caps) {
                     for line in text.lines() {
                         if caps.color {
                             writeln!(self.out, "  \x1b[30;107m{line}\x1b[0m")?;

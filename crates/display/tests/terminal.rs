@@ -1,46 +1,114 @@
-//! The terminal writer: half blocks parsed back to a grid and decoded; countdown; pipes.
+//! The terminal writer: half blocks and ASCII parsed back to a grid and decoded (painted as a
+//! dark or light terminal would); countdown; pipes.
 
 use crate::util::*;
 use std::time::{Duration, Instant};
-use zoho_device_display::{Screen, TerminalCaps, TerminalDisplay};
+use zoho_device_display::{Background, Screen, TerminalCaps, TerminalDisplay};
 
 const COLOR: TerminalCaps = TerminalCaps {
     is_terminal: true,
     unicode: true,
     ansi: true,
     color: true,
+    background: Background::Dark,
 };
 
-/// Parses half-block lines back into a pixel grid (4 px per module side so rqrr has room) and
-/// decodes it. `dark_ink`: block characters are dark modules.
-fn decode_blocks(lines: &[&str], dark_ink: bool) -> Vec<String> {
-    let w = lines.iter().map(|l| l.chars().count()).max().unwrap();
-    let h = lines.len() * 2;
-    let (s, margin) = (4usize, 8usize);
+/// Grey levels of a terminal: the text's ink, the cell background, and the window around the
+/// QR lines (the terminal's own background, also where forced colours do not reach).
+#[derive(Clone, Copy, Debug)]
+struct Paint {
+    ink: u8,
+    cell: u8,
+    window: u8,
+}
+
+/// Light text on black, as most terminals.
+const DARK_TERMINAL: Paint = Paint {
+    ink: 255,
+    cell: 0,
+    window: 0,
+};
+/// Black text on white.
+const LIGHT_TERMINAL: Paint = Paint {
+    ink: 0,
+    cell: 255,
+    window: 255,
+};
+/// Forced black on bright white cells, on a dark terminal.
+const FORCED_ON_DARK: Paint = Paint {
+    ink: 0,
+    cell: 255,
+    window: 0,
+};
+
+/// Paints a grid of cells (`true` = covered by the character's ink) as `paint` says, 4 px per
+/// module, with a window margin around, and decodes it.
+fn decode_ink(ink: &[Vec<bool>], paint: Paint) -> Vec<String> {
+    let w = ink.iter().map(Vec::len).max().unwrap();
+    let h = ink.len();
+    let (s, margin) = (4usize, 16usize);
     let (pw, ph) = (w * s + 2 * margin, h * s + 2 * margin);
-    let mut px = vec![255u8; pw * ph];
-    for (row, line) in lines.iter().enumerate() {
-        for (x, c) in line.chars().enumerate() {
-            let (top, bottom) = match c {
+    let mut px = vec![paint.window; pw * ph];
+    for (y, row) in ink.iter().enumerate() {
+        for (x, &on) in row.iter().enumerate() {
+            let luma = if on { paint.ink } else { paint.cell };
+            for py in 0..s {
+                for pxx in 0..s {
+                    px[(margin + y * s + py) * pw + margin + x * s + pxx] = luma;
+                }
+            }
+        }
+    }
+    decode(pw, ph, |x, y| px[y * pw + x])
+}
+
+/// Half-block lines as a grid of modules: `true` where the character's ink is.
+fn block_ink(lines: &[&str]) -> Vec<Vec<bool>> {
+    let mut grid = Vec::new();
+    for line in lines {
+        let (mut top, mut bottom) = (Vec::new(), Vec::new());
+        for c in line.chars() {
+            let (t, b) = match c {
                 '█' => (true, true),
                 '▀' => (true, false),
                 '▄' => (false, true),
                 ' ' => (false, false),
                 other => panic!("unexpected {other:?}"),
             };
-            for (dy, ink) in [(0, top), (1, bottom)] {
-                if ink == dark_ink {
-                    let y = row * 2 + dy;
-                    for py in 0..s {
-                        for pxx in 0..s {
-                            px[(margin + y * s + py) * pw + margin + x * s + pxx] = 0;
-                        }
-                    }
-                }
-            }
+            top.push(t);
+            bottom.push(b);
         }
+        grid.push(top);
+        grid.push(bottom);
     }
-    decode(pw, ph, |x, y| px[y * pw + x])
+    grid
+}
+
+/// ASCII lines (`##` or two spaces per module) as a grid of modules: `true` for `##`.
+fn ascii_ink(lines: &[String]) -> Vec<Vec<bool>> {
+    lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l.len() % 2, 0, "{l:?}");
+            l.as_bytes()
+                .chunks(2)
+                .map(|m| match m {
+                    b"##" => true,
+                    b"  " => false,
+                    other => panic!("unexpected {:?} in {l:?}", String::from_utf8_lossy(other)),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The ASCII QR's lines in `out`, escapes and the two-space indent removed.
+fn ascii_qr_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| l.replace("\x1b[30;107m", "").replace("\x1b[0m", ""))
+        .filter(|l| l.len() > 40 && l.bytes().all(|b| b == b'#' || b == b' '))
+        .map(|l| l.strip_prefix("  ").unwrap().to_string())
+        .collect()
 }
 
 fn qr_lines(out: &str) -> Vec<String> {
@@ -49,7 +117,8 @@ fn qr_lines(out: &str) -> Vec<String> {
         .map(|l| {
             l.replace("\x1b[30;107m", "")
                 .replace("\x1b[0m", "")
-                .trim_start_matches("  ")
+                .strip_prefix("  ")
+                .expect("indented")
                 .to_string()
         })
         .collect()
@@ -69,27 +138,148 @@ fn half_blocks_decode_black_on_white() {
         }
         let lines = qr_lines(&text);
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(decode_blocks(&refs, true), [if complete { URL_COMPLETE } else { URL }]);
+        assert_eq!(
+            decode_ink(&block_ink(&refs), FORCED_ON_DARK),
+            [if complete { URL_COMPLETE } else { URL }]
+        );
         assert!(text.contains("KQWX-7RTM") && text.contains(URL));
     }
 }
 
 #[test]
-fn no_color_draws_light_modules_as_ink() {
-    let caps = TerminalCaps { color: false, ..COLOR };
+fn no_color_polarity_follows_the_background() {
+    // Dark terminals (the default): the characters are the light modules. Light terminals
+    // (detected from COLORFGBG or given as terminal=light): the dark ones.
+    for (background, paint) in [(Background::Dark, DARK_TERMINAL), (Background::Light, LIGHT_TERMINAL)] {
+        let caps = TerminalCaps {
+            color: false,
+            background,
+            ..COLOR
+        };
+        let mut out = Vec::new();
+        TerminalDisplay::new(&mut out, caps)
+            .show_at(&waiting(false), Instant::now())
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("\x1b[3") && !text.contains("\x1b[1m"),
+            "no colour escapes: {text:?}"
+        );
+        let lines = qr_lines(&text);
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        assert_eq!(decode_ink(&block_ink(&refs), paint), [URL], "{background:?}");
+    }
+    // The same through the environment: NO_COLOR with a light COLORFGBG.
+    let caps = TerminalCaps::from_env(true, |k| match k {
+        "NO_COLOR" => Some("1".into()),
+        "LANG" => Some("en_US.UTF-8".into()),
+        "COLORFGBG" => Some("0;15".into()),
+        _ => None,
+    });
+    assert_eq!(caps.background, Background::Light);
     let mut out = Vec::new();
     TerminalDisplay::new(&mut out, caps)
-        .show_at(&waiting(false), Instant::now())
+        .show_at(&waiting(true), Instant::now())
         .unwrap();
     let text = String::from_utf8(out).unwrap();
-    assert!(
-        !text.contains("\x1b[3") && !text.contains("\x1b[1m"),
-        "no colour escapes: {text:?}"
-    );
     let lines = qr_lines(&text);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    // On a dark terminal the ink is light: decode with blocks as the light modules.
-    assert_eq!(decode_blocks(&refs, false), [URL]);
+    assert_eq!(decode_ink(&block_ink(&refs), LIGHT_TERMINAL), [URL_COMPLETE]);
+}
+
+#[test]
+fn background_detection() {
+    let bg = |v: Option<&str>| {
+        TerminalCaps::from_env(true, |k| if k == "COLORFGBG" { v.map(String::from) } else { None }).background
+    };
+    assert_eq!(bg(None), Background::Dark, "dark unless told otherwise");
+    assert_eq!(bg(Some("15;0")), Background::Dark);
+    assert_eq!(bg(Some("7;8")), Background::Dark);
+    assert_eq!(bg(Some("0;15")), Background::Light);
+    assert_eq!(bg(Some("0;default;7")), Background::Light);
+    assert_eq!(bg(Some("default;default")), Background::Dark);
+    assert_eq!(bg(Some("")), Background::Dark);
+    assert_eq!(TerminalCaps::PLAIN.background, Background::Dark);
+}
+
+#[test]
+fn ascii_fallback_draws_a_qr_that_scans() {
+    let dumb = TerminalCaps::from_env(true, |k| (k == "TERM").then(|| "dumb".into()));
+    let c_locale = TerminalCaps::from_env(true, |k| match k {
+        "TERM" => Some("xterm".into()),
+        "LANG" => Some("C".into()),
+        _ => None,
+    });
+    assert!(!dumb.unicode && !dumb.color && !c_locale.unicode && c_locale.color);
+    let cases = [
+        (dumb, DARK_TERMINAL),
+        (
+            TerminalCaps {
+                background: Background::Light,
+                ..dumb
+            },
+            LIGHT_TERMINAL,
+        ),
+        // Colours: forced black on white whatever the background.
+        (c_locale, FORCED_ON_DARK),
+        (
+            TerminalCaps {
+                background: Background::Light,
+                ..c_locale
+            },
+            FORCED_ON_DARK,
+        ),
+    ];
+    for (caps, paint) in cases {
+        for complete in [false, true] {
+            let mut out = Vec::new();
+            TerminalDisplay::new(&mut out, caps)
+                .show_at(&waiting(complete), Instant::now())
+                .unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.is_ascii(), "{text}");
+            // No line wider than 80 columns (escapes aside): a wrapped line breaks the code.
+            for l in text.lines() {
+                let visible = l.replace("\x1b[30;107m", "").replace("\x1b[0m", "");
+                assert!(visible.len() <= 80, "{} columns: {visible:?}", visible.len());
+            }
+            let lines = ascii_qr_lines(&text);
+            // Version 3 (29 modules) and the 4-module quiet zone, two characters a module.
+            assert_eq!(lines.len(), 29 + 8, "{text}");
+            assert!(lines.iter().all(|l| l.len() == 2 * (29 + 8)), "{text}");
+            let ink = ascii_ink(&lines);
+            let quiet_is_ink = paint.ink > paint.cell;
+            for row in ink.iter().take(4).chain(ink.iter().skip(29 + 4)) {
+                assert!(row.iter().all(|&m| m == quiet_is_ink), "quiet zone rows: {text}");
+            }
+            // The complete URL (62 bytes, version 4) would be 84 columns: the plain URL.
+            assert_eq!(decode_ink(&ink, paint), [URL], "{caps:?} complete={complete}");
+            assert!(text.contains("KQWX-7RTM") && text.contains(URL), "{text}");
+            if caps.color {
+                for l in text.lines().filter(|l| l.contains('#')) {
+                    assert!(l.starts_with("  \x1b[30;107m") && l.ends_with("\x1b[0m"), "{l:?}");
+                }
+            } else {
+                assert!(!text.contains('\x1b'), "{text:?}");
+            }
+        }
+    }
+    // A complete URL short enough for 80 columns is the one encoded.
+    let short = "https://z.example/d?c=KQWX-7RTM";
+    let mut s = waiting(true);
+    if let Screen::Waiting {
+        verification_uri_complete,
+        ..
+    } = &mut s
+    {
+        *verification_uri_complete = Some(short.into());
+    }
+    let mut out = Vec::new();
+    TerminalDisplay::new(&mut out, dumb)
+        .show_at(&s, Instant::now())
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(decode_ink(&ascii_ink(&ascii_qr_lines(&text)), DARK_TERMINAL), [short]);
 }
 
 #[test]
@@ -199,7 +389,7 @@ fn warning_is_a_marked_line_and_the_qr_still_decodes() {
     assert!(text.contains(&line), "{text:?}");
     let lines = qr_lines(&text);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    assert_eq!(decode_blocks(&refs, true), [URL_COMPLETE]);
+    assert_eq!(decode_ink(&block_ink(&refs), FORCED_ON_DARK), [URL_COMPLETE]);
 
     // NO_COLOR and dumb terminals: the same line without escapes.
     for caps in [
