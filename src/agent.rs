@@ -59,7 +59,7 @@ use crate::login::{self, LoginOptions};
 use crate::notify::Notifier;
 use crate::settings::Settings;
 use crate::store::{StoredToken, wall_now};
-use crate::ui::{PairingUi, open_displays};
+use crate::ui::{PairingUi, Signals, open_displays};
 
 /// How often an implausible clock is looked at again.
 const CLOCK_RECHECK: Duration = Duration::from_secs(1);
@@ -658,7 +658,7 @@ fn build_ui(settings: &Settings, args: &AgentArgs, hook: &Arc<HookState>) -> Res
     } else {
         args.displays.clone()
     };
-    let mut displays = open_displays(&specs, events)?;
+    let mut displays = open_displays(&specs, events, Signals::Program)?;
     displays.push(Box::new(AgentDisplay { hook: hook.clone() }));
     Ok(PairingUi::new(displays, events))
 }

@@ -155,7 +155,8 @@ pub enum Command {
 /// `login` options.
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
-    /// Where to show the code: terminal, none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR
+    /// Where to show the code: terminal (terminal=dark|light picks the QR's polarity without
+    /// colours), none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR
     /// (repeatable). Default: terminal when stderr is a terminal.
     #[arg(long = "display", value_name = "OUTPUT")]
     pub displays: Vec<String>,

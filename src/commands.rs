@@ -12,7 +12,7 @@ use crate::exit::{AppError, Exit};
 use crate::login::{self, LoginOptions};
 use crate::settings::Settings;
 use crate::store::{StoredToken, wall_now};
-use crate::ui::{PairingUi, open_displays};
+use crate::ui::{PairingUi, Signals, open_displays};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), AppError> {
@@ -59,7 +59,10 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             } else {
                 args.displays.clone()
             };
-            let mut ui = PairingUi::new(open_displays(&specs, events).map_err(early_error)?, events);
+            let mut ui = PairingUi::new(
+                open_displays(&specs, events, Signals::Display).map_err(early_error)?,
+                events,
+            );
             let opts = LoginOptions {
                 kiosk: args.kiosk,
                 min_interval: None,

@@ -10,7 +10,7 @@ use crate::cli::{DemoArgs, GlobalArgs};
 use crate::exit::{AppError, Exit};
 use crate::login::{self, LoginOptions};
 use crate::settings::{DcChoice, Endpoint, Settings};
-use crate::ui::{PairingUi, open_displays};
+use crate::ui::{PairingUi, Signals, open_displays};
 
 /// The simulator's demo client.
 pub const DEMO_CLIENT_ID: &str = "1004.SIMCLIENT";
@@ -69,7 +69,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
     };
     let ctx = Context::new(settings)?;
     let events = args.events.is_some();
-    let mut ui = PairingUi::new(open_displays(&args.displays, events)?, events);
+    let mut ui = PairingUi::new(open_displays(&args.displays, events, Signals::Display)?, events);
     let opts = LoginOptions {
         kiosk: false,
         min_interval: Some(Duration::from_millis(200)),

@@ -29,8 +29,23 @@ impl JsonEvents {
     }
 }
 
+/// Who handles SIGTERM/SIGQUIT while a framebuffer display is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signals {
+    /// The display crate: it restores the console, then the process ends (`login`, `demo`;
+    /// Ctrl-C is handled by `main` either way).
+    Display,
+    /// The program: the agent stops cleanly on SIGTERM and reloads on SIGHUP, dropping (and
+    /// so restoring) its displays itself.
+    Program,
+}
+
 /// Opens the displays for `specs` (flags, else config, else the default).
-pub fn open_displays(specs: &[String], events: bool) -> Result<Vec<Box<dyn Display + Send>>, AppError> {
+pub fn open_displays(
+    specs: &[String],
+    events: bool,
+    signals: Signals,
+) -> Result<Vec<Box<dyn Display + Send>>, AppError> {
     let specs: Vec<DisplaySpec> = if specs.is_empty() {
         // People see the terminal; with --events json and no terminal, the JSON carries the code.
         if !events || std::io::stderr().is_terminal() {
@@ -52,10 +67,17 @@ pub fn open_displays(specs: &[String], events: bool) -> Result<Vec<Box<dyn Displ
     specs
         .iter()
         .map(|spec| {
-            zoho_device_display::open(spec).map_err(|e| {
-                AppError::new(Exit::Usage, format!("cannot open display {spec}: {e}"))
-                    .hint("check the device or path, or choose another --display")
-            })
+            let handling = match signals {
+                Signals::Display => zoho_device_display::SignalHandling::RestoreAndExit,
+                Signals::Program => zoho_device_display::SignalHandling::Program,
+            };
+            zoho_device_display::OpenOptions::new()
+                .signals(handling)
+                .open(spec)
+                .map_err(|e| {
+                    AppError::new(Exit::Usage, format!("cannot open display {spec}: {e}"))
+                        .hint("check the device or path, or choose another --display")
+                })
         })
         .collect()
 }
