@@ -486,3 +486,16 @@ fn several_displays_at_once_follow_the_pairing_to_the_end() {
     assert_eq!(u32::from_be_bytes(bytes[20..24].try_into().unwrap()), 240);
     w.assert_no_secret_leaked();
 }
+
+#[test]
+fn ctrl_c_while_waiting_exits_130_and_keeps_the_token_file() {
+    let w = World::new(sim_config());
+    w.pair_by_hand();
+    let before = w.token_bytes();
+    let mut run = w.spawn(LOGIN);
+    run.event("code", secs(10));
+    run.signal("INT");
+    let out = run.wait();
+    out.code(130).stderr_has(&["interrupted", "token file is unchanged"]);
+    assert_eq!(w.token_bytes(), before);
+}

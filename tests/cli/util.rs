@@ -390,6 +390,16 @@ impl<'w> Running<'w> {
 
     /// Waits for the exit (killing it after a generous timeout) and returns the output.
     #[track_caller]
+    /// Sends signal `sig` (e.g. `INT`) to the running program.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("still running").id();
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
     pub fn wait(mut self) -> Output {
         let mut child = self.child.take().unwrap();
         let deadline = self.started + RUN_TIMEOUT;
