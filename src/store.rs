@@ -77,6 +77,9 @@ pub fn wall_now() -> Timestamp {
     Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
+/// How long [`TokenStore::lock`] waits for another process's refresh.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The token file and its lock.
 #[derive(Clone, Debug)]
 pub struct TokenStore {
@@ -215,6 +218,13 @@ impl TokenStore {
 
     /// Takes the cross-process refresh lock (blocking until it is free).
     pub fn lock(&self) -> Result<RefreshLock, AppError> {
+        self.lock_within(LOCK_WAIT)
+    }
+
+    /// [`TokenStore::lock`], giving up after `wait`: a refresh takes seconds, so a lock held
+    /// longer belongs to a hung process, and waiting forever would hang this one too (the agent
+    /// would stop refreshing while its watchdog still sees it alive).
+    pub fn lock_within(&self, wait: std::time::Duration) -> Result<RefreshLock, AppError> {
         self.ensure_dir().map_err(|e| {
             AppError::new(
                 Exit::Unexpected,
@@ -235,9 +245,37 @@ impl TokenStore {
                     format!("cannot open the lock file {}: {e}", lock_path.display()),
                 )
             })?;
-        file.lock()
-            .map_err(|e| AppError::new(Exit::Unexpected, format!("cannot lock {}: {e}", lock_path.display())))?;
-        Ok(RefreshLock { file })
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RefreshLock { file }),
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(AppError::new(
+                        Exit::Unavailable,
+                        format!(
+                            "another process has held the refresh lock {} for over {} s",
+                            lock_path.display(),
+                            wait.as_secs()
+                        ),
+                    )
+                    .hint(format!(
+                        "a refresh takes seconds: look for a hung zoho-device process (`fuser -v {}`) and stop it",
+                        lock_path.display()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(AppError::new(
+                        Exit::Unexpected,
+                        format!("cannot lock {}: {e}", lock_path.display()),
+                    ));
+                }
+            }
+        }
     }
 
     /// Creates the directory (0700) when missing; returns it.
@@ -362,6 +400,23 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(10))
             .expect("granted once released");
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_too_long_is_an_error_that_says_so() {
+        let dir = tempdir();
+        let store = TokenStore::new(dir.join("token.json"));
+        let _held = store.lock().unwrap();
+        let started = std::time::Instant::now();
+        let other = TokenStore::new(dir.join("token.json"));
+        let e = match other.lock_within(std::time::Duration::from_millis(300)) {
+            Err(e) => e,
+            Ok(_) => panic!("a second lock was granted while the first was held"),
+        };
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        assert_eq!(e.exit, Exit::Unavailable);
+        assert!(e.message.contains("has held the refresh lock"), "{}", e.message);
+        assert!(e.hint.unwrap_or_default().contains("fuser"));
     }
 
     fn tempdir() -> PathBuf {
