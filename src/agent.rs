@@ -61,6 +61,9 @@ use crate::settings::Settings;
 use crate::store::{StoredToken, wall_now};
 use crate::ui::{PairingUi, Signals, open_displays};
 
+/// How soon a refresh is tried again after another process held the lock too long.
+const LOCK_RETRY: Duration = Duration::from_secs(30);
+
 /// How often an implausible clock is looked at again.
 const CLOCK_RECHECK: Duration = Duration::from_secs(1);
 /// How often the agent wakes while idle: the `STATUS=` line, the suspend check.
@@ -354,7 +357,21 @@ impl Agent {
 
     /// Refreshes under the store's lock, unless another process already did.
     async fn refresh(&mut self, cur: Current) -> Result<(), AppError> {
-        let _lock = self.ctx.lock().await?;
+        let _lock = match self.ctx.lock().await {
+            Ok(l) => l,
+            // Another process holds the lock for over a minute (hung): not a reason to stop;
+            // try again later while the current token lasts.
+            Err(e) if e.exit == Exit::Unavailable => {
+                let delay = LOCK_RETRY;
+                tracing::warn!("{}; trying again in {}", e.message, human(delay));
+                self.last_error = Some(e.message);
+                self.next_attempt = Some(Instant::now() + delay);
+                self.current = Some(cur);
+                self.status();
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         let cur = match self.ctx.store.load() {
             Ok(Some(on_file)) if same_tokens(&on_file, &cur.stored) => cur,
             Ok(Some(on_file)) => {
