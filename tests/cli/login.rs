@@ -499,3 +499,48 @@ fn ctrl_c_while_waiting_exits_130_and_keeps_the_token_file() {
     out.code(130).stderr_has(&["interrupted", "token file is unchanged"]);
     assert_eq!(w.token_bytes(), before);
 }
+
+/// A TCP forwarder to `target` (`127.0.0.1:PORT`) counting connections: an HTTP proxy as the
+/// program sees one (absolute-form requests go through unchanged; the simulator accepts them).
+fn counting_forwarder(target: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                (upstream, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn the_environments_proxy_is_used_and_no_proxy_bypasses_it() {
+    use std::sync::atomic::Ordering;
+    let mut w = World::new(auto_config());
+    let target = w.sim.accounts_url("us").trim_start_matches("http://").to_string();
+    let (proxy, used) = counting_forwarder(target);
+    w.set("HTTP_PROXY", Some(&proxy)).set("http_proxy", Some(&proxy));
+    w.run(LOGIN).code(0);
+    assert!(used.load(Ordering::SeqCst) >= 1, "the proxy was not used");
+    // NO_PROXY names the host: straight to the server.
+    let before = used.load(Ordering::SeqCst);
+    w.set("NO_PROXY", Some("127.0.0.1")).set("no_proxy", Some("127.0.0.1"));
+    w.run(LOGIN).code(0);
+    assert_eq!(used.load(Ordering::SeqCst), before, "NO_PROXY was ignored");
+}
