@@ -279,6 +279,9 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
                 .await
                 {
                     Ok(true) => eprintln!("Revoked the refresh token at the server."),
+                    Ok(false) if stored.tokens.refresh_token.is_none() => {
+                        eprintln!("There was no refresh token to revoke (paired without offline access).")
+                    }
                     Ok(false) => eprintln!("The server has no revocation endpoint; the refresh token was not revoked."),
                     Err(zoho_device_core::Error::InvalidGrant { .. }) => {
                         eprintln!("The refresh token was already invalid at the server.")

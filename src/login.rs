@@ -135,7 +135,16 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     // Under the refresh lock, so that a refresh of the old pairing by another process cannot
     // land on top of the new one.
     let replaced = {
-        let _lock = ctx.lock().await?;
+        // An approved pairing is never thrown away: if another process has held the lock for
+        // over a minute (hung), save without it and say so.
+        let _lock = match ctx.lock().await {
+            Ok(l) => Some(l),
+            Err(e) if e.exit == crate::exit::Exit::Unavailable => {
+                tracing::warn!("{}; saving the new pairing without the lock", e.message);
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let replaced = ctx.store.load().ok().flatten();
         ctx.store.save(&stored)?;
         replaced

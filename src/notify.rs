@@ -18,7 +18,13 @@ pub struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
     state_file: Option<PathBuf>,
+    /// The shape (digits dropped) of the line last written to `state_file`, and when.
+    last_state: std::sync::Mutex<Option<(String, std::time::Instant)>>,
 }
+
+/// How often a status line whose shape did not change (a countdown, "valid for 52 min") is
+/// written to the state file again: an SD card should not see a write a second.
+const STATE_REFRESH: Duration = Duration::from_secs(600);
 
 impl Notifier {
     /// From `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and `$WATCHDOG_PID`.
@@ -55,6 +61,7 @@ impl Notifier {
             target,
             watchdog,
             state_file: None,
+            last_state: std::sync::Mutex::new(None),
         }
     }
 
@@ -75,6 +82,7 @@ impl Notifier {
             target: None,
             watchdog: None,
             state_file: None,
+            last_state: std::sync::Mutex::new(None),
         }
     }
 
@@ -102,7 +110,9 @@ impl Notifier {
         if self.enabled() {
             self.notify(&format!("STATUS={line}"));
         }
-        if let Some(path) = &self.state_file {
+        if let Some(path) = &self.state_file
+            && self.state_due(&line)
+        {
             let state = AgentState {
                 pid: std::process::id(),
                 updated_unix: crate::clock::now_s(),
@@ -114,6 +124,23 @@ impl Notifier {
                 tracing::debug!("cannot write the agent state file {}: {e}", path.display());
             }
         }
+    }
+}
+
+impl Notifier {
+    /// Whether `line` goes to the state file now: at once when its shape (the line without
+    /// digits) changed — a new state, an error — else at most every [`STATE_REFRESH`].
+    fn state_due(&self, line: &str) -> bool {
+        let shape: String = line.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let mut last = self.last_state.lock().unwrap_or_else(|e| e.into_inner());
+        let due = match &*last {
+            Some((s, at)) => *s != shape || at.elapsed() >= STATE_REFRESH,
+            None => true,
+        };
+        if due {
+            *last = Some((shape, std::time::Instant::now()));
+        }
+        due
     }
 }
 
@@ -215,5 +242,25 @@ mod tests {
         n.notify("READY=1"); // no socket: a no-op
         let n = Notifier::from_vars(&env(&[("NOTIFY_SOCKET", "relative")]), 1);
         assert!(!n.enabled());
+    }
+
+    #[test]
+    fn the_state_file_is_written_on_a_new_state_not_on_every_tick() {
+        let dir = std::env::temp_dir().join(format!("zd-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token.json.agent");
+        let n = Notifier::none().with_state_file(path.clone());
+        let read = || AgentState::read(&path).map(|s| s.status).unwrap_or_default();
+        n.status("waiting for approval: ABCD-1234, 1:59 left");
+        assert_eq!(read(), "waiting for approval: ABCD-1234, 1:59 left");
+        // A countdown tick: same shape, not written again.
+        n.status("waiting for approval: ABCD-1234, 1:58 left");
+        assert_eq!(read(), "waiting for approval: ABCD-1234, 1:59 left");
+        // A new state, and an error appended: written at once.
+        n.status("paired (eu), token valid for 59 min");
+        assert_eq!(read(), "paired (eu), token valid for 59 min");
+        n.status("paired (eu), token valid for 58 min; refresh failed (unavailable), retrying in 2 s");
+        assert!(read().contains("refresh failed"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -120,6 +120,12 @@ fn no_offline_access_asks_for_no_refresh_token_and_says_what_that_means() {
         "{}",
         w.token_json()
     );
+    // Nothing to revoke at logout: said as such, and the file is gone.
+    w.run(&["logout"])
+        .code(0)
+        .stderr_has(&["There was no refresh token to revoke"]);
+    assert!(!w.token_path().exists());
+    assert!(w.sim.requests_to("/oauth/v2/token/revoke").is_empty());
 }
 
 #[test]
