@@ -10,9 +10,10 @@ Configuration: flags override environment variables, which override the config f
 The client secret is never taken from argv: use ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE,
 --client-secret-file, or the systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
 
-Exit codes: 0 ok · 1 unexpected · 2 usage/configuration · 3 denied · 4 code expired ·
-5 client rejected (invalid_client, invalid_client_secret, wrong DC) · 6 not paired / pair again ·
-7 Zoho or network unavailable, or throttled · 8 unsafe server data refused.
+Exit codes: 0 ok · 1 unexpected · 2 usage/configuration · 3 denied · 4 code expired or no longer
+accepted · 5 client rejected (invalid_client, invalid_client_secret, wrong DC) · 6 not paired /
+pair again · 7 Zoho or network unavailable, throttled, the clock not set yet, or the refresh lock
+held elsewhere over 60 s · 8 unsafe server data refused · 130 interrupted.
 
 Examples:
   zoho-device demo                                   # the whole flow against a built-in simulator
@@ -132,7 +133,8 @@ pub enum Command {
     /// file, each finding with its fix. Safe to paste: prints no secret.
     ///
     /// Exits 0 when no check failed (warnings allowed), else with the exit code of the first
-    /// failure: 2 configuration, 5 client rejected, 6 token unusable, 7 network or clock.
+    /// failure: 2 configuration (a token file others can read included), 5 client rejected,
+    /// 6 token unusable, 7 network or clock, 8 unsafe server data in the token file.
     Doctor {
         /// JSON output.
         #[arg(long)]
@@ -157,7 +159,8 @@ pub enum Command {
 pub struct LoginArgs {
     /// Where to show the code: terminal (terminal=dark|light picks the QR's polarity without
     /// colours), none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR
-    /// (repeatable). Default: terminal when stderr is a terminal.
+    /// (repeatable). Default: the config file's `display`, else terminal (nothing with
+    /// --events json when stderr is not a terminal).
     #[arg(long = "display", value_name = "OUTPUT")]
     pub displays: Vec<String>,
     /// Machine-readable events on stdout.

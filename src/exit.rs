@@ -9,7 +9,7 @@
 //! | 4 | the code expired (without `--kiosk`), or the server no longer accepts it |
 //! | 5 | Zoho rejected the client (`invalid_client`, `invalid_client_secret`, wrong DC) |
 //! | 6 | not paired, or the refresh token is no longer valid: pair again |
-//! | 7 | Zoho or the network unavailable after retries, or Zoho's token throttle |
+//! | 7 | Zoho or the network unavailable after retries, Zoho's token throttle, a clock not set yet, or the refresh lock held elsewhere over 60 s |
 //! | 8 | unsafe server data refused (`api_domain` outside the allow-list, non-https server) |
 
 use std::fmt;

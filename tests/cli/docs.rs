@@ -53,8 +53,9 @@ fn help_documents_every_command_env_var_and_exit_code() {
         ("4", "code expired"),
         ("5", "client rejected (invalid_client, invalid_client_secret, wrong DC)"),
         ("6", "not paired"),
-        ("7", "Zoho or network unavailable, or throttled"),
+        ("7", "Zoho or network unavailable, throttled, the clock not set yet"),
         ("8", "unsafe server data refused"),
+        ("130", "interrupted"),
     ] {
         assert!(
             help.contains(&format!("{code} {what}")),
