@@ -255,9 +255,8 @@ impl Agent {
         if !self.waiting_for_clock {
             self.waiting_for_clock = true;
             let line = format!(
-                "waiting for the system clock: it reads {}, before this release ({}); no expiry decision until it is set (NTP)",
-                clock::display(now_s),
-                clock::display(clock::FLOOR_S as i64)
+                "waiting for NTP: {}; no expiry decision until it is set",
+                clock::behind(now_s)
             );
             tracing::warn!("{line}");
             self.notifier.status(&line);

@@ -113,6 +113,24 @@ impl Context {
             .map_err(|e| AppError::new(Exit::Unexpected, format!("lock task failed: {e}")))?
     }
 
+    /// Revokes `stored`'s refresh token at its server (retried `attempts` times on transient
+    /// failures). A token the server already rejects counts as revoked
+    /// ([`Revoked::AlreadyInvalid`]); the error is what could not be done.
+    pub async fn revoke(&self, stored: &StoredToken, attempts: u32) -> Result<Revoked, AppError> {
+        let client = self.client_for(stored)?;
+        let endpoint = self.token_endpoint(stored)?;
+        if stored.tokens.refresh_token.is_none() {
+            return Ok(Revoked::NoRefreshToken);
+        }
+        let mut backoff = retry_backoff();
+        match reqwest_driver::revoke(&self.http, &endpoint, &client, &stored.tokens, attempts, &mut backoff).await {
+            Ok(true) => Ok(Revoked::Done),
+            Ok(false) => Ok(Revoked::NoEndpoint),
+            Err(zoho_device_core::Error::InvalidGrant { .. }) => Ok(Revoked::AlreadyInvalid),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Refreshes `stored` now (the caller holds the lock) and saves the result.
     pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
         let client = self.client_for(stored)?;
@@ -143,11 +161,11 @@ impl Context {
     /// but the stored token is still valid, the stored token is returned with a warning.
     pub async fn fresh_token(&self, margin: Duration) -> Result<StoredToken, AppError> {
         let stored = self.store.load_required()?;
-        check_clock()?;
+        crate::clock::require_plausible()?;
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }
-        let _lock = self.store.lock()?;
+        let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
         if !stored.tokens.expires_within(wall_now(), margin) {
             tracing::debug!("another process refreshed the token while we waited");
@@ -164,8 +182,8 @@ impl Context {
     /// lock) already holds another one, a concurrent process has refreshed meanwhile and that
     /// token is returned instead of minting again (Zoho allows 10 mints per 10 minutes).
     pub async fn force_refresh(&self, rejected: Option<&StoredToken>) -> Result<StoredToken, AppError> {
-        check_clock()?;
-        let _lock = self.store.lock()?;
+        crate::clock::require_plausible()?;
+        let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
         if let Some(old) = rejected
             && old.tokens.access_token.expose() != stored.tokens.access_token.expose()
@@ -206,22 +224,32 @@ impl Context {
     }
 }
 
-/// Refuses wall-clock decisions on a clock that reads earlier than this release (a board
-/// without a real-time clock, before NTP): expiry cannot be judged and TLS would fail anyway.
-pub fn check_clock() -> Result<(), AppError> {
-    let now = crate::clock::now_s();
-    if crate::clock::plausible(now) {
-        return Ok(());
+/// What [`Context::revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// The server revoked the refresh token.
+    Done,
+    /// The server already rejected it (revoked, evicted, password changed).
+    AlreadyInvalid,
+    /// The pairing holds no refresh token (paired without offline access).
+    NoRefreshToken,
+    /// The server has no revocation endpoint (a standard server without one).
+    NoEndpoint,
+}
+
+/// Where a person revokes a token by hand when the program could not.
+pub fn revoke_by_hand_hint(stored: Option<&StoredToken>) -> String {
+    match stored {
+        Some(t) if t.profile() != Profile::Zoho => {
+            "revoke the grant in the provider's account settings if it matters".to_string()
+        }
+        _ => {
+            let accounts = stored
+                .and_then(|t| t.tokens.accounts_url.as_ref())
+                .map_or("https://accounts.zoho.com", |u| u.as_str());
+            format!("remove the device under Connected Apps at {accounts} if it matters")
+        }
     }
-    Err(AppError::new(
-        Exit::Unavailable,
-        format!(
-            "the system clock reads {}, before this release ({}): token expiry cannot be judged",
-            crate::clock::display(now),
-            crate::clock::display(crate::clock::FLOOR_S as i64)
-        ),
-    )
-    .hint("the board has no real-time clock and NTP has not set the time yet: wait for time sync (`timedatectl status`), then try again"))
 }
 
 /// A duration in milliseconds from a hidden environment variable, for tests only:

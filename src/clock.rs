@@ -40,6 +40,30 @@ pub fn plausible(now_s: i64) -> bool {
     now_s >= FLOOR_S as i64
 }
 
+/// "the system clock reads …, before this release (…)": the one wording of an implausible
+/// clock, for the CLI's error, the agent's status and `doctor`.
+pub fn behind(now_s: i64) -> String {
+    format!(
+        "the system clock reads {}, before this release ({})",
+        display(now_s),
+        display(FLOOR_S as i64)
+    )
+}
+
+/// Refuses wall-clock decisions on a clock that reads earlier than this release (a board
+/// without a real-time clock, before NTP): expiry cannot be judged and TLS would fail anyway.
+pub fn require_plausible() -> Result<(), crate::exit::AppError> {
+    let now = now_s();
+    if plausible(now) {
+        return Ok(());
+    }
+    Err(crate::exit::AppError::new(
+        crate::exit::Exit::Unavailable,
+        format!("{}: token expiry cannot be judged", behind(now)),
+    )
+    .hint("the board has no real-time clock and NTP has not set the time yet: wait for time sync (`timedatectl status`), then try again"))
+}
+
 /// An HTTP `Date` header (IMF-fixdate and the two obsolete forms) as Unix seconds.
 pub fn parse_http_date(s: &str) -> Option<u64> {
     let t = httpdate::parse_http_date(s.trim()).ok()?;

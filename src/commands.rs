@@ -6,12 +6,12 @@ use serde_json::json;
 
 use zoho_device_core::Profile;
 
-use crate::app::{Context, REFRESH_MARGIN};
+use crate::app::{Context, REFRESH_MARGIN, Revoked};
 use crate::cli::{BooksCommand, Cli, Command, EventsFormat};
 use crate::exit::{AppError, Exit};
 use crate::login::{self, LoginOptions};
 use crate::settings::Settings;
-use crate::store::{StoredToken, wall_now};
+use crate::store::wall_now;
 use crate::ui::{PairingUi, Signals, open_displays};
 
 /// Runs the parsed command line.
@@ -138,17 +138,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             } else {
                 crate::doctor::print(&findings);
             }
-            match crate::doctor::exit(&findings) {
-                Exit::Ok => Ok(()),
-                exit => {
-                    let fails: Vec<&str> = crate::doctor::failed(&findings).map(|x| x.check).collect();
-                    Err(AppError::new(
-                        exit,
-                        format!("doctor: {} check(s) failed: {}", fails.len(), fails.join(", ")),
-                    )
-                    .hint("fix the first failure as shown above, then run `zoho-device doctor` again"))
-                }
-            }
+            crate::doctor::verdict(&findings)
         }
         Command::Agent(args) => crate::agent::run(ctx, args).await,
         Command::Demo(_) | Command::Completions { .. } | Command::Man => unreachable!("handled above"),
@@ -235,23 +225,8 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Where a person revokes a token by hand when the program could not.
-pub fn revoke_by_hand_hint(stored: Option<&StoredToken>) -> String {
-    match stored {
-        Some(t) if t.profile() != Profile::Zoho => {
-            "revoke the grant in the provider's account settings if it matters".to_string()
-        }
-        _ => {
-            let accounts = stored
-                .and_then(|t| t.tokens.accounts_url.as_ref())
-                .map_or("https://accounts.zoho.com", |u| u.as_str());
-            format!("remove the device under Connected Apps at {accounts} if it matters")
-        }
-    }
-}
-
 async fn logout(ctx: &Context) -> Result<(), AppError> {
-    let _lock = ctx.store.lock()?;
+    let _lock = ctx.lock().await?;
     let stored = match ctx.store.load() {
         Ok(Some(s)) => Some(s),
         Ok(None) => {
@@ -265,31 +240,16 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
     };
     let mut revoke_error = None;
     if let Some(stored) = &stored {
-        match (ctx.client_for(stored), ctx.token_endpoint(stored)) {
-            (Ok(client), Ok(endpoint)) => {
-                let mut backoff = crate::app::retry_backoff();
-                match zoho_device_core::reqwest_driver::revoke(
-                    &ctx.http,
-                    &endpoint,
-                    &client,
-                    &stored.tokens,
-                    3,
-                    &mut backoff,
-                )
-                .await
-                {
-                    Ok(true) => eprintln!("Revoked the refresh token at the server."),
-                    Ok(false) if stored.tokens.refresh_token.is_none() => {
-                        eprintln!("There was no refresh token to revoke (paired without offline access).")
-                    }
-                    Ok(false) => eprintln!("The server has no revocation endpoint; the refresh token was not revoked."),
-                    Err(zoho_device_core::Error::InvalidGrant { .. }) => {
-                        eprintln!("The refresh token was already invalid at the server.")
-                    }
-                    Err(e) => revoke_error = Some(AppError::from(e)),
-                }
+        match ctx.revoke(stored, 3).await {
+            Ok(Revoked::Done) => eprintln!("Revoked the refresh token at the server."),
+            Ok(Revoked::NoRefreshToken) => {
+                eprintln!("There was no refresh token to revoke (paired without offline access).")
             }
-            (Err(e), _) | (_, Err(e)) => revoke_error = Some(e),
+            Ok(Revoked::NoEndpoint) => {
+                eprintln!("The server has no revocation endpoint; the refresh token was not revoked.")
+            }
+            Ok(Revoked::AlreadyInvalid) => eprintln!("The refresh token was already invalid at the server."),
+            Err(e) => revoke_error = Some(e),
         }
     }
     ctx.store.delete().map_err(|e| {
@@ -305,7 +265,7 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
                 "the local token was deleted, but revoking it at Zoho failed: {}",
                 e.message
             ),
-            hint: Some(revoke_by_hand_hint(stored.as_ref())),
+            hint: Some(crate::app::revoke_by_hand_hint(stored.as_ref())),
             ..e
         }),
         None => Ok(()),

@@ -90,9 +90,9 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     }
 
     // Clock.
-    let now_s = (wall_now().as_millis() / 1000) as i64;
+    let now_s = clock::now_s();
     if !clock::plausible(now_s) {
-        out.push(f(Level::Fail(Exit::Unavailable), "clock", format!("the system clock reads {}, before this release ({})", clock::display(now_s), clock::display(clock::FLOOR_S as i64)), Some("the board has no real-time clock or NTP has not synchronised yet: wait for time sync (timedatectl), TLS and expiry decisions need the right date")));
+        out.push(f(Level::Fail(Exit::Unavailable), "clock", clock::behind(now_s), Some("the board has no real-time clock or NTP has not synchronised yet: wait for time sync (timedatectl), TLS and expiry decisions need the right date")));
     } else {
         out.push(f(
             Level::Ok,
@@ -250,8 +250,7 @@ async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
                 None,
             ));
             if let Some(date) = resp.date.as_deref().and_then(clock::parse_http_date) {
-                let local = wall_now().as_millis() / 1000;
-                let offset = local as i64 - date as i64;
+                let offset = clock::now_s() - date as i64;
                 if offset.unsigned_abs() > 300 {
                     out.push(f(
                         Level::Warn,
@@ -488,11 +487,17 @@ pub fn failed(findings: &[Finding]) -> impl Iterator<Item = &Finding> {
     findings.iter().filter(|x| matches!(x.level, Level::Fail(_)))
 }
 
-/// The exit code of a doctor run: 0 when no check failed, else the code of the first failure
-/// (checks run in the order to fix things: configuration, clock, registration, network, token).
-pub fn exit(findings: &[Finding]) -> Exit {
-    match failed(findings).next().map(|x| x.level) {
-        Some(Level::Fail(e)) => e,
-        _ => Exit::Ok,
-    }
+/// The outcome of a doctor run: `Ok` when no check failed, else an error with the exit code of
+/// the first failure (checks run in the order to fix things: configuration, clock,
+/// registration, network, token) naming every failed check.
+pub fn verdict(findings: &[Finding]) -> Result<(), crate::exit::AppError> {
+    let Some(Level::Fail(exit)) = failed(findings).next().map(|x| x.level) else {
+        return Ok(());
+    };
+    let fails: Vec<&str> = failed(findings).map(|x| x.check).collect();
+    Err(crate::exit::AppError::new(
+        exit,
+        format!("doctor: {} check(s) failed: {}", fails.len(), fails.join(", ")),
+    )
+    .hint("fix the first failure as shown above, then run `zoho-device doctor` again"))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use zoho_device_core::reqwest_driver::{self, MonotonicClock};
 use zoho_device_core::{DeviceFlow, Error, FlowConfig, KioskPolicy, Server};
 
-use crate::app::{self, Context};
+use crate::app::{self, Context, Revoked};
 use crate::exit::AppError;
 use crate::settings::Endpoint;
 use crate::store::StoredToken;
@@ -167,25 +167,14 @@ async fn revoke_replaced(ctx: &Context, old: &StoredToken, new: &StoredToken) {
     if new.tokens.refresh_token.as_ref().map(|r| r.expose()) == Some(old_refresh.expose()) {
         return;
     }
-    let attempt = match (ctx.client_for(old), ctx.token_endpoint(old)) {
-        (Ok(client), Ok(endpoint)) => {
-            let mut backoff = app::retry_backoff();
-            reqwest_driver::revoke(&ctx.http, &endpoint, &client, &old.tokens, 2, &mut backoff)
-                .await
-                .map_err(AppError::from)
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    match attempt {
-        Ok(true) => tracing::info!("revoked the refresh token of the pairing this login replaced"),
-        Ok(false) => {}
-        Err(e) if e.core.as_ref().is_some_and(|c| matches!(c, Error::InvalidGrant { .. })) => {
-            tracing::debug!("the replaced pairing's refresh token was already invalid")
-        }
+    match ctx.revoke(old, 2).await {
+        Ok(Revoked::Done) => tracing::info!("revoked the refresh token of the pairing this login replaced"),
+        Ok(Revoked::AlreadyInvalid) => tracing::debug!("the replaced pairing's refresh token was already invalid"),
+        Ok(Revoked::NoRefreshToken | Revoked::NoEndpoint) => {}
         Err(e) => tracing::warn!(
             "the new pairing is saved, but the replaced one's refresh token could not be revoked ({}); {}",
             e.message,
-            crate::commands::revoke_by_hand_hint(Some(old))
+            app::revoke_by_hand_hint(Some(old))
         ),
     }
 }

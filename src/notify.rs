@@ -125,9 +125,7 @@ impl Notifier {
             }
         }
     }
-}
 
-impl Notifier {
     /// Whether `line` goes to the state file now: at once when its shape (the line without
     /// digits) changed — a new state, an error — else at most every [`STATE_REFRESH`].
     fn state_due(&self, line: &str) -> bool {
