@@ -283,12 +283,7 @@ pub async fn candidate_servers(ctx: &Context) -> Result<Vec<(String, ServerUrl)>
     match accounts_override {
         None => Ok(DataCenter::ALL
             .iter()
-            .map(|dc| {
-                (
-                    dc.location().to_string(),
-                    ServerUrl::parse(dc.accounts_url()).expect("table URLs are valid"),
-                )
-            })
+            .map(|dc| (dc.location().to_string(), dc.accounts_server()))
             .collect()),
         Some(base) => {
             let req = zoho_device_core::HttpRequest::get(
@@ -376,10 +371,7 @@ pub async fn start_server(ctx: &Context, client_id: &str) -> Result<(ServerUrl, 
     };
     match (dc, accounts_override) {
         (DcChoice::Fixed(_), Some(url)) => Ok((url.clone(), None)),
-        (DcChoice::Fixed(dc), None) => Ok((
-            ServerUrl::parse(dc.accounts_url()).expect("table URLs are valid"),
-            Some(dc.location().to_string()),
-        )),
+        (DcChoice::Fixed(dc), None) => Ok((dc.accounts_server(), Some(dc.location().to_string()))),
         (DcChoice::Auto, _) => {
             tracing::info!("--dc auto: asking every accounts server whether it knows the client");
             let found = find_client_dcs(ctx, client_id).await?;

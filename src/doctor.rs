@@ -124,7 +124,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     if let (Endpoint::Zoho { dc, accounts_override }, Some(id)) = (&s.endpoint, &client_id) {
         let accounts = match (dc, accounts_override) {
             (_, Some(u)) => Some(u.clone()),
-            (DcChoice::Fixed(dc), None) => ServerUrl::parse(dc.accounts_url()).ok(),
+            (DcChoice::Fixed(dc), None) => Some(dc.accounts_server()),
             (DcChoice::Auto, None) => None,
         };
         if let Some(accounts) = &accounts {

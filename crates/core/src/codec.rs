@@ -10,7 +10,7 @@
 //! | poll grant | `device_token`, code in `code=` | `urn:ietf:params:oauth:grant-type:device_code`, `device_code=` |
 //! | scopes | comma-separated | space-separated |
 //! | units | milliseconds (decided from `expires_in`, see [`normalize_timing`]) | seconds |
-//! | token `expires_in` | seconds; legacy `expires_in_sec` wins, ≥ 360 000 means ms ([`parse_token_for`]) | seconds |
+//! | token `expires_in` | seconds; legacy `expires_in_sec` wins, ≥ 360 000 means ms ([`normalize_token_lifetime`]) | seconds |
 //! | URL field | `verification_url` | `verification_uri` |
 //! | expiry error | `expired` | `expired_token` (both accepted in both) |
 //! | client secret | required | optional (public clients) |
@@ -313,15 +313,17 @@ pub fn normalize_timing(profile: Profile, interval: Option<u64>, expires_in: Opt
     (interval, lifetime)
 }
 
-/// Normalises a token reply's lifetime (see [`parse_token_for`] for the rule): Zoho's legacy
-/// `expires_in_sec` wins; a Zoho `expires_in` ≥ 360 000 is milliseconds; otherwise seconds.
-/// Clamped to [`MAX_TOKEN_LIFETIME`]; missing or zero means [`DEFAULT_TOKEN_LIFETIME`].
+/// Normalises a token reply's lifetime. Zoho profile: a legacy `expires_in_sec` wins, and an
+/// `expires_in` of 360 000 or more without it is milliseconds (old Zoho replies sent
+/// `expires_in: 3600000` beside `expires_in_sec: 3600`); otherwise seconds. RFC profile: always
+/// seconds (a standard server's 30-day token is 2 592 000). Clamped to [`MAX_TOKEN_LIFETIME`];
+/// missing or zero means [`DEFAULT_TOKEN_LIFETIME`].
 pub fn normalize_token_lifetime(profile: Profile, expires_in_sec: Option<u64>, expires_in: Option<u64>) -> Duration {
     let zoho = profile == Profile::Zoho;
     let lifetime = match (expires_in_sec, expires_in) {
-        (Some(s), _) if zoho && s > 0 => Duration::from_secs(s.min(u64::MAX / 1000)),
+        (Some(s), _) if zoho && s > 0 => Duration::from_secs(s),
         (_, Some(e)) if zoho && e >= 360_000 => Duration::from_millis(e),
-        (_, Some(e)) if e > 0 => Duration::from_secs(e.min(u64::MAX / 1000)),
+        (_, Some(e)) if e > 0 => Duration::from_secs(e),
         _ => DEFAULT_TOKEN_LIFETIME,
     };
     lifetime.min(MAX_TOKEN_LIFETIME)
@@ -361,14 +363,8 @@ pub fn parse_token(status: u16, body: &[u8]) -> Reply<TokenGrant> {
     parse_token_for(Profile::Zoho, status, body)
 }
 
-/// Parses a token reply (poll success, or refresh).
-///
-/// `expires_in` is in seconds here (Zoho too). Zoho profile only: a legacy `expires_in_sec`
-/// wins when present, and an `expires_in` of 360 000 or more without it is taken as
-/// milliseconds (old Zoho replies sent `expires_in: 3600000` beside `expires_in_sec: 3600`).
-/// RFC profile: `expires_in` is always seconds (a standard server's 30-day token is 2 592 000).
-/// Either way the lifetime is clamped to [`MAX_TOKEN_LIFETIME`]; missing or zero means
-/// [`DEFAULT_TOKEN_LIFETIME`].
+/// Parses a token reply (poll success, or refresh); the lifetime's unit is decided by
+/// [`normalize_token_lifetime`].
 pub fn parse_token_for(profile: Profile, status: u16, body: &[u8]) -> Reply<TokenGrant> {
     let map = match object(status, body) {
         Ok(m) => m,

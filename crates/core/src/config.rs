@@ -169,8 +169,10 @@ impl<'a> Retry<'a> {
                     last,
                 }))
             }
-            Err(crate::Error::Throttled) => Next::Return(Err(crate::Error::Throttled)),
-            Err(e) if e.is_transient() && self.tried < self.attempts => Next::Sleep(self.backoff.delay(self.tried)),
+            // Only `Unavailable` is retried here: the throttle, transient too, returns at once.
+            Err(crate::Error::Unavailable { .. }) if self.tried < self.attempts => {
+                Next::Sleep(self.backoff.delay(self.tried))
+            }
             other => Next::Return(other),
         }
     }

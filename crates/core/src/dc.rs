@@ -72,6 +72,11 @@ impl DataCenter {
         }
     }
 
+    /// The accounts server as a [`ServerUrl`] (the table's URLs are valid by construction).
+    pub fn accounts_server(self) -> ServerUrl {
+        ServerUrl::parse(self.accounts_url()).expect("the DC table holds valid URLs")
+    }
+
     /// The accounts server, e.g. `https://accounts.zoho.eu`.
     pub const fn accounts_url(self) -> &'static str {
         match self {
@@ -387,7 +392,7 @@ pub fn check_accounts_move(current: &ServerUrl, next: &ServerUrl) -> Result<(), 
         ));
     }
     if is_zoho_accounts_host(current.host())
-        && !(is_zoho_accounts_host(next.host()) && next.as_str().len() == "https://".len() + next.host().len())
+        && !(is_zoho_accounts_host(next.host()) && next.as_str().strip_prefix("https://") == Some(next.host()))
     {
         return Err(alloc::format!(
             "other_dc pointed to {next}, which is not a Zoho accounts server (https://accounts.zoho.<country> or https://accounts.zohocloud.<country>)"

@@ -19,7 +19,7 @@
 //!
 //! `other_dc`: Zoho's own servers map the location with the built-in table (no request); a
 //! location the table lacks is asked of `GET {current accounts}/oauth/serverinfo`, an
-//! overridden server (the simulator) always asks its `serverinfo`. Either way the answer must
+//! overridden server (the simulator) asks its `serverinfo` (once: the answer is kept). Either way the answer must
 //! pass [`crate::dc::check_accounts_move`], and the device code is kept while resolving.
 //!
 //! The caller loops: `match flow.poll(now)?` — [`Step::Send`]: send it and feed the answer to
@@ -78,7 +78,7 @@ impl Server {
 
     /// Zoho's accounts server of a data centre.
     pub fn zoho_dc(dc: DataCenter) -> Server {
-        Server::zoho(ServerUrl::parse(dc.accounts_url()).expect("the DC table holds valid URLs"))
+        Server::zoho(dc.accounts_server())
     }
 }
 
@@ -610,9 +610,8 @@ impl DeviceFlow {
         // The table first (Zoho's own servers): no request for a known location.
         if self.location_source() == Some(&LocationSource::BuiltIn)
             && let Some(dc) = DataCenter::from_location(&location)
-            && let Ok(url) = ServerUrl::parse(dc.accounts_url())
         {
-            return self.move_to(now, code, location, url);
+            return self.move_to(now, code, location, dc.accounts_server());
         }
         // Then what an earlier serverinfo answer said.
         if let Some(raw) = self.learnt_location(&location) {

@@ -22,13 +22,13 @@
 //! * **Zoho's dialect in one place** ([`codec`]): form bodies (no secret in any URL),
 //!   `grant_type=device_request`/`device_token`, the device code as `code=`, comma-separated
 //!   scopes, `access_type=offline` + `prompt=consent`, milliseconds decided in
-//!   [`codec::normalize_timing`] (and Zoho's legacy token lifetimes in [`codec::parse_token_for`]),
+//!   [`codec::normalize_timing`] (and Zoho's legacy token lifetimes in [`codec::normalize_token_lifetime`]),
 //!   the JSON `error` deciding whatever the HTTP status. The
 //!   standard RFC 8628 dialect is the same machine with [`Profile::Rfc8628`].
 //! * **Transient vs permanent**: transport errors, 5xx and non-JSON bodies (and, while polling,
 //!   JSON that is neither a token nor an OAuth error, e.g. a proxy's 403) back off
-//!   exponentially with jitter ([`config::Backoff`]), never sooner than the interval and never
-//!   past the code's expiry: a live device code is never dropped for them. `invalid_code` on
+//!   exponentially with jitter ([`config::Backoff`]) — polls never sooner than the interval — and
+//!   never past the code's expiry: a live device code is never dropped for them. `invalid_code` on
 //!   refresh means "pair again"; while polling it means "this device code is used or unknown,
 //!   log in again" ([`Error::CodeRejected`]); Zoho's `Access Denied` throttle means "later".
 //! * **Data centres** ([`dc`]): `other_dc` moves polling to the user's DC, found in the
