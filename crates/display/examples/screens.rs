@@ -8,23 +8,13 @@ use zoho_device_display::{Screen, render_png, render_svg, write_atomically};
 fn main() -> std::io::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "screens".into()));
     std::fs::create_dir_all(&dir)?;
-    let waiting = Screen::Waiting {
-        user_code: "KQWX-7RTM".into(),
-        verification_url: "https://accounts.zoho.com/oauth/v3/device".into(),
-        verification_uri_complete: Some("https://accounts.zoho.com/oauth/v3/device?user_code=KQWX-7RTM".into()),
-        seconds_left: 287,
-        total_seconds: 300,
-        warning: None,
-    };
     // What the core says when the verification URL is not on the accounts server's domain.
-    let warned = Screen::Waiting {
-        user_code: "KQWX-7RTM".into(),
-        verification_url: "https://zoho-accounts.example/device".into(),
-        verification_uri_complete: Some("https://zoho-accounts.example/device?user_code=KQWX-7RTM".into()),
-        seconds_left: 287,
-        total_seconds: 300,
-        warning: Some("the verification URL is not on zoho.com: check it before entering the code".into()),
-    };
+    let warned = waiting(
+        "https://zoho-accounts.example/device",
+        Some("the verification URL is not on zoho.com: check it before entering the code"),
+    );
+    // Last: the binding shadows the function.
+    let waiting = waiting("https://accounts.zoho.com/oauth/v3/device", None);
     let paired = Screen::Paired {
         detail: "paired (eu)".into(),
     };
@@ -47,6 +37,18 @@ fn main() -> std::io::Result<()> {
     write_atomically(&svg, render_svg(&waiting, 800, 480).as_bytes())?;
     println!("{}", svg.display());
     web_screenshot(&dir, &waiting)
+}
+
+/// The waiting screen for code KQWX-7RTM at `base_url`, 287 of 300 seconds left.
+fn waiting(base_url: &str, warning: Option<&str>) -> Screen {
+    Screen::Waiting {
+        user_code: "KQWX-7RTM".into(),
+        verification_url: base_url.into(),
+        verification_uri_complete: Some(format!("{base_url}?user_code=KQWX-7RTM")),
+        seconds_left: 287,
+        total_seconds: 300,
+        warning: warning.map(Into::into),
+    }
 }
 
 /// The kiosk page in headless Chromium, when Debian's `chromium` is installed.

@@ -17,8 +17,9 @@
 //! * **Warnings.** [`Screen::Waiting`] may carry a warning (the core flags a verification URL
 //!   that is not on the accounts server's domain). The terminal prints it as a marked
 //!   `!! Warning:` line, the web page as a box above the instructions (and `"warning"` in its
-//!   JSON), the drawn outputs as light text on a dark bar across the top. Panels too small for
-//!   the bar beside a scannable QR and a legible code (a 128×64 OLED) leave it out.
+//!   JSON), the drawn outputs as light text on a dark bar across the top. Drawn outputs too
+//!   small for the bar above a scannable QR and a legible code (panels such as a 128×64 OLED,
+//!   and small SVG/PNG files) leave it out.
 //! * **`no_std` core.** Without the `std` feature the crate needs only `alloc`: [`Screen`],
 //!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`]. Checked with
 //!   `cargo build -p zoho-device-display --no-default-features --target thumbv7em-none-eabihf`.

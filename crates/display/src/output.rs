@@ -45,7 +45,7 @@ pub const DEFAULT_FILE_SIZE: (u32, u32) = (800, 480);
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisplaySpec {
-    /// Half-block QR, code and countdown on stderr; a plain status line when not a terminal.
+    /// Half-block QR (ASCII without Unicode), code and countdown on stderr; a plain status line when not a terminal.
     /// The background (which decides the QR's polarity when colours are off) is detected
     /// from `COLORFGBG`, else taken to be dark; see [`TerminalCaps`](crate::TerminalCaps).
     /// `terminal=auto` parses to this too.

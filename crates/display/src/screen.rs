@@ -26,8 +26,8 @@ pub enum Screen {
         total_seconds: u64,
         /// A caution to show with the code, e.g. that the verification URL is not on the
         /// accounts server's domain (`None` for the usual screen). Every output shows it as a
-        /// marked line, except panels too small to fit it beside a scannable QR (see
-        /// [`draw_screen`](crate::draw_screen)).
+        /// marked line, except that drawn outputs too small for the bar above a scannable QR
+        /// (panels and small SVG/PNG files) leave it out (see [`draw_screen`](crate::draw_screen)).
         warning: Option<String>,
     },
     /// The code expired; a new one is being requested.

@@ -1,12 +1,13 @@
 //! The terminal: half-block QR (an ASCII one without Unicode), code, URL and a live countdown;
-//! a plain status line when the stream is not a terminal. A waiting screen's warning is a line of its own starting with
-//! `!! Warning:` (bold red when colours are allowed) above the instructions, or a `Warning:`
-//! line after the status line on a pipe.
+//! a plain status line when the stream is not a terminal. A waiting screen's warning is a line
+//! of its own starting with `!! Warning:` (bold red when colours are allowed) above the
+//! instructions, or a `Warning:` line after the status line on a pipe.
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::layout::warning_text;
 use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::{Screen, TimeLeft};
@@ -124,13 +125,21 @@ impl TerminalCaps {
     }
 }
 
+/// The QR's side in modules with a quiet zone of `quiet` modules, and whether the module at
+/// (`x`, `y`) of that larger square is dark.
+fn with_quiet_zone(qr: &QrMatrix, quiet: usize) -> (usize, impl Fn(usize, usize) -> bool + '_) {
+    let n = qr.size() + 2 * quiet;
+    (n, move |x: usize, y: usize| {
+        x >= quiet && y >= quiet && qr.is_dark(x - quiet, y - quiet)
+    })
+}
+
 /// Renders the QR as half blocks: each character is two modules stacked, with a quiet zone
 /// of `quiet` modules. With `dark_ink` the block characters are the dark modules (for the
 /// forced black-on-white colours and light backgrounds); without, they are the light ones
 /// (dark backgrounds). Lines end in `\n` and carry no escape sequences.
 pub fn half_block_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
-    let n = qr.size() + 2 * quiet;
-    let dark = |x: usize, y: usize| x >= quiet && y >= quiet && qr.is_dark(x - quiet, y - quiet);
+    let (n, dark) = with_quiet_zone(qr, quiet);
     let mut out = String::with_capacity(n * (n / 2 + 1) * 3);
     for row in (0..n).step_by(2) {
         for x in 0..n {
@@ -157,8 +166,7 @@ pub fn half_block_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
 /// zone of `quiet` modules. `dark_ink` as in [`half_block_qr`]. Lines end in `\n` and carry
 /// no escape sequences; each is `2 × (size + 2 × quiet)` characters wide.
 pub fn ascii_qr(qr: &QrMatrix, quiet: usize, dark_ink: bool) -> String {
-    let n = qr.size() + 2 * quiet;
-    let dark = |x: usize, y: usize| x >= quiet && y >= quiet && qr.is_dark(x - quiet, y - quiet);
+    let (n, dark) = with_quiet_zone(qr, quiet);
     let mut out = String::with_capacity(n * (2 * n + 1));
     for y in 0..n {
         for x in 0..n {
@@ -175,7 +183,7 @@ const ASCII_COLUMNS: usize = 80;
 
 const CLEAR_LINE: &str = "\r\x1b[2K";
 
-/// The warning's text with control characters (escape sequences included) made spaces.
+/// `s` with control characters made spaces.
 fn printable(s: &str) -> String {
     s.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
@@ -365,7 +373,7 @@ impl<W: Write> TerminalDisplay<W> {
                         TimeLeft(*seconds_left)
                     )?;
                     if let Some(w) = screen.warning() {
-                        writeln!(self.out, "Warning: {}", printable(w))?;
+                        writeln!(self.out, "{}", printable(&warning_text(w)))?;
                     }
                 } else if due {
                     writeln!(

@@ -63,7 +63,7 @@ fn decode_ink(ink: &[Vec<bool>], paint: Paint) -> Vec<String> {
 }
 
 /// Half-block lines as a grid of modules: `true` where the character's ink is.
-fn block_ink(lines: &[&str]) -> Vec<Vec<bool>> {
+fn block_ink(lines: &[String]) -> Vec<Vec<bool>> {
     let mut grid = Vec::new();
     for line in lines {
         let (mut top, mut bottom) = (Vec::new(), Vec::new());
@@ -111,6 +111,15 @@ fn ascii_qr_lines(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `caps` writes for `screen` in one frame.
+fn render(caps: TerminalCaps, screen: &Screen) -> String {
+    let mut out = Vec::new();
+    TerminalDisplay::new(&mut out, caps)
+        .show_at(screen, Instant::now())
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 fn qr_lines(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| l.contains(['█', '▀', '▄']) || l.contains("\x1b[30;107m"))
@@ -127,19 +136,14 @@ fn qr_lines(out: &str) -> Vec<String> {
 #[test]
 fn half_blocks_decode_black_on_white() {
     for complete in [false, true] {
-        let mut out = Vec::new();
-        TerminalDisplay::new(&mut out, COLOR)
-            .show_at(&waiting(complete), Instant::now())
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = render(COLOR, &waiting(complete));
         // Every QR line is forced black on bright white and reset at its end.
         for l in text.lines().filter(|l| l.contains('▀')) {
             assert!(l.starts_with("  \x1b[30;107m") && l.ends_with("\x1b[0m"), "{l:?}");
         }
         let lines = qr_lines(&text);
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         assert_eq!(
-            decode_ink(&block_ink(&refs), FORCED_ON_DARK),
+            decode_ink(&block_ink(&lines), FORCED_ON_DARK),
             [if complete { URL_COMPLETE } else { URL }]
         );
         assert!(text.contains("KQWX-7RTM") && text.contains(URL));
@@ -156,18 +160,13 @@ fn no_color_polarity_follows_the_background() {
             background,
             ..COLOR
         };
-        let mut out = Vec::new();
-        TerminalDisplay::new(&mut out, caps)
-            .show_at(&waiting(false), Instant::now())
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = render(caps, &waiting(false));
         assert!(
             !text.contains("\x1b[3") && !text.contains("\x1b[1m"),
             "no colour escapes: {text:?}"
         );
         let lines = qr_lines(&text);
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert_eq!(decode_ink(&block_ink(&refs), paint), [URL], "{background:?}");
+        assert_eq!(decode_ink(&block_ink(&lines), paint), [URL], "{background:?}");
     }
     // The same through the environment: NO_COLOR with a light COLORFGBG.
     let caps = TerminalCaps::from_env(true, |k| match k {
@@ -177,14 +176,9 @@ fn no_color_polarity_follows_the_background() {
         _ => None,
     });
     assert_eq!(caps.background, Background::Light);
-    let mut out = Vec::new();
-    TerminalDisplay::new(&mut out, caps)
-        .show_at(&waiting(true), Instant::now())
-        .unwrap();
-    let text = String::from_utf8(out).unwrap();
+    let text = render(caps, &waiting(true));
     let lines = qr_lines(&text);
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    assert_eq!(decode_ink(&block_ink(&refs), LIGHT_TERMINAL), [URL_COMPLETE]);
+    assert_eq!(decode_ink(&block_ink(&lines), LIGHT_TERMINAL), [URL_COMPLETE]);
 }
 
 #[test]
@@ -232,11 +226,7 @@ fn ascii_fallback_draws_a_qr_that_scans() {
     ];
     for (caps, paint) in cases {
         for complete in [false, true] {
-            let mut out = Vec::new();
-            TerminalDisplay::new(&mut out, caps)
-                .show_at(&waiting(complete), Instant::now())
-                .unwrap();
-            let text = String::from_utf8(out).unwrap();
+            let text = render(caps, &waiting(complete));
             assert!(text.is_ascii(), "{text}");
             // No line wider than 80 columns (escapes aside): a wrapped line breaks the code.
             for l in text.lines() {
@@ -274,11 +264,7 @@ fn ascii_fallback_draws_a_qr_that_scans() {
     {
         *verification_uri_complete = Some(short.into());
     }
-    let mut out = Vec::new();
-    TerminalDisplay::new(&mut out, dumb)
-        .show_at(&s, Instant::now())
-        .unwrap();
-    let text = String::from_utf8(out).unwrap();
+    let text = render(dumb, &s);
     assert_eq!(decode_ink(&ascii_ink(&ascii_qr_lines(&text)), DARK_TERMINAL), [short]);
 }
 
@@ -322,11 +308,7 @@ fn ascii_fallback_has_no_blocks() {
         }),
     ] {
         assert!(!caps.unicode);
-        let mut out = Vec::new();
-        TerminalDisplay::new(&mut out, caps)
-            .show_at(&waiting(true), Instant::now())
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = render(caps, &waiting(true));
         assert!(
             text.is_ascii() && text.contains("KQWX-7RTM") && text.contains(URL),
             "{text}"
@@ -380,27 +362,18 @@ fn pipes_get_a_status_line_every_30_s_and_no_qr() {
 #[test]
 fn warning_is_a_marked_line_and_the_qr_still_decodes() {
     // Colours: the marker in bold red, the QR unchanged.
-    let mut out = Vec::new();
-    TerminalDisplay::new(&mut out, COLOR)
-        .show_at(&warned(true), Instant::now())
-        .unwrap();
-    let text = String::from_utf8(out).unwrap();
+    let text = render(COLOR, &warned(true));
     let line = format!("  \x1b[1;31m!! Warning:\x1b[0m {WARNING}\n  To pair this device");
     assert!(text.contains(&line), "{text:?}");
     let lines = qr_lines(&text);
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    assert_eq!(decode_ink(&block_ink(&refs), FORCED_ON_DARK), [URL_COMPLETE]);
+    assert_eq!(decode_ink(&block_ink(&lines), FORCED_ON_DARK), [URL_COMPLETE]);
 
     // NO_COLOR and dumb terminals: the same line without escapes.
     for caps in [
         TerminalCaps { color: false, ..COLOR },
         TerminalCaps::from_env(true, |k| (k == "TERM").then(|| "dumb".into())),
     ] {
-        let mut out = Vec::new();
-        TerminalDisplay::new(&mut out, caps)
-            .show_at(&warned(false), Instant::now())
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = render(caps, &warned(false));
         assert!(text.contains(&format!("\n  !! Warning: {WARNING}\n")), "{text:?}");
         assert!(!text.contains("\x1b[3") && !text.contains("\x1b[1"), "{text:?}");
     }
@@ -430,20 +403,12 @@ fn warning_cannot_smuggle_escapes_and_none_prints_nothing() {
     if let Screen::Waiting { warning, .. } = &mut s {
         *warning = Some("bad\x1b]0;title\x07 url".into());
     }
-    let mut out = Vec::new();
-    TerminalDisplay::new(&mut out, TerminalCaps { color: false, ..COLOR })
-        .show_at(&s, Instant::now())
-        .unwrap();
-    let text = String::from_utf8(out).unwrap();
+    let text = render(TerminalCaps { color: false, ..COLOR }, &s);
     assert!(text.contains("!! Warning: bad ]0;title  url\n"), "{text:?}");
     assert!(!text.contains('\x07') && !text.contains("\x1b]"));
 
     for caps in [COLOR, TerminalCaps::PLAIN] {
-        let mut out = Vec::new();
-        TerminalDisplay::new(&mut out, caps)
-            .show_at(&waiting(true), Instant::now())
-            .unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = render(caps, &waiting(true));
         assert!(!text.contains("Warning"), "{text:?}");
     }
 }
