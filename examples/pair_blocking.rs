@@ -20,8 +20,13 @@ use zoho_device_core::{
 
 /// HTTP/1.1 over a fresh TCP connection per request, `http://host:port/path` only.
 fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
-    let rest = req.url.strip_prefix("http://").ok_or(TransportError::Other)?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // The request's URL is already parsed (and checked by the core): read its parts.
+    let url = req.url.as_url();
+    if url.scheme() != "http" {
+        return Err(TransportError::Other);
+    }
+    let authority = &url[zoho_device_core::url::Position::BeforeHost..zoho_device_core::url::Position::AfterPort];
+    let path = &url[zoho_device_core::url::Position::BeforePath..zoho_device_core::url::Position::AfterQuery];
     let mut stream = TcpStream::connect(authority).map_err(|_| TransportError::Connect)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -29,7 +34,7 @@ fn send(req: &HttpRequest) -> Result<HttpResponse, TransportError> {
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
         req.method.as_str(),
-        if path.is_empty() { "/" } else { path },
+        path,
         req.body.len()
     );
     for (k, v) in &req.headers {

@@ -102,7 +102,7 @@ async fn fetch(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError>
     let mut resp = ctx
         .http
         .reqwest()
-        .get(&url)
+        .get(url.as_url().clone())
         .header(
             "Authorization",
             format!("Zoho-oauthtoken {}", stored.tokens.access_token.expose()),

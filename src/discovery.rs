@@ -62,16 +62,11 @@ pub struct Metadata {
 
 /// The documents to try, in order: OpenID Connect Discovery's appended form, RFC 8414's
 /// inserted form, and (for an issuer with a path) the appended RFC 8414 form.
-pub fn document_urls(issuer: &ServerUrl) -> Vec<String> {
-    let base = issuer.as_str();
-    let authority_end = base
-        .find("://")
-        .and_then(|s| base[s + 3..].find('/').map(|p| s + 3 + p))
-        .unwrap_or(base.len());
-    let (origin, path) = base.split_at(authority_end);
+pub fn document_urls(issuer: &ServerUrl) -> Vec<ServerUrl> {
+    let path = issuer.as_url().path().trim_end_matches('/');
     let mut urls = vec![
         issuer.join("/.well-known/openid-configuration"),
-        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        issuer.with_path(&format!("/.well-known/oauth-authorization-server{path}")),
     ];
     if !path.is_empty() {
         urls.push(issuer.join("/.well-known/oauth-authorization-server"));
@@ -137,7 +132,9 @@ pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Met
         if status == 200 {
             match parse_metadata(&resp.response.body) {
                 Ok(m) => {
-                    if m.issuer.as_deref().map(|i| i.trim_end_matches('/')) != Some(issuer.as_str()) {
+                    if m.issuer.as_deref().map(|i| i.trim_end_matches('/'))
+                        != Some(issuer.as_str().trim_end_matches('/'))
+                    {
                         tracing::warn!(
                             configured = %issuer,
                             document = m.issuer.as_deref().unwrap_or("(none)"),
@@ -145,7 +142,7 @@ pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Met
                         );
                     }
                     tracing::debug!(%url, "discovery document found");
-                    return Ok((url, m));
+                    return Ok((url.to_string(), m));
                 }
                 Err(why) => tried.push(format!("{url}: {why}")),
             }

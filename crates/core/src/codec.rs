@@ -21,6 +21,7 @@ use core::time::Duration;
 
 use serde_json::{Map, Value};
 
+use crate::dc::ServerUrl;
 use crate::error::Transient;
 use crate::http::{Form, HttpRequest, MAX_RESPONSE_BYTES, Purpose};
 use crate::secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
@@ -146,7 +147,7 @@ fn with_client(form: Form, client: &ClientCredentials) -> Form {
 /// The device authorization request.
 pub fn device_code_request(
     profile: Profile,
-    url: String,
+    url: ServerUrl,
     client: &ClientCredentials,
     scopes: &[String],
     offline: bool,
@@ -181,7 +182,7 @@ pub fn device_code_request(
 }
 
 /// A poll of the token endpoint.
-pub fn poll_request(profile: Profile, url: String, client: &ClientCredentials, code: &DeviceCode) -> HttpRequest {
+pub fn poll_request(profile: Profile, url: ServerUrl, client: &ClientCredentials, code: &DeviceCode) -> HttpRequest {
     let form = match profile {
         Profile::Zoho => with_client(Form::new(), client)
             .field("grant_type", "device_token")
@@ -194,7 +195,7 @@ pub fn poll_request(profile: Profile, url: String, client: &ClientCredentials, c
 }
 
 /// A refresh request (Zoho: `{accounts}/oauth/v2/token`).
-pub fn refresh_request(url: String, client: &ClientCredentials, token: &RefreshToken) -> HttpRequest {
+pub fn refresh_request(url: ServerUrl, client: &ClientCredentials, token: &RefreshToken) -> HttpRequest {
     let form = with_client(Form::new(), client)
         .field("grant_type", "refresh_token")
         .field("refresh_token", token.expose());
@@ -203,7 +204,12 @@ pub fn refresh_request(url: String, client: &ClientCredentials, token: &RefreshT
 
 /// A revocation request (Zoho: `{accounts}/oauth/v2/token/revoke`, `token=`; RFC 7009 adds
 /// `token_type_hint` and client authentication).
-pub fn revoke_request(profile: Profile, url: String, client: &ClientCredentials, token: &RefreshToken) -> HttpRequest {
+pub fn revoke_request(
+    profile: Profile,
+    url: ServerUrl,
+    client: &ClientCredentials,
+    token: &RefreshToken,
+) -> HttpRequest {
     let form = match profile {
         Profile::Zoho => Form::new().field("token", token.expose()),
         Profile::Rfc8628 => with_client(Form::new(), client)
@@ -433,6 +439,10 @@ pub fn parse_revoke(profile: Profile, status: u16, body: &[u8]) -> Reply<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn u(s: &str) -> ServerUrl {
+        ServerUrl::parse(s).unwrap()
+    }
     use alloc::vec;
 
     fn s(v: u64) -> Duration {
@@ -569,7 +579,7 @@ mod tests {
         ];
         let r = device_code_request(
             Profile::Zoho,
-            "https://a/oauth/v3/device/code".into(),
+            u("https://a/oauth/v3/device/code"),
             &client,
             &scopes,
             true,
@@ -581,7 +591,7 @@ mod tests {
         );
         let p = poll_request(
             Profile::Zoho,
-            "https://a/oauth/v3/device/token".into(),
+            u("https://a/oauth/v3/device/token"),
             &client,
             &DeviceCode::new("dc"),
         );
@@ -589,18 +599,13 @@ mod tests {
             core::str::from_utf8(&p.body).unwrap(),
             "client_id=1004.ID&client_secret=sec&grant_type=device_token&code=dc"
         );
-        assert!(!p.url.contains("sec") && !p.url.contains("dc"));
-        let p = poll_request(
-            Profile::Rfc8628,
-            "https://a/token".into(),
-            &client,
-            &DeviceCode::new("dc"),
-        );
+        assert!(!p.url.as_str().contains("sec") && !p.url.as_str().contains("dc"));
+        let p = poll_request(Profile::Rfc8628, u("https://a/token"), &client, &DeviceCode::new("dc"));
         assert_eq!(
             core::str::from_utf8(&p.body).unwrap(),
             "client_id=1004.ID&client_secret=sec&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc"
         );
-        let r = device_code_request(Profile::Rfc8628, "https://a/dev".into(), &client, &scopes, true, true);
+        let r = device_code_request(Profile::Rfc8628, u("https://a/dev"), &client, &scopes, true, true);
         assert!(
             core::str::from_utf8(&r.body)
                 .unwrap()

@@ -147,7 +147,7 @@ impl fmt::Display for DataCenter {
 /// Why a URL was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UrlError {
-    /// Not `scheme://host...`.
+    /// Not an absolute `scheme://host...` URL, or a part the policy refuses (a fragment).
     Malformed,
     /// `http://` to a host that is not loopback: tokens and secrets would travel in clear.
     InsecureScheme,
@@ -160,7 +160,7 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            UrlError::Malformed => "not a URL of the form https://host[:port][/path]",
+            UrlError::Malformed => "not a URL of the form https://host[:port][/path][?query]",
             UrlError::InsecureScheme => {
                 "http:// is only allowed for loopback hosts (127.0.0.1, ::1, localhost); use https://"
             }
@@ -173,96 +173,136 @@ impl fmt::Display for UrlError {
 #[cfg(feature = "std")]
 impl std::error::Error for UrlError {}
 
-/// A validated server base URL: `https://host[:port][/path]`, or `http://` on loopback only.
-/// Stored without a trailing slash.
+/// A validated server URL: `https://host[:port][/path][?query]`, or `http://` on loopback only.
+///
+/// Parsed once, by the `url` crate — the WHATWG parser that reqwest itself uses — and every
+/// check (scheme, host, loopback, allow-lists) reads *that* parse. The transport is handed the
+/// same parsed [`url::Url`] ([`ServerUrl::as_url`]), never the original string, so the host that
+/// was approved is the host that is connected to (`https://evil.example\.zohoapis.com` is host
+/// `evil.example` for the check too). The path is kept exactly as given: `/o/token/` and
+/// `/o/token` are different endpoints (RFC 3986 §6.2.3), and a query is kept. Only an empty
+/// path is written without its `/` (`https://accounts.zoho.eu`), which names the same resource.
 #[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ServerUrl {
-    url: String,
-    host_start: usize,
-    host_end: usize,
+    url: url::Url,
 }
 
 impl ServerUrl {
-    /// Parses and validates a base URL.
+    /// Parses and validates a URL.
     pub fn parse(input: &str) -> Result<ServerUrl, UrlError> {
-        let input = input.trim();
-        let (scheme, rest) = input.split_once("://").ok_or(UrlError::Malformed)?;
-        let secure = if scheme.eq_ignore_ascii_case("https") {
-            true
-        } else if scheme.eq_ignore_ascii_case("http") {
-            false
-        } else {
-            return Err(UrlError::UnsupportedScheme);
-        };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if authority.contains('@') {
-            return Err(UrlError::UserInfo);
-        }
-        if rest[authority_end..].contains(['?', '#']) {
-            return Err(UrlError::Malformed);
-        }
-        let host = host_of(authority).ok_or(UrlError::Malformed)?;
-        if host.is_empty() || host.contains(|c: char| c.is_whitespace()) {
-            return Err(UrlError::Malformed);
-        }
-        if !secure && !is_loopback_host(host) {
-            return Err(UrlError::InsecureScheme);
-        }
-        let scheme_lower = if secure { "https" } else { "http" };
-        let mut url = String::with_capacity(input.len());
-        url.push_str(scheme_lower);
-        url.push_str("://");
-        let host_start = url.len() + (authority.len() - authority.trim_start_matches('[').len());
-        url.push_str(&authority.to_ascii_lowercase());
-        let host_end = host_start + host.trim_start_matches('[').trim_end_matches(']').len();
-        url.push_str(rest[authority_end..].trim_end_matches('/'));
-        Ok(ServerUrl {
-            url,
-            host_start,
-            host_end,
-        })
+        let url = url::Url::parse(input.trim()).map_err(|_| UrlError::Malformed)?;
+        ServerUrl::from_url(url)
     }
 
-    /// The whole base URL, without a trailing slash.
+    /// Validates an already parsed URL.
+    pub fn from_url(url: url::Url) -> Result<ServerUrl, UrlError> {
+        let secure = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(UrlError::UnsupportedScheme),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(UrlError::UserInfo);
+        }
+        if url.fragment().is_some() || url.host().is_none() {
+            return Err(UrlError::Malformed);
+        }
+        let u = ServerUrl { url };
+        if !secure && !u.is_loopback() {
+            return Err(UrlError::InsecureScheme);
+        }
+        Ok(u)
+    }
+
+    /// The URL as written: the `url` crate's serialisation, without the `/` of an empty path.
     pub fn as_str(&self) -> &str {
+        let s = self.url.as_str();
+        if self.url.path() == "/" && self.url.query().is_none() {
+            s.strip_suffix('/').unwrap_or(s)
+        } else {
+            s
+        }
+    }
+
+    /// The parsed URL: what a transport connects to.
+    pub fn as_url(&self) -> &url::Url {
         &self.url
     }
 
-    /// The host (IPv6 without brackets), lower case.
+    /// The host as parsed (IPv6 without brackets), lower case.
     pub fn host(&self) -> &str {
-        &self.url[self.host_start..self.host_end]
+        let h = self.url.host_str().unwrap_or_default();
+        h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h)
     }
 
     /// Whether this is `https://`.
     pub fn is_https(&self) -> bool {
-        self.url.starts_with("https://")
+        self.url.scheme() == "https"
     }
 
-    /// Whether the host is a loopback address or `localhost`.
+    /// Whether the host is a loopback address (`127.0.0.0/8`, `::1`) or `localhost`, as parsed.
     pub fn is_loopback(&self) -> bool {
-        is_loopback_host(self.host())
+        match self.url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        }
     }
 
-    /// `base + path` (path starts with `/`).
-    pub fn join(&self, path: &str) -> String {
-        let mut s = String::with_capacity(self.url.len() + path.len());
-        s.push_str(&self.url);
-        s.push_str(path);
-        s
+    /// Whether this is `scheme://host` alone: no port, no path, no query.
+    pub fn is_bare_origin(&self) -> bool {
+        self.url.port().is_none() && self.url.path() == "/" && self.url.query().is_none()
+    }
+
+    /// `scheme://host[:port]`, for messages.
+    pub fn origin(&self) -> String {
+        self.url.origin().ascii_serialization()
+    }
+
+    /// This server with its path replaced by `path` (which starts with `/`) and no query.
+    pub fn with_path(&self, path: &str) -> ServerUrl {
+        let mut url = self.url.clone();
+        url.set_path(path);
+        url.set_query(None);
+        ServerUrl { url }
+    }
+
+    /// This URL with `path` (which starts with `/`) appended to its path; a trailing `/` of the
+    /// base is not doubled, and the query is kept. The result is valid by construction (same
+    /// scheme and host).
+    pub fn join(&self, path: &str) -> ServerUrl {
+        let mut url = self.url.clone();
+        let mut p = String::with_capacity(url.path().len() + path.len());
+        p.push_str(url.path().trim_end_matches('/'));
+        p.push_str(path);
+        url.set_path(&p);
+        ServerUrl { url }
     }
 }
 
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.url)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ServerUrl({:?})", self.url)
+        write!(f, "ServerUrl({:?})", self.as_str())
+    }
+}
+
+impl PartialEq<str> for ServerUrl {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ServerUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -275,42 +315,8 @@ impl TryFrom<String> for ServerUrl {
 
 impl From<ServerUrl> for String {
     fn from(u: ServerUrl) -> String {
-        u.url
+        u.as_str().into()
     }
-}
-
-/// The host part of `host[:port]` or `[v6]:port`, brackets kept.
-fn host_of(authority: &str) -> Option<&str> {
-    if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let after = &authority[end + 1..];
-        if !(after.is_empty() || valid_port(after.strip_prefix(':')?)) {
-            return None;
-        }
-        Some(&authority[..=end])
-    } else {
-        match authority.split_once(':') {
-            Some((h, port)) if valid_port(port) => Some(h),
-            Some(_) => None,
-            None => Some(authority),
-        }
-    }
-}
-
-fn valid_port(p: &str) -> bool {
-    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= 65535)
-}
-
-/// `localhost`, `127.0.0.0/8`, `::1` (brackets optional).
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    if h.eq_ignore_ascii_case("localhost") || h == "::1" || h == "0:0:0:0:0:0:0:1" {
-        return true;
-    }
-    let mut parts = h.split('.');
-    let first = parts.next();
-    let rest: [Option<&str>; 4] = [parts.next(), parts.next(), parts.next(), parts.next()];
-    first == Some("127") && rest[..3].iter().all(|p| p.is_some_and(|p| p.parse::<u8>().is_ok())) && rest[3].is_none()
 }
 
 /// Where an access token may be sent (`api_domain`).
@@ -337,6 +343,15 @@ impl ApiDomainPolicy {
     /// Validates an `api_domain` from a token reply. The error says why, for the user.
     pub fn check(self, api_domain: &str) -> Result<ServerUrl, String> {
         let url = ServerUrl::parse(api_domain).map_err(|e| alloc::format!("api_domain {api_domain:?} refused: {e}"))?;
+        self.check_url(url)
+    }
+
+    /// Validates an already parsed `api_domain` (one read back from the token file).
+    pub fn check_url(self, url: ServerUrl) -> Result<ServerUrl, String> {
+        let api_domain = url.as_str();
+        if url.as_url().query().is_some() {
+            return Err(alloc::format!("api_domain {api_domain:?} refused: it carries a query"));
+        }
         if self == ApiDomainPolicy::ZohoOrLoopback && url.is_loopback() {
             return Ok(url);
         }
@@ -391,9 +406,7 @@ pub fn check_accounts_move(current: &ServerUrl, next: &ServerUrl) -> Result<(), 
             "other_dc pointed to {next}: a non-https or loopback accounts server is only followed from a loopback one"
         ));
     }
-    if is_zoho_accounts_host(current.host())
-        && !(is_zoho_accounts_host(next.host()) && next.as_str().strip_prefix("https://") == Some(next.host()))
-    {
+    if is_zoho_accounts_host(current.host()) && !(is_zoho_accounts_host(next.host()) && next.is_bare_origin()) {
         return Err(alloc::format!(
             "other_dc pointed to {next}, which is not a Zoho accounts server (https://accounts.zoho.<country> or https://accounts.zohocloud.<country>)"
         ));
@@ -452,12 +465,13 @@ mod tests {
         assert!(l.is_loopback());
         assert_eq!(l.host(), "127.0.0.1");
         assert_eq!(
-            l.join("/oauth/v3/device/code"),
+            l.join("/oauth/v3/device/code").as_str(),
             "http://127.0.0.1:8080/oauth/v3/device/code"
         );
         let v6 = ServerUrl::parse("http://[::1]:9/base/").unwrap();
         assert_eq!(v6.host(), "::1");
-        assert_eq!(v6.as_str(), "http://[::1]:9/base");
+        assert_eq!(v6.as_str(), "http://[::1]:9/base/", "paths are kept as given");
+        assert_eq!(v6.join("/x").as_str(), "http://[::1]:9/base/x");
         assert!(ServerUrl::parse("http://localhost:1").unwrap().is_loopback());
         assert_eq!(
             ServerUrl::parse("http://accounts.zoho.com"),
@@ -471,8 +485,51 @@ mod tests {
         assert_eq!(ServerUrl::parse("https://u:p@x.com"), Err(UrlError::UserInfo));
         assert_eq!(ServerUrl::parse("accounts.zoho.com"), Err(UrlError::Malformed));
         assert_eq!(ServerUrl::parse("https://x.com:99999"), Err(UrlError::Malformed));
-        assert_eq!(ServerUrl::parse("https://x.com/?a=b"), Err(UrlError::Malformed));
+        assert_eq!(ServerUrl::parse("https://x.com/#frag"), Err(UrlError::Malformed));
         assert_eq!(ServerUrl::parse("https://"), Err(UrlError::Malformed));
+    }
+
+    #[test]
+    fn endpoints_are_kept_exactly_with_slash_and_query() {
+        let t = ServerUrl::parse("http://127.0.0.1:8000/o/token/").unwrap();
+        assert_eq!(t.as_str(), "http://127.0.0.1:8000/o/token/");
+        let q = ServerUrl::parse("https://idp.example/token?tenant=a").unwrap();
+        assert_eq!(q.as_str(), "https://idp.example/token?tenant=a");
+        assert_eq!(q.join("/x").as_str(), "https://idp.example/token/x?tenant=a");
+        // Round trip through the token file's serde form.
+        let back: ServerUrl = serde_json::from_value(serde_json::to_value(&t).unwrap()).unwrap();
+        assert_eq!(back, t);
+    }
+
+    #[test]
+    fn the_host_checked_is_the_host_parsed() {
+        // WHATWG: `\` is `/` in special schemes, so the host ends before it.
+        let u = ServerUrl::parse("https://evil.example\\.zohoapis.com").unwrap();
+        assert_eq!(u.host(), "evil.example");
+        assert!(
+            ApiDomainPolicy::ZohoOnly
+                .check("https://evil.example\\.zohoapis.com")
+                .is_err()
+        );
+        // ... and here the host is Zoho's (what follows `\` is path), whatever it looks like.
+        let z = ApiDomainPolicy::ZohoOnly
+            .check("https://www.zohoapis.com\\@evil.example")
+            .unwrap();
+        assert_eq!(z.host(), "www.zohoapis.com");
+        // Tabs and newlines are removed by the parser, so the checked host is the real one.
+        let t = ServerUrl::parse("https://www.zoho\tapis.com").unwrap();
+        assert_eq!(t.host(), "www.zohoapis.com");
+        // Loopback is decided on the parsed address: 127.1 and 0x7f.0.0.1 are 127.0.0.1.
+        assert!(ServerUrl::parse("http://127.1:9").unwrap().is_loopback());
+        assert!(ServerUrl::parse("http://0x7f.0.0.1:9").unwrap().is_loopback());
+        assert_eq!(
+            ServerUrl::parse("http://[::ffff:7f00:1]:9").map(|u| u.is_loopback()),
+            Err(UrlError::InsecureScheme)
+        );
+        assert_eq!(
+            ServerUrl::parse("http://127.0.0.1@evil.example"),
+            Err(UrlError::UserInfo)
+        );
     }
 
     #[test]

@@ -174,7 +174,7 @@ impl<C: Connection> EmbeddedTransport<C> {
             Method::Get => embedded_svc::http::Method::Get,
             Method::Post => embedded_svc::http::Method::Post,
         };
-        let mut req = self.client.request(method, &request.url, &headers)?;
+        let mut req = self.client.request(method, request.url.as_str(), &headers)?;
         req.write_all(&request.body)?;
         req.flush()?;
         let mut response = req.submit()?;

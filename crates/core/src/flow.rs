@@ -387,15 +387,11 @@ impl DeviceFlow {
 
     fn code_request(&self) -> HttpRequest {
         let url = match &self.server {
-            Server::Zoho { .. } => self
-                .accounts
-                .as_ref()
-                .map(|a| a.join("/oauth/v3/device/code"))
-                .unwrap_or_default(),
+            Server::Zoho { accounts, .. } => self.accounts.as_ref().unwrap_or(accounts).join("/oauth/v3/device/code"),
             Server::Standard {
                 device_authorization_url,
                 ..
-            } => device_authorization_url.as_str().to_string(),
+            } => device_authorization_url.clone(),
         };
         codec::device_code_request(
             self.config.profile,
@@ -409,12 +405,12 @@ impl DeviceFlow {
 
     fn poll_request(&self, code: &DeviceCode) -> HttpRequest {
         let url = match &self.server {
-            Server::Zoho { .. } => self
+            Server::Zoho { accounts, .. } => self
                 .accounts
                 .as_ref()
-                .map(|a| a.join("/oauth/v3/device/token"))
-                .unwrap_or_default(),
-            Server::Standard { token_url, .. } => token_url.as_str().to_string(),
+                .unwrap_or(accounts)
+                .join("/oauth/v3/device/token"),
+            Server::Standard { token_url, .. } => token_url.clone(),
         };
         codec::poll_request(self.config.profile, url, &self.client, code)
     }
@@ -422,7 +418,7 @@ impl DeviceFlow {
     fn current_endpoint(&self) -> String {
         match (&self.server, &self.accounts) {
             (Server::Zoho { .. }, Some(a)) => a.as_str().to_string(),
-            (Server::Standard { token_url, .. }, _) => token::origin(token_url.as_str()),
+            (Server::Standard { token_url, .. }, _) => token_url.origin(),
             _ => String::new(),
         }
     }
@@ -471,7 +467,7 @@ impl DeviceFlow {
             }
             Reply::Transient(t) => self.code_transient(now, t),
             Reply::Error(e) => {
-                let err = token::grant_error(e, &self.current_endpoint());
+                let err = token::grant_error(e, self.current_endpoint());
                 self.fail(err)
             }
             Reply::Malformed(m) => self.fail(Error::Protocol(m)),
@@ -577,7 +573,7 @@ impl DeviceFlow {
                     "invalid_code" | "invalid_grant" if self.config.kiosk.is_some() => self.code_lapsed(now),
                     "invalid_code" | "invalid_grant" => self.fail(Error::CodeRejected { code: e.code }),
                     _ => {
-                        let err = token::grant_error(e, &self.current_endpoint());
+                        let err = token::grant_error(e, self.current_endpoint());
                         self.fail(err)
                     }
                 }

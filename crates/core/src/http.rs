@@ -8,6 +8,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::dc::ServerUrl;
+
 /// The largest reply body the core parses; drivers should stop reading past it. Zoho's
 /// replies are a few hundred bytes; an HTML error page can be anything.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -51,8 +53,9 @@ pub enum Purpose {
 pub struct HttpRequest {
     /// Method.
     pub method: Method,
-    /// Full URL. Never contains a secret.
-    pub url: String,
+    /// The full URL, parsed and validated once ([`ServerUrl`]); drivers connect to
+    /// [`ServerUrl::as_url`], never to a re-parsed string. Never contains a secret.
+    pub url: ServerUrl,
     /// Extra headers (`Content-Type`, `Accept`).
     pub headers: Vec<(&'static str, &'static str)>,
     /// Body bytes (a form, possibly holding secrets).
@@ -63,7 +66,7 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     /// A form POST.
-    pub fn post_form(url: String, form: &Form, purpose: Purpose) -> HttpRequest {
+    pub fn post_form(url: ServerUrl, form: &Form, purpose: Purpose) -> HttpRequest {
         HttpRequest {
             method: Method::Post,
             url,
@@ -77,7 +80,7 @@ impl HttpRequest {
     }
 
     /// A GET without parameters.
-    pub fn get(url: String, purpose: Purpose) -> HttpRequest {
+    pub fn get(url: ServerUrl, purpose: Purpose) -> HttpRequest {
         HttpRequest {
             method: Method::Get,
             url,
@@ -92,14 +95,15 @@ impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpRequest")
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &self.url.as_str())
             .field("purpose", &self.purpose)
             .field("body", &alloc::format!("[{} bytes redacted]", self.body.len()))
             .finish()
     }
 }
 
-/// An `application/x-www-form-urlencoded` body under construction.
+/// An `application/x-www-form-urlencoded` body under construction (the `url` crate's WHATWG
+/// serializer).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Form(String);
 
@@ -111,34 +115,13 @@ impl Form {
 
     /// Appends `name=value`, percent-encoded.
     pub fn field(mut self, name: &str, value: &str) -> Form {
-        if !self.0.is_empty() {
-            self.0.push('&');
-        }
-        encode_into(&mut self.0, name);
-        self.0.push('=');
-        encode_into(&mut self.0, value);
+        url::form_urlencoded::Serializer::for_suffix(&mut self.0, 0).append_pair(name, value);
         self
     }
 
     /// The encoded body.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
-    }
-}
-
-/// The WHATWG `application/x-www-form-urlencoded` byte serializer.
-fn encode_into(out: &mut String, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => {
-                out.push('%');
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 15)] as char);
-            }
-        }
     }
 }
 
@@ -161,7 +144,7 @@ mod tests {
     #[test]
     fn debug_hides_body() {
         let r = HttpRequest::post_form(
-            "https://x/y".into(),
+            ServerUrl::parse("https://x/y").unwrap(),
             &Form::new().field("client_secret", "s3cr3t"),
             Purpose::Poll,
         );

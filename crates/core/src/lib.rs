@@ -84,3 +84,5 @@ pub use http::{HttpRequest, Method, Purpose};
 pub use secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
 pub use time::Timestamp;
 pub use token::{TokenEndpoint, Tokens};
+/// The URL parser of [`ServerUrl`] (re-exported so drivers read the same parsed URL).
+pub use url;

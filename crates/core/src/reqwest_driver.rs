@@ -116,8 +116,8 @@ impl HttpClient {
     /// Sends a core request; the body is read up to [`MAX_RESPONSE_BYTES`] + 1 bytes.
     pub async fn send(&self, req: &HttpRequest) -> Result<Response, TransportError> {
         let mut builder = match req.method {
-            Method::Get => self.inner.get(&req.url),
-            Method::Post => self.inner.post(&req.url),
+            Method::Get => self.inner.get(req.url.as_url().clone()),
+            Method::Post => self.inner.post(req.url.as_url().clone()),
         };
         for (name, value) in &req.headers {
             builder = builder.header(*name, *value);

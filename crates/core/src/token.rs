@@ -5,7 +5,7 @@
 //! old refresh token is kept — Zoho sends none), `invalid_code` (permanent: pair again),
 //! `Access Denied` (Zoho's throttle: retry later, the refresh token is fine), or transient.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use core::time::Duration;
 
 use crate::codec::{self, ClientCredentials, Profile, Reply, TokenGrant};
@@ -55,9 +55,9 @@ pub struct TokenEndpoint {
     /// Dialect.
     pub profile: Profile,
     /// The refresh URL (Zoho: `{accounts}/oauth/v2/token`).
-    pub token_url: String,
+    pub token_url: ServerUrl,
     /// The revocation URL, when there is one.
-    pub revoke_url: Option<String>,
+    pub revoke_url: Option<ServerUrl>,
     /// Which `api_domain`s a refreshed token may point at.
     pub api_domains: ApiDomainPolicy,
 }
@@ -77,8 +77,8 @@ impl TokenEndpoint {
     pub fn standard(token_url: &ServerUrl, revoke_url: Option<&ServerUrl>) -> TokenEndpoint {
         TokenEndpoint {
             profile: Profile::Rfc8628,
-            token_url: token_url.as_str().to_string(),
-            revoke_url: revoke_url.map(|u| u.as_str().to_string()),
+            token_url: token_url.clone(),
+            revoke_url: revoke_url.cloned(),
             api_domains: ApiDomainPolicy::for_accounts(token_url),
         }
     }
@@ -117,7 +117,7 @@ impl TokenEndpoint {
             }),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
-            Reply::Error(e) => Err(grant_error(e, &self.token_url)),
+            Reply::Error(e) => Err(grant_error(e, self.token_url.origin())),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
     }
@@ -159,25 +159,16 @@ impl TokenEndpoint {
 }
 
 /// Maps an OAuth error from a token endpoint to the core's error.
-pub(crate) fn grant_error(e: codec::OAuthError, url: &str) -> Error {
+pub(crate) fn grant_error(e: codec::OAuthError, origin: String) -> Error {
     match e.code.as_str() {
         "invalid_code" | "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: e.code },
-        "invalid_client" | "unauthorized_client" => Error::InvalidClient {
-            accounts_url: origin(url),
-        },
+        "invalid_client" | "unauthorized_client" => Error::InvalidClient { accounts_url: origin },
         "invalid_client_secret" => Error::InvalidClientSecret,
         _ => Error::Server {
             code: e.code,
             description: e.description,
         },
     }
-}
-
-/// `https://host[:port]` of a URL (for messages).
-pub(crate) fn origin(url: &str) -> String {
-    let after = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[after..].find('/').map(|i| after + i).unwrap_or(url.len());
-    url[..end].to_string()
 }
 
 /// Builds [`Tokens`] from a grant, validating `api_domain` before anything is sent there.

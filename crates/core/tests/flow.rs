@@ -172,7 +172,7 @@ fn requests_speak_zoho_and_keep_secrets_out_of_urls() {
         "client_id=1004.CLIENT&client_secret=the-client-secret&grant_type=device_token&code=1004.d8a0c1f7"
     );
     for (_, r) in &run.sent {
-        assert!(!r.url.contains('?'), "no query strings: {}", r.url);
+        assert!(!r.url.as_str().contains('?'), "no query strings: {}", r.url);
         assert!(
             r.headers
                 .contains(&("Content-Type", "application/x-www-form-urlencoded"))
