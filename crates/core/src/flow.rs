@@ -185,7 +185,7 @@ enum State {
     /// Waiting for the serverinfo reply.
     AwaitResolve { code: ActiveCode, location: String },
     /// Paired.
-    Done(Tokens),
+    Done(alloc::boxed::Box<Tokens>),
     /// Failed (sticky).
     Failed(Error),
     /// Transitional placeholder while a state is being replaced.
@@ -294,7 +294,7 @@ impl DeviceFlow {
         match state {
             State::Failed(e) => (State::Failed(e), Step::Wait(now)),
             State::Done(t) => {
-                let step = Step::Done(t.clone());
+                let step = Step::Done((*t).clone());
                 (State::Done(t), step)
             }
             State::RequestCode { at } if now < at => (State::RequestCode { at }, Step::Wait(at)),
@@ -536,7 +536,7 @@ impl DeviceFlow {
                     self.location.clone(),
                     scope,
                 ) {
-                    Ok(tokens) => State::Done(tokens),
+                    Ok(tokens) => State::Done(alloc::boxed::Box::new(tokens)),
                     Err(e) => self.fail(e),
                 }
             }
