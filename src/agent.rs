@@ -408,7 +408,7 @@ impl Agent {
             return Ok(());
         }
         let client = self.ctx.client_for(&cur.stored)?;
-        let endpoint = match self.ctx.token_endpoint(&cur.stored) {
+        let endpoint = match self.ctx.token_endpoint(&cur.stored).await {
             Ok(e) => e,
             Err(e) => {
                 self.current = None;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use zoho_device_core::codec::{self, Reply};
+use zoho_device_core::dc::check_accounts_move;
 use zoho_device_core::reqwest_driver::{self, HttpClient, HttpConfig};
 use zoho_device_core::{
     ApiDomainPolicy, Backoff, ClientCredentials, DataCenter, Error, Profile, ServerUrl, TokenEndpoint, Tokens,
@@ -14,6 +15,23 @@ use crate::store::{StoredToken, TokenStore, wall_now};
 
 /// Refresh when the access token expires within this (the `token` command's rule).
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The servers of a token file, after [`Context::checked_servers`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckedServers {
+    /// A Zoho pairing's accounts server.
+    Zoho {
+        /// Refresh and revoke go here.
+        accounts: ServerUrl,
+    },
+    /// A standard server's endpoints.
+    Standard {
+        /// Refresh goes here.
+        token_url: ServerUrl,
+        /// Revoke goes here.
+        revocation_url: Option<ServerUrl>,
+    },
+}
 
 /// Settings, store and HTTP client.
 pub struct Context {
@@ -67,42 +85,153 @@ impl Context {
         })
     }
 
-    /// Where a stored token refreshes and revokes.
-    pub fn token_endpoint(&self, stored: &StoredToken) -> Result<TokenEndpoint, AppError> {
-        match stored.profile() {
-            Profile::Zoho => {
-                let accounts = stored.tokens.accounts_url.as_ref().ok_or_else(|| {
-                    AppError::new(Exit::NeedsPairing, "the token file has no accounts server")
-                        .hint("pair again with `zoho-device login`")
-                })?;
-                Ok(TokenEndpoint::zoho(accounts))
-            }
-            Profile::Rfc8628 => {
-                let token_url = stored.token_url.as_ref().ok_or_else(|| {
-                    AppError::new(Exit::NeedsPairing, "the token file has no token endpoint")
-                        .hint("pair again with `zoho-device login`")
-                })?;
-                Ok(TokenEndpoint::standard(token_url, stored.revocation_url.as_ref()))
-            }
+    /// Where a stored token refreshes and revokes — only after every server the token file
+    /// names has passed the policy the configuration gives *now* ([`Context::checked_servers`]).
+    pub async fn token_endpoint(&self, stored: &StoredToken) -> Result<TokenEndpoint, AppError> {
+        match self.checked_servers(stored).await? {
+            CheckedServers::Zoho { accounts } => Ok(TokenEndpoint::zoho(&accounts)),
+            CheckedServers::Standard {
+                token_url,
+                revocation_url,
+            } => Ok(TokenEndpoint::standard(&token_url, revocation_url.as_ref())),
         }
     }
 
-    /// Checks a stored token's `api_domain` again before anything is sent there (the file
-    /// could have been edited).
-    pub fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
-        let api = stored.tokens.api_domain.as_ref().ok_or_else(|| {
+    /// The servers of a token file, checked against the configuration as at login: the file
+    /// could have been edited, copied from another device, or planted. Zoho profile: the
+    /// accounts server must be the configured one (DC or override), or one `other_dc` could
+    /// have moved to from it ([`check_accounts_move`]: a Zoho accounts host from Zoho, loopback
+    /// only from loopback). Standard profile: the token and revocation endpoints must be the
+    /// configured ones, or those the configured issuer's discovery document names now. A
+    /// mismatch sends nothing: exit 8 with the file's path and the value.
+    pub async fn checked_servers(&self, stored: &StoredToken) -> Result<CheckedServers, AppError> {
+        let path = self.store.path().display().to_string();
+        let refuse = |field: &str, value: &ServerUrl, why: String| {
+            AppError::new(
+                Exit::Unsafe,
+                format!("the token file {path} names {field} {value}, which this configuration does not allow: {why}"),
+            )
+            .hint("nothing was sent. If you paired with other settings, use them again (--dc, --accounts-url, --issuer…); otherwise pair again with `zoho-device login` (someone may have edited the file)")
+        };
+        let mismatch = |paired: &str, configured: &str| {
+            AppError::usage(format!(
+                "the token file {path} holds a {paired} pairing, but the configuration is for a {configured} server"
+            ))
+            .hint("run with the settings you paired with (--profile, --issuer, endpoints), or pair again")
+        };
+        let missing = |what: &str| {
+            AppError::new(Exit::NeedsPairing, format!("the token file has no {what}"))
+                .hint("pair again with `zoho-device login`")
+        };
+        match (stored.profile(), &self.settings.endpoint) {
+            (Profile::Zoho, Endpoint::Zoho { dc, accounts_override }) => {
+                let accounts = stored
+                    .tokens
+                    .accounts_url
+                    .clone()
+                    .ok_or_else(|| missing("accounts server"))?;
+                let configured = match (accounts_override, dc) {
+                    (Some(o), _) => o.clone(),
+                    (None, DcChoice::Fixed(dc)) => dc.accounts_server(),
+                    // Any DC: the file's server must be one of Zoho's.
+                    (None, DcChoice::Auto) => DataCenter::Us.accounts_server(),
+                };
+                if accounts != configured {
+                    check_accounts_move(&configured, &accounts)
+                        .map_err(|why| refuse("the accounts server", &accounts, why))?;
+                }
+                Ok(CheckedServers::Zoho { accounts })
+            }
+            (
+                Profile::Rfc8628,
+                Endpoint::Standard {
+                    token_url,
+                    revocation_url,
+                    ..
+                },
+            ) => {
+                let stored_token = stored.token_url.clone().ok_or_else(|| missing("token endpoint"))?;
+                if &stored_token != token_url {
+                    return Err(refuse(
+                        "the token endpoint",
+                        &stored_token,
+                        format!("the configured one is {token_url}"),
+                    ));
+                }
+                if let Some(r) = &stored.revocation_url
+                    && Some(r) != revocation_url.as_ref()
+                {
+                    return Err(refuse(
+                        "the revocation endpoint",
+                        r,
+                        "it is not the configured one".into(),
+                    ));
+                }
+                Ok(CheckedServers::Standard {
+                    token_url: stored_token,
+                    revocation_url: stored.revocation_url.clone(),
+                })
+            }
+            (Profile::Rfc8628, Endpoint::Issuer { issuer, explicit }) => {
+                let stored_token = stored.token_url.clone().ok_or_else(|| missing("token endpoint"))?;
+                let known = |u: &ServerUrl, e: &Option<ServerUrl>| e.as_ref() == Some(u);
+                let needs_discovery = !known(&stored_token, &explicit.token_url)
+                    || stored
+                        .revocation_url
+                        .as_ref()
+                        .is_some_and(|r| !known(r, &explicit.revocation_url));
+                let found = if needs_discovery {
+                    Some(crate::discovery::endpoints(&self.http, issuer, explicit).await?)
+                } else {
+                    None
+                };
+                if let Some(found) = &found {
+                    if stored_token != found.token_url {
+                        return Err(refuse(
+                            "the token endpoint",
+                            &stored_token,
+                            format!("the issuer {issuer} names {}", found.token_url),
+                        ));
+                    }
+                    if let Some(r) = &stored.revocation_url
+                        && Some(r) != found.revocation_url.as_ref()
+                    {
+                        return Err(refuse(
+                            "the revocation endpoint",
+                            r,
+                            format!("the issuer {issuer} does not name it"),
+                        ));
+                    }
+                }
+                Ok(CheckedServers::Standard {
+                    token_url: stored_token,
+                    revocation_url: stored.revocation_url.clone(),
+                })
+            }
+            (Profile::Zoho, _) => Err(mismatch("Zoho", "standard (rfc8628)")),
+            (Profile::Rfc8628, Endpoint::Zoho { .. }) => Err(mismatch("standard (rfc8628)", "Zoho")),
+        }
+    }
+
+    /// Checks a stored token's `api_domain` again before anything is sent there: with the
+    /// policy of the accounts server the configuration allows ([`Context::checked_servers`]),
+    /// not the one the file names.
+    pub async fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
+        let api = stored.tokens.api_domain.clone().ok_or_else(|| {
             AppError::new(Exit::NeedsPairing, "the token file has no api_domain")
                 .hint("pair again with `zoho-device login`")
         })?;
-        let policy = stored
-            .tokens
-            .accounts_url
-            .as_ref()
-            .map(ApiDomainPolicy::for_accounts)
-            .unwrap_or_default();
-        policy
-            .check(api.as_str())
-            .map_err(|why| AppError::new(Exit::Unsafe, why))
+        let policy = match self.checked_servers(stored).await? {
+            CheckedServers::Zoho { accounts } => ApiDomainPolicy::for_accounts(&accounts),
+            CheckedServers::Standard { token_url, .. } => ApiDomainPolicy::for_accounts(&token_url),
+        };
+        policy.check_url(api).map_err(|why| {
+            AppError::new(
+                Exit::Unsafe,
+                format!("the token file {}: {why}", self.store.path().display()),
+            )
+            .hint("nothing was sent; pair again with `zoho-device login`")
+        })
     }
 
     /// Takes the cross-process refresh lock without blocking the async runtime.
@@ -118,7 +247,7 @@ impl Context {
     /// ([`Revoked::AlreadyInvalid`]); the error is what could not be done.
     pub async fn revoke(&self, stored: &StoredToken, attempts: u32) -> Result<Revoked, AppError> {
         let client = self.client_for(stored)?;
-        let endpoint = self.token_endpoint(stored)?;
+        let endpoint = self.token_endpoint(stored).await?;
         if stored.tokens.refresh_token.is_none() {
             return Ok(Revoked::NoRefreshToken);
         }
@@ -134,7 +263,7 @@ impl Context {
     /// Refreshes `stored` now (the caller holds the lock) and saves the result.
     pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
         let client = self.client_for(stored)?;
-        let endpoint = self.token_endpoint(stored)?;
+        let endpoint = self.token_endpoint(stored).await?;
         let mut backoff = retry_backoff();
         let tokens = reqwest_driver::refresh(
             &self.http,

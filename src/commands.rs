@@ -4,7 +4,8 @@ use std::io::Write;
 
 use serde_json::json;
 
-use zoho_device_core::Profile;
+use zoho_device_core::codec::MAX_TOKEN_LIFETIME;
+use zoho_device_core::{Profile, Safe};
 
 use crate::app::{Context, REFRESH_MARGIN, Revoked};
 use crate::cli::{BooksCommand, Cli, Command, EventsFormat};
@@ -119,9 +120,9 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 for o in orgs {
                     println!(
                         "{:<14} {:<32} {:<8} {}",
-                        o.organization_id,
-                        o.name,
-                        o.currency_code,
+                        Safe(&o.organization_id).to_string(),
+                        Safe(&o.name).to_string(),
+                        Safe(&o.currency_code).to_string(),
                         if o.is_default_org { "yes" } else { "" }
                     );
                 }
@@ -159,7 +160,9 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
         }
         return Err(AppError::not_paired("not paired"));
     };
-    let left = t.tokens.expires_at.as_millis() as i64 - now.as_millis() as i64;
+    // Saturating: an edited file's absurd expiry must not wrap around into the past.
+    let left = (i128::from(t.tokens.expires_at.as_millis()) - i128::from(now.as_millis()))
+        .clamp(i128::from(-i64::MAX), i128::from(i64::MAX)) as i64;
     let v = json!({
         "paired": true,
         "profile": t.profile,
@@ -179,16 +182,16 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("Paired:          yes ({})", t.profile);
-        println!("Client ID:       {}", t.client_id);
+        println!("Paired:          yes ({})", Safe(&t.profile));
+        println!("Client ID:       {}", Safe(&t.client_id));
         println!(
             "Data centre:     {}",
             match (t.tokens.location.as_deref(), t.profile()) {
-                (Some(loc), _) => loc,
+                (Some(loc), _) => Safe(loc).to_string(),
                 // An accounts server that is not one of Zoho's DCs (--accounts-url, a proxy, the
                 // simulator): its location is never named unless it redirects with other_dc.
-                (None, Profile::Zoho) => "- (a custom accounts server, not in the DC table)",
-                (None, _) => "- (standard profile: no data centres)",
+                (None, Profile::Zoho) => "- (a custom accounts server, not in the DC table)".into(),
+                (None, _) => "- (standard profile: no data centres)".into(),
             }
         );
         println!(
@@ -199,8 +202,13 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
             "API domain:      {}",
             t.tokens.api_domain.as_ref().map(|u| u.as_str()).unwrap_or("-")
         );
-        println!("Scope:           {}", t.tokens.scope.as_deref().unwrap_or("-"));
-        if left > 0 {
+        println!("Scope:           {}", Safe(t.tokens.scope.as_deref().unwrap_or("-")));
+        if left > MAX_TOKEN_LIFETIME.as_millis() as i64 {
+            println!(
+                "Access token:    valid, says the file, for {} days — more than any server grants: was the file edited?",
+                left / 86_400_000
+            );
+        } else if left > 0 {
             println!(
                 "Access token:    valid for {} min {} s",
                 left / 60_000,

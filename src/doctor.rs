@@ -171,7 +171,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
         }
     }
 
-    out.extend(token_file(ctx));
+    out.extend(token_file(ctx).await);
     out.extend(agent_state(ctx));
     out
 }
@@ -349,7 +349,7 @@ async fn check_secret(
     }
 }
 
-fn token_file(ctx: &Context) -> Vec<Finding> {
+async fn token_file(ctx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
     let path = ctx.store.path();
     match std::fs::metadata(path) {
@@ -395,7 +395,8 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
     match ctx.store.load() {
         Ok(Some(t)) => {
             let now = wall_now();
-            let left = t.tokens.expires_at.as_millis() as i64 - now.as_millis() as i64;
+            let left = (i128::from(t.tokens.expires_at.as_millis()) - i128::from(now.as_millis()))
+                .clamp(i128::from(-i64::MAX), i128::from(i64::MAX)) as i64;
             out.push(f(
                 if left > 0 { Level::Ok } else { Level::Warn },
                 "token",
@@ -418,10 +419,14 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
                 ),
                 None,
             ));
-            // Standard servers have no api_domain to check.
-            if t.profile() == Profile::Zoho
-                && let Err(e) = ctx.checked_api_domain(&t)
-            {
+            // Every server the file names must pass today's policy; standard servers have no
+            // api_domain to check.
+            let checked = match ctx.checked_servers(&t).await {
+                Err(e) => Err(e),
+                Ok(_) if t.profile() == Profile::Zoho => ctx.checked_api_domain(&t).await.map(drop),
+                Ok(_) => Ok(()),
+            };
+            if let Err(e) = checked {
                 out.push(f(
                     Level::Fail(e.exit),
                     "token",

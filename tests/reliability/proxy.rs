@@ -20,6 +20,8 @@ pub struct Proxy {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     open: Arc<AtomicBool>,
+    /// Whether the forwarder thread is listening now (it follows `open`).
+    listening: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -34,7 +36,8 @@ impl Proxy {
         let first = listen_on(port).expect("listening on the held port");
         let open = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
-        let (o, s) = (open.clone(), stop.clone());
+        let listening = Arc::new(AtomicBool::new(true));
+        let (o, s, lis) = (open.clone(), stop.clone(), listening.clone());
         let thread = std::thread::spawn(move || {
             let _holder = holder;
             let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
@@ -56,6 +59,7 @@ impl Proxy {
                         }
                     }
                 }
+                lis.store(listener.is_some(), Ordering::SeqCst);
                 let Some(l) = &listener else {
                     std::thread::sleep(Duration::from_millis(2));
                     continue;
@@ -85,6 +89,7 @@ impl Proxy {
         Proxy {
             url: format!("http://127.0.0.1:{port}"),
             open,
+            listening,
             stop,
             thread: Some(thread),
         }
@@ -93,8 +98,12 @@ impl Proxy {
     /// Unplugs (`false`: refused, open connections cut) or plugs in (`true`).
     pub fn set_open(&self, open: bool) {
         self.open.store(open, Ordering::SeqCst);
-        // Let the forwarder thread act on it.
-        std::thread::sleep(Duration::from_millis(30));
+        // Wait until the forwarder thread has acted on it (a fixed sleep lost the race on a
+        // loaded machine: the test connected before the listener was closed).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.listening.load(Ordering::SeqCst) != open && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Plugs in after `delay`, from another thread.

@@ -335,6 +335,16 @@ pub fn normalize_token_lifetime(profile: Profile, expires_in_sec: Option<u64>, e
     lifetime.min(MAX_TOKEN_LIFETIME)
 }
 
+/// The longest `user_code` accepted (Zoho's are 9 characters, the RFC's examples 8).
+pub const MAX_USER_CODE: usize = 32;
+
+/// Whether a `user_code` is shown as it is: ASCII letters, digits and `-`, 1 to
+/// [`MAX_USER_CODE`] characters. Anything else is a malformed reply — it would be shown on a
+/// terminal or a panel, and a code nobody can type is no code.
+pub fn is_sane_user_code(code: &str) -> bool {
+    (1..=MAX_USER_CODE).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// Parses a device authorization reply.
 pub fn parse_device_authorization(profile: Profile, status: u16, body: &[u8]) -> Reply<DeviceAuthorization> {
     let map = match object(status, body) {
@@ -347,6 +357,11 @@ pub fn parse_device_authorization(profile: Profile, status: u16, body: &[u8]) ->
     let Some(user_code) = str_field(&map, "user_code") else {
         return Reply::Malformed("no user_code in the device authorization reply".into());
     };
+    if !is_sane_user_code(&user_code) {
+        return Reply::Malformed(alloc::format!(
+            "the user_code {user_code:?} is not a code a person can type (letters, digits and '-', at most {MAX_USER_CODE} characters)"
+        ));
+    }
     // Zoho says verification_url; the RFC verification_uri. Accept either in both profiles.
     let Some(verification_url) = str_field(&map, "verification_url").or_else(|| str_field(&map, "verification_uri"))
     else {
@@ -376,8 +391,25 @@ pub fn parse_token_for(profile: Profile, status: u16, body: &[u8]) -> Reply<Toke
         Ok(m) => m,
         Err(r) => return recast(r),
     };
-    let Some(access_token) = str_field(&map, "access_token") else {
-        return Reply::Malformed("no access_token in the token reply".into());
+    // JSON that is neither a token nor an OAuth error (a proxy's 403 `{"message":…}`, `{}`) is
+    // not the server's word: retried like an HTML error page, while polling and refreshing.
+    // A token that is there but empty, not a string, or not an RFC 6750 `b64token` is the
+    // server's answer, and a bad one: malformed.
+    let bearer = |name: &str| match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if crate::secret::is_b64token(s) => Ok(Some(s.clone())),
+        Some(_) => Err(Reply::Malformed(alloc::format!(
+            "the {name} is empty or holds characters a bearer token cannot have"
+        ))),
+    };
+    let access_token = match bearer("access_token") {
+        Ok(Some(t)) => AccessToken::new(t),
+        Ok(None) => return Reply::Transient(Transient::UnexpectedJson(status)),
+        Err(r) => return r,
+    };
+    let refresh_token = match bearer("refresh_token") {
+        Ok(t) => t.map(RefreshToken::new),
+        Err(r) => return r,
     };
     let lifetime = normalize_token_lifetime(
         profile,
@@ -385,8 +417,8 @@ pub fn parse_token_for(profile: Profile, status: u16, body: &[u8]) -> Reply<Toke
         num_field(&map, "expires_in"),
     );
     Reply::Ok(TokenGrant {
-        access_token: AccessToken::new(access_token),
-        refresh_token: str_field(&map, "refresh_token").map(RefreshToken::new),
+        access_token,
+        refresh_token,
         api_domain: str_field(&map, "api_domain"),
         token_type: str_field(&map, "token_type").unwrap_or_else(|| "Bearer".into()),
         expires_in: lifetime,
@@ -561,10 +593,35 @@ mod tests {
             panic!()
         };
         assert_eq!(t.expires_in, s(2));
-        assert!(matches!(
+        assert_eq!(
             parse_token(200, br#"{"token_type":"Bearer"}"#),
-            Reply::Malformed(_)
-        ));
+            Reply::Transient(Transient::UnexpectedJson(200)),
+            "JSON that is not a token is not the server's word: retried"
+        );
+        for bad in [
+            "",
+            "1000.a\r\nX-Injected: yes",
+            "1000.a b",
+            "1000.\"q\"",
+            "==",
+            "1000.é",
+        ] {
+            let body = serde_json::json!({"access_token": bad, "refresh_token": "1000.r"}).to_string();
+            assert!(
+                matches!(parse_token(200, body.as_bytes()), Reply::Malformed(_)),
+                "{bad:?}"
+            );
+            let body = serde_json::json!({"access_token": "1000.a", "refresh_token": bad}).to_string();
+            assert!(
+                matches!(parse_token(200, body.as_bytes()), Reply::Malformed(_)),
+                "refresh {bad:?}"
+            );
+        }
+        let ok = parse_token(
+            200,
+            br#"{"access_token":"1000.9f3a.b7c1","refresh_token":"1000.aa~_-+/x=="}"#,
+        );
+        assert!(matches!(ok, Reply::Ok(_)), "{ok:?}");
     }
 
     #[test]

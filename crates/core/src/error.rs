@@ -3,6 +3,8 @@
 use alloc::string::String;
 use core::fmt;
 
+use crate::text::Safe;
+
 /// Why a device flow, refresh or revoke ended without success.
 ///
 /// Errors are sticky: once a [`crate::DeviceFlow`] returns one, every later `poll` returns it
@@ -176,7 +178,8 @@ impl fmt::Display for Error {
             Error::CodeExpired => f.write_str("the code expired before it was approved; run the login again (or use --kiosk to renew codes automatically)"),
             Error::CodeRejected { code } => write!(
                 f,
-                "the server no longer accepts this device code ({code}: already used, or unknown); run the login again for a new code"
+                "the server no longer accepts this device code ({}: already used, or unknown); run the login again for a new code",
+                Safe(code)
             ),
             Error::InvalidClient { accounts_url } => write!(
                 f,
@@ -185,15 +188,16 @@ impl fmt::Display for Error {
             Error::InvalidClientSecret => f.write_str("Zoho rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"),
             Error::InvalidGrant { code } => write!(
                 f,
-                "the refresh token is no longer valid ({code}): it was revoked, replaced by newer pairings (Zoho keeps 20 per user and client), or the password changed; pair the device again"
+                "the refresh token is no longer valid ({}): it was revoked, replaced by newer pairings (Zoho keeps 20 per user and client), or the password changed; pair the device again",
+                Safe(code)
             ),
             Error::Throttled => f.write_str("Zoho's token throttle was hit (at most 10 access tokens per refresh token in 10 minutes); try again in a few minutes"),
             Error::Unavailable { attempts, last } => write!(f, "the server could not be reached after {attempts} attempt(s); last failure: {last}"),
-            Error::Unsafe(why) => write!(f, "unsafe server data refused: {why}"),
-            Error::UnknownLocation(loc) => write!(f, "the account lives in data centre {loc:?}, which is not known; set the accounts URL explicitly"),
-            Error::Server { code, description: Some(d) } => write!(f, "the server answered {code}: {d}"),
-            Error::Server { code, description: None } => write!(f, "the server answered {code}"),
-            Error::Protocol(why) => write!(f, "unexpected reply from the server: {why}"),
+            Error::UnknownLocation(loc) => write!(f, "the account lives in data centre \"{}\", which is not known; set the accounts URL explicitly", Safe(loc)),
+            Error::Server { code, description: Some(d) } => write!(f, "the server answered {}: {}", Safe(code), Safe(d)),
+            Error::Server { code, description: None } => write!(f, "the server answered {}", Safe(code)),
+            Error::Protocol(why) => write!(f, "unexpected reply from the server: {}", Safe(why)),
+            Error::Unsafe(why) => write!(f, "unsafe server data refused: {}", Safe(why)),
             Error::Config(why) => write!(f, "configuration error: {why}"),
             Error::Cancelled => f.write_str("cancelled"),
         }

@@ -340,7 +340,7 @@ impl DeviceFlow {
             ),
             State::AwaitPoll { code } => {
                 let reply = codec::parse_token_for(self.config.profile, status, body);
-                self.on_poll_reply(now, code, status, reply)
+                self.on_poll_reply(now, code, reply)
             }
             State::AwaitResolve { code, location } => {
                 self.on_serverinfo(now, code, location, status, codec::parse_serverinfo(status, body))
@@ -446,15 +446,18 @@ impl DeviceFlow {
                 self.last_transient = None;
                 let interval = auth.interval.max(self.config.min_interval);
                 let expires_at = now.saturating_add(auth.expires_in);
-                let warning = self.url_warning(&auth.verification_url);
+                let urls = match self.prompt_urls(&auth.verification_url, auth.verification_uri_complete.as_deref()) {
+                    Ok(urls) => urls,
+                    Err(why) => return self.fail(Error::Protocol(why)),
+                };
                 self.out.push_back(Step::Prompt(UserPrompt {
                     user_code: auth.user_code,
-                    verification_url: auth.verification_url,
-                    verification_uri_complete: auth.verification_uri_complete,
+                    verification_url: urls.0,
+                    verification_uri_complete: urls.1,
                     expires_at,
                     expires_in: auth.expires_in,
                     interval,
-                    warning,
+                    warning: urls.2,
                 }));
                 State::Polling {
                     at: now.saturating_add(interval),
@@ -487,43 +490,79 @@ impl DeviceFlow {
         }
     }
 
-    fn url_warning(&self, url: &str) -> Option<String> {
-        let parsed = ServerUrl::parse(url);
+    /// The verification URL, the QR link and the warning to show, read by the parser a browser
+    /// uses (WHATWG, the `url` crate) and shown in that parse's serialisation, so what was
+    /// checked is what the phone opens. A `verification_uri_complete` on another origin than
+    /// the verification URL is dropped (the QR then carries the verification URL) with a
+    /// warning: a reply cannot put a phishing page in the QR beside a genuine text URL.
+    fn prompt_urls(
+        &self,
+        url: &str,
+        complete: Option<&str>,
+    ) -> Result<(String, Option<String>, Option<String>), String> {
+        let web = |u: &str| {
+            url::Url::parse(u.trim())
+                .ok()
+                .filter(|p| matches!(p.scheme(), "https" | "http"))
+        };
+        let Some(parsed) = web(url) else {
+            return Err(alloc::format!(
+                "the verification_url {:?} is not a web address",
+                crate::text::sanitize(url)
+            ));
+        };
+        let mut warning = self.url_warning(&parsed);
+        let complete = match complete {
+            None => None,
+            Some(c) => match web(c) {
+                Some(pc) if pc.origin() == parsed.origin() => Some(String::from(pc.as_str())),
+                other => {
+                    let seen = other.map(|p| p.origin().ascii_serialization());
+                    let note = alloc::format!(
+                        "the server's QR link pointed to {}, not to the verification page: the QR shows the verification URL instead",
+                        seen.as_deref().unwrap_or("something that is not a web address")
+                    );
+                    warning = Some(match warning {
+                        Some(w) => alloc::format!("{w}; {note}"),
+                        None => note,
+                    });
+                    None
+                }
+            },
+        };
+        Ok((String::from(parsed.as_str()), complete, warning))
+    }
+
+    fn url_warning(&self, u: &url::Url) -> Option<String> {
+        let host = u.host_str().unwrap_or_default();
+        let https = u.scheme() == "https";
+        let loopback = ServerUrl::from_url(u.clone()).is_ok_and(|s| s.is_loopback());
         let Some(accounts) = &self.accounts else {
-            return match parsed {
-                Ok(u) if u.is_https() || u.is_loopback() => None,
-                _ => Some("the verification URL is not https".into()),
+            return if https || loopback {
+                None
+            } else {
+                Some("the verification URL is not https".into())
             };
         };
-        match parsed {
-            Ok(u) if accounts.is_loopback() && u.is_loopback() => None,
-            Ok(u) if u.is_https() => {
-                let domain = accounts.host().strip_prefix("accounts.").unwrap_or(accounts.host());
-                let host = u.host();
-                if host == accounts.host()
-                    || host == domain
-                    || host.strip_suffix(domain).is_some_and(|p| p.ends_with('.'))
-                {
-                    None
-                } else {
-                    Some(alloc::format!(
-                        "the verification URL is not on {domain}: check it before entering the code"
-                    ))
-                }
-            }
-            _ => Some("the verification URL is not https on a Zoho host: check it before entering the code".into()),
+        if accounts.is_loopback() && loopback {
+            return None;
+        }
+        if !https {
+            return Some("the verification URL is not https on a Zoho host: check it before entering the code".into());
+        }
+        let domain = accounts.host().strip_prefix("accounts.").unwrap_or(accounts.host());
+        if host == accounts.host() || host == domain || host.strip_suffix(domain).is_some_and(|p| p.ends_with('.')) {
+            None
+        } else {
+            Some(alloc::format!(
+                "the verification URL is not on {domain}: check it before entering the code"
+            ))
         }
     }
 
     // --- polling -----------------------------------------------------------------------------
 
-    fn on_poll_reply(
-        &mut self,
-        now: Timestamp,
-        mut code: ActiveCode,
-        status: u16,
-        reply: Reply<codec::TokenGrant>,
-    ) -> State {
+    fn on_poll_reply(&mut self, now: Timestamp, mut code: ActiveCode, reply: Reply<codec::TokenGrant>) -> State {
         match reply {
             Reply::Ok(grant) => {
                 self.failures = 0;
@@ -541,9 +580,10 @@ impl DeviceFlow {
                 }
             }
             Reply::Transient(t) => self.poll_transient(now, code, t),
-            // JSON that is neither a token nor an error (a proxy's 403 `{"message":…}`, `{}`):
-            // not the server's word on this code, so keep it and retry like an HTML 503.
-            Reply::Malformed(_) => self.poll_transient(now, code, Transient::UnexpectedJson(status)),
+            // JSON that is neither a token nor an error (a proxy's 403 `{"message":…}`, `{}`) comes
+            // back from the codec as transient (above); a token that is not a bearer token is
+            // the server's answer, and a bad one.
+            Reply::Malformed(m) => self.fail(Error::Protocol(m)),
             Reply::Error(e) => {
                 self.failures = 0;
                 self.last_transient = None;

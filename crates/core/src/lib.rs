@@ -66,6 +66,7 @@ pub mod error;
 pub mod flow;
 pub mod http;
 pub mod secret;
+pub mod text;
 pub mod time;
 pub mod token;
 
@@ -82,6 +83,7 @@ pub use error::{Error, ErrorKind, Transient, TransportError};
 pub use flow::{DeviceFlow, Notice, Server, Step, UserPrompt};
 pub use http::{HttpRequest, Method, Purpose};
 pub use secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
+pub use text::Safe;
 pub use time::Timestamp;
 pub use token::{TokenEndpoint, Tokens};
 /// The URL parser of [`ServerUrl`] (re-exported so drivers read the same parsed URL).

@@ -13,7 +13,36 @@ macro_rules! secret_type {
         #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         #[serde(transparent)]
         pub struct $name(String);
+        secret_type!(@impl $name);
+    };
+    ($(#[$doc:meta])* $name:ident, bearer) => {
+        $(#[$doc])*
+        ///
+        /// Only RFC 6750 `b64token` values are accepted when read back ([`is_b64token`]): a token
+        /// that could break out of an `Authorization` header is a corrupt file.
+        #[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+        secret_type!(@impl $name);
 
+        impl TryFrom<String> for $name {
+            type Error = &'static str;
+            fn try_from(s: String) -> Result<Self, &'static str> {
+                if is_b64token(&s) {
+                    Ok($name(s))
+                } else {
+                    Err(concat!("the ", stringify!($name), " holds characters a bearer token cannot have (or is empty)"))
+                }
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(t: $name) -> String {
+                t.0
+            }
+        }
+    };
+    (@impl $name:ident) => {
         impl $name {
             /// Wraps a secret value.
             pub fn new(value: impl Into<String>) -> Self {
@@ -57,12 +86,25 @@ secret_type!(
 );
 secret_type!(
     /// An access token (`Authorization: Zoho-oauthtoken ...`), valid for about an hour.
-    AccessToken
+    AccessToken,
+    bearer
 );
 secret_type!(
     /// A refresh token: mints access tokens until revoked.
-    RefreshToken
+    RefreshToken,
+    bearer
 );
+
+/// Whether `s` is an RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+/// Zoho's `1004.<hex>.<hex>` fits; CR, LF, spaces and quotes do not, so a token can never add a
+/// header to a request or a shell command that quotes it.
+pub fn is_b64token(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
 
 /// FNV-1a over the bytes, as 8 hex digits.
 fn fingerprint(bytes: &[u8]) -> String {
