@@ -19,10 +19,12 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// The servers of a token file, after [`Context::checked_servers`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckedServers {
-    /// A Zoho pairing's accounts server.
+    /// A Zoho pairing's servers.
     Zoho {
         /// Refresh and revoke go here.
         accounts: ServerUrl,
+        /// API calls go here (with the access token).
+        api_domain: Option<ServerUrl>,
     },
     /// A standard server's endpoints.
     Standard {
@@ -89,7 +91,7 @@ impl Context {
     /// names has passed the policy the configuration gives *now* ([`Context::checked_servers`]).
     pub async fn token_endpoint(&self, stored: &StoredToken) -> Result<TokenEndpoint, AppError> {
         match self.checked_servers(stored).await? {
-            CheckedServers::Zoho { accounts } => Ok(TokenEndpoint::zoho(&accounts)),
+            CheckedServers::Zoho { accounts, .. } => Ok(TokenEndpoint::zoho(&accounts)),
             CheckedServers::Standard {
                 token_url,
                 revocation_url,
@@ -101,27 +103,50 @@ impl Context {
     /// could have been edited, copied from another device, or planted. Zoho profile: the
     /// accounts server must be the configured one (DC or override), or one `other_dc` could
     /// have moved to from it ([`check_accounts_move`]: a Zoho accounts host from Zoho, loopback
-    /// only from loopback). Standard profile: the token and revocation endpoints must be the
-    /// configured ones, or those the configured issuer's discovery document names now. A
-    /// mismatch sends nothing: exit 8 with the file's path and the value.
+    /// only from loopback), and `api_domain` must pass the allow-list of *that* accounts server.
+    /// Standard profile: the token and revocation endpoints must be the configured ones, or
+    /// those the configured issuer's discovery document names now (one request). A mismatch
+    /// sends nothing: exit 8 with the file's path and the value.
     pub async fn checked_servers(&self, stored: &StoredToken) -> Result<CheckedServers, AppError> {
-        let path = self.store.path().display().to_string();
-        let refuse = |field: &str, value: &ServerUrl, why: String| {
-            AppError::new(
-                Exit::Unsafe,
-                format!("the token file {path} names {field} {value}, which this configuration does not allow: {why}"),
-            )
-            .hint("nothing was sent. If you paired with other settings, use them again (--dc, --accounts-url, --issuer…); otherwise pair again with `zoho-device login` (someone may have edited the file)")
+        if let Some(checked) = self.checked_servers_offline(stored)? {
+            return Ok(checked);
+        }
+        let Endpoint::Issuer { issuer, explicit } = &self.settings.endpoint else {
+            unreachable!("only an issuer's endpoints need discovery")
         };
+        let found = crate::discovery::endpoints(&self.http, issuer, explicit).await?;
+        let stored_token = stored.token_url.clone().ok_or_else(|| self.missing("token endpoint"))?;
+        if stored_token != found.token_url {
+            return Err(self.refused(
+                "the token endpoint",
+                &stored_token,
+                format!("the issuer {issuer} names {}", found.token_url),
+            ));
+        }
+        if let Some(r) = &stored.revocation_url
+            && Some(r) != found.revocation_url.as_ref()
+        {
+            return Err(self.refused(
+                "the revocation endpoint",
+                r,
+                format!("the issuer {issuer} does not name it"),
+            ));
+        }
+        Ok(CheckedServers::Standard {
+            token_url: stored_token,
+            revocation_url: stored.revocation_url.clone(),
+        })
+    }
+
+    /// [`Context::checked_servers`] without the network: `None` when only the configured
+    /// issuer's discovery document can tell (its endpoints were not given explicitly).
+    pub fn checked_servers_offline(&self, stored: &StoredToken) -> Result<Option<CheckedServers>, AppError> {
+        let path = self.store.path().display();
         let mismatch = |paired: &str, configured: &str| {
             AppError::usage(format!(
                 "the token file {path} holds a {paired} pairing, but the configuration is for a {configured} server"
             ))
             .hint("run with the settings you paired with (--profile, --issuer, endpoints), or pair again")
-        };
-        let missing = |what: &str| {
-            AppError::new(Exit::NeedsPairing, format!("the token file has no {what}"))
-                .hint("pair again with `zoho-device login`")
         };
         match (stored.profile(), &self.settings.endpoint) {
             (Profile::Zoho, Endpoint::Zoho { dc, accounts_override }) => {
@@ -129,18 +154,29 @@ impl Context {
                     .tokens
                     .accounts_url
                     .clone()
-                    .ok_or_else(|| missing("accounts server"))?;
+                    .ok_or_else(|| self.missing("accounts server"))?;
                 let configured = match (accounts_override, dc) {
                     (Some(o), _) => o.clone(),
                     (None, DcChoice::Fixed(dc)) => dc.accounts_server(),
                     // Any DC: the file's server must be one of Zoho's.
                     (None, DcChoice::Auto) => DataCenter::Us.accounts_server(),
                 };
-                if accounts != configured {
-                    check_accounts_move(&configured, &accounts)
-                        .map_err(|why| refuse("the accounts server", &accounts, why))?;
+                if accounts != configured && check_accounts_move(&configured, &accounts).is_err() {
+                    return Err(self.refused(
+                        "the accounts server",
+                        &accounts,
+                        format!("it is neither the configured {configured} nor a server Zoho's other_dc could move a pairing to from there"),
+                    ));
                 }
-                Ok(CheckedServers::Zoho { accounts })
+                let api_domain = match &stored.tokens.api_domain {
+                    None => None,
+                    Some(api) => Some(
+                        ApiDomainPolicy::for_accounts(&accounts)
+                            .check_url(api.clone())
+                            .map_err(|why| self.refused("the api_domain", api, why))?,
+                    ),
+                };
+                Ok(Some(CheckedServers::Zoho { accounts, api_domain }))
             }
             (
                 Profile::Rfc8628,
@@ -150,9 +186,9 @@ impl Context {
                     ..
                 },
             ) => {
-                let stored_token = stored.token_url.clone().ok_or_else(|| missing("token endpoint"))?;
+                let stored_token = stored.token_url.clone().ok_or_else(|| self.missing("token endpoint"))?;
                 if &stored_token != token_url {
-                    return Err(refuse(
+                    return Err(self.refused(
                         "the token endpoint",
                         &stored_token,
                         format!("the configured one is {token_url}"),
@@ -161,77 +197,56 @@ impl Context {
                 if let Some(r) = &stored.revocation_url
                     && Some(r) != revocation_url.as_ref()
                 {
-                    return Err(refuse(
-                        "the revocation endpoint",
-                        r,
-                        "it is not the configured one".into(),
-                    ));
+                    return Err(self.refused("the revocation endpoint", r, "it is not the configured one".into()));
                 }
-                Ok(CheckedServers::Standard {
+                Ok(Some(CheckedServers::Standard {
                     token_url: stored_token,
                     revocation_url: stored.revocation_url.clone(),
-                })
+                }))
             }
-            (Profile::Rfc8628, Endpoint::Issuer { issuer, explicit }) => {
-                let stored_token = stored.token_url.clone().ok_or_else(|| missing("token endpoint"))?;
-                let known = |u: &ServerUrl, e: &Option<ServerUrl>| e.as_ref() == Some(u);
-                let needs_discovery = !known(&stored_token, &explicit.token_url)
-                    || stored
+            (Profile::Rfc8628, Endpoint::Issuer { explicit, .. }) => {
+                let stored_token = stored.token_url.clone().ok_or_else(|| self.missing("token endpoint"))?;
+                let given = |u: &ServerUrl, e: &Option<ServerUrl>| e.as_ref() == Some(u);
+                let all_given = given(&stored_token, &explicit.token_url)
+                    && stored
                         .revocation_url
                         .as_ref()
-                        .is_some_and(|r| !known(r, &explicit.revocation_url));
-                let found = if needs_discovery {
-                    Some(crate::discovery::endpoints(&self.http, issuer, explicit).await?)
-                } else {
-                    None
-                };
-                if let Some(found) = &found {
-                    if stored_token != found.token_url {
-                        return Err(refuse(
-                            "the token endpoint",
-                            &stored_token,
-                            format!("the issuer {issuer} names {}", found.token_url),
-                        ));
-                    }
-                    if let Some(r) = &stored.revocation_url
-                        && Some(r) != found.revocation_url.as_ref()
-                    {
-                        return Err(refuse(
-                            "the revocation endpoint",
-                            r,
-                            format!("the issuer {issuer} does not name it"),
-                        ));
-                    }
-                }
-                Ok(CheckedServers::Standard {
+                        .is_none_or(|r| given(r, &explicit.revocation_url));
+                Ok(all_given.then(|| CheckedServers::Standard {
                     token_url: stored_token,
                     revocation_url: stored.revocation_url.clone(),
-                })
+                }))
             }
             (Profile::Zoho, _) => Err(mismatch("Zoho", "standard (rfc8628)")),
             (Profile::Rfc8628, Endpoint::Zoho { .. }) => Err(mismatch("standard (rfc8628)", "Zoho")),
         }
     }
 
-    /// Checks a stored token's `api_domain` again before anything is sent there: with the
-    /// policy of the accounts server the configuration allows ([`Context::checked_servers`]),
-    /// not the one the file names.
-    pub async fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
-        let api = stored.tokens.api_domain.clone().ok_or_else(|| {
-            AppError::new(Exit::NeedsPairing, "the token file has no api_domain")
-                .hint("pair again with `zoho-device login`")
-        })?;
-        let policy = match self.checked_servers(stored).await? {
-            CheckedServers::Zoho { accounts } => ApiDomainPolicy::for_accounts(&accounts),
-            CheckedServers::Standard { token_url, .. } => ApiDomainPolicy::for_accounts(&token_url),
-        };
-        policy.check_url(api).map_err(|why| {
-            AppError::new(
-                Exit::Unsafe,
-                format!("the token file {}: {why}", self.store.path().display()),
-            )
-            .hint("nothing was sent; pair again with `zoho-device login`")
-        })
+    fn refused(&self, field: &str, value: &ServerUrl, why: String) -> AppError {
+        AppError::new(
+            Exit::Unsafe,
+            format!(
+                "the token file {} names {field} {value}, which this configuration does not allow: {why}",
+                self.store.path().display()
+            ),
+        )
+        .hint("nothing was sent. If you paired with other settings, use them again (--dc, --accounts-url, --issuer…); otherwise pair again with `zoho-device login` (someone may have edited the file)")
+    }
+
+    fn missing(&self, what: &str) -> AppError {
+        AppError::new(Exit::NeedsPairing, format!("the token file has no {what}"))
+            .hint("pair again with `zoho-device login`")
+    }
+
+    /// A stored Zoho token's `api_domain`, checked with the allow-list of the accounts server
+    /// the configuration allows ([`Context::checked_servers_offline`]), not the one the file names.
+    pub fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
+        match self.checked_servers_offline(stored)? {
+            Some(CheckedServers::Zoho {
+                api_domain: Some(api), ..
+            }) => Ok(api),
+            _ => Err(self.missing("api_domain")),
+        }
     }
 
     /// Takes the cross-process refresh lock without blocking the async runtime.
@@ -291,6 +306,9 @@ impl Context {
     pub async fn fresh_token(&self, margin: Duration) -> Result<StoredToken, AppError> {
         let stored = self.store.load_required()?;
         crate::clock::require_plausible()?;
+        // Whoever uses the token sends it to the file's api_domain: check the file's servers
+        // even when nothing is refreshed (offline; a refresh checks again, with discovery).
+        self.checked_servers_offline(&stored)?;
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }

@@ -97,7 +97,7 @@ async fn fetch_retrying(ctx: &Context, stored: &StoredToken) -> Result<Outcome, 
 }
 
 async fn fetch(ctx: &Context, stored: &StoredToken) -> Result<Outcome, AppError> {
-    let api = ctx.checked_api_domain(stored).await?;
+    let api = ctx.checked_api_domain(stored)?;
     let url = api.join("/books/v3/organizations");
     let mut resp = ctx
         .http

@@ -257,6 +257,14 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
                 eprintln!("The server has no revocation endpoint; the refresh token was not revoked.")
             }
             Ok(Revoked::AlreadyInvalid) => eprintln!("The refresh token was already invalid at the server."),
+            // A file whose servers today's configuration refuses (exit 8), or a configuration
+            // that cannot revoke (exit 2): nothing was sent, and the pairing is kept.
+            Err(e) if matches!(e.exit, Exit::Unsafe | Exit::Usage) => {
+                return Err(AppError {
+                    message: format!("{}; the token file was kept", e.message),
+                    ..e
+                });
+            }
             Err(e) => revoke_error = Some(e),
         }
     }

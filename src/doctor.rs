@@ -421,12 +421,7 @@ async fn token_file(ctx: &Context) -> Vec<Finding> {
             ));
             // Every server the file names must pass today's policy; standard servers have no
             // api_domain to check.
-            let checked = match ctx.checked_servers(&t).await {
-                Err(e) => Err(e),
-                Ok(_) if t.profile() == Profile::Zoho => ctx.checked_api_domain(&t).await.map(drop),
-                Ok(_) => Ok(()),
-            };
-            if let Err(e) = checked {
+            if let Err(e) = ctx.checked_servers(&t).await {
                 out.push(f(
                     Level::Fail(e.exit),
                     "token",

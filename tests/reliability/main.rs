@@ -3,6 +3,7 @@
 //! One integration-test binary against the built `zoho-device`, the Zoho simulator, scripted
 //! hostile servers on loopback, and the core driven with simulated clocks.
 
+mod boundary;
 mod clock;
 mod concurrency;
 mod docs;
