@@ -2,7 +2,8 @@
 # Fuzz every parser of zoho-device for a bounded time: scripts/fuzz.sh [SECONDS_PER_TARGET]
 #
 # Targets (fuzz/fuzz_targets): device_code, token_reply, serverinfo_revoke, books_envelope,
-# config_file, token_file, flow. Seeds come from crates/core/tests/fixtures. Works on the
+# config_file, token_file, flow, url_policy (differential: the host the URL policy approves is
+# the host reqwest and hyper connect to). Seeds come from crates/core/tests/fixtures. Works on the
 # stable toolchain: cargo-fuzz needs nightly-only flags (-Z sanitizer, sancov), which
 # RUSTC_BOOTSTRAP=1 unlocks on stable. cargo-fuzz is installed from crates.io when missing.
 # A crash leaves its input under fuzz/artifacts/<target>/ and fails the script.
@@ -17,7 +18,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-targets=(device_code token_reply serverinfo_revoke books_envelope config_file token_file flow)
+targets=(device_code token_reply serverinfo_revoke books_envelope config_file token_file flow url_policy)
 fixtures=crates/core/tests/fixtures
 
 seed() {
@@ -36,6 +37,13 @@ seed() {
             ;;
         config_file)
             printf 'client_id = "1004.X"\ndc = "eu"\nscope = "ZohoBooks.settings.READ"\ndisplay = ["terminal", "png:/tmp/x.png"]\n' >"$dir/config.toml"
+            ;;
+        url_policy)
+            for u in 'https://accounts.zoho.eu' 'https://www.zohoapis.com' 'https://evil.example\.zohoapis.com' \
+                'http://127.0.0.1:8080/o/token/' 'http://[::1]:9/base?x=1' 'https://www.zohoapis.com\@evil.example' \
+                'HTTPS://WWW.ZOHOAPIS.EU:443/' 'http://0x7f.1/' 'https://xn--zoho-0ra.example/'; do
+                printf '%s' "$u" >"$dir/$(printf '%s' "$u" | md5sum | cut -c1-12)"
+            done
             ;;
         token_file)
             printf '{"version":1,"profile":"zoho","client_id":"1004.X","access_token":"1000.a","refresh_token":"1000.r","api_domain":"https://www.zohoapis.eu","accounts_url":"https://accounts.zoho.eu","location":"eu","scope":"ZohoBooks.settings.READ","token_type":"Bearer","expires_at":1800000000000,"paired_at":1,"refreshed_at":2}' >"$dir/token.json"
