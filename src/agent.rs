@@ -486,6 +486,11 @@ impl Agent {
                     delay.as_secs_f64(),
                     valid.as_secs()
                 );
+                // Status (and its state file) first: whoever reacts to the event reads it.
+                self.last_error = Some(format!("refresh failed ({}), retrying in {}", e.code(), human(delay)));
+                self.next_attempt = Some(Instant::now() + delay);
+                self.current = Some(cur);
+                self.status();
                 self.ui.event(
                     "refresh_failed",
                     json!({
@@ -495,10 +500,6 @@ impl Agent {
                         "token_valid_s": valid.as_secs(),
                     }),
                 );
-                self.last_error = Some(format!("refresh failed ({}), retrying in {}", e.code(), human(delay)));
-                self.next_attempt = Some(Instant::now() + delay);
-                self.current = Some(cur);
-                self.status();
             }
         }
         Ok(())
