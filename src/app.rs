@@ -103,7 +103,8 @@ impl Context {
     /// could have been edited, copied from another device, or planted. Zoho profile: the
     /// accounts server must be the configured one (DC or override), or one `other_dc` could
     /// have moved to from it ([`check_accounts_move`]: a Zoho accounts host from Zoho, loopback
-    /// only from loopback), and `api_domain` must pass the allow-list of *that* accounts server.
+    /// only from loopback), and `api_domain` must pass the allow-list of the configured server (loopback API hosts
+    /// only for a loopback configuration).
     /// Standard profile: the token and revocation endpoints must be the configured ones, or
     /// those the configured issuer's discovery document names now (one request). A mismatch
     /// sends nothing: exit 8 with the file's path and the value.
@@ -171,7 +172,9 @@ impl Context {
                 let api_domain = match &stored.tokens.api_domain {
                     None => None,
                     Some(api) => Some(
-                        ApiDomainPolicy::for_accounts(&accounts)
+                        // Loopback API hosts only when the configuration itself is loopback
+                        // (the simulator); the file's accounts server cannot widen that.
+                        ApiDomainPolicy::for_accounts(&configured)
                             .check_url(api.clone())
                             .map_err(|why| self.refused("the api_domain", api, why))?,
                     ),
