@@ -398,18 +398,18 @@ pub fn parse_token_for(profile: Profile, status: u16, body: &[u8]) -> Reply<Toke
     let bearer = |name: &str| match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if crate::secret::is_b64token(s) => Ok(Some(s.clone())),
-        Some(_) => Err(Reply::Malformed(alloc::format!(
+        Some(_) => Err(alloc::format!(
             "the {name} is empty or holds characters a bearer token cannot have"
-        ))),
+        )),
     };
     let access_token = match bearer("access_token") {
         Ok(Some(t)) => AccessToken::new(t),
         Ok(None) => return Reply::Transient(Transient::UnexpectedJson(status)),
-        Err(r) => return r,
+        Err(m) => return Reply::Malformed(m),
     };
     let refresh_token = match bearer("refresh_token") {
         Ok(t) => t.map(RefreshToken::new),
-        Err(r) => return r,
+        Err(m) => return Reply::Malformed(m),
     };
     let lifetime = normalize_token_lifetime(
         profile,
