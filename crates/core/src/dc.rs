@@ -559,4 +559,14 @@ mod tests {
         assert_eq!(ApiDomainPolicy::for_accounts(&sim), ApiDomainPolicy::ZohoOrLoopback);
         assert_eq!(ApiDomainPolicy::for_accounts(&zoho), ApiDomainPolicy::ZohoOnly);
     }
+
+    #[test]
+    fn hosts_are_ascii_or_refused() {
+        // The binary pins url's IDNA back end to the ASCII-only one: a host with non-ASCII
+        // letters (typed, or percent-encoded) is refused; punycode is taken as it is.
+        assert_eq!(ServerUrl::parse("https://zöho.com"), Err(UrlError::Malformed));
+        assert_eq!(ServerUrl::parse("https://a%e2.com"), Err(UrlError::Malformed));
+        assert_eq!(ServerUrl::parse("https://xn--zho-qla.com").unwrap().host(), "xn--zho-qla.com");
+        assert_eq!(ServerUrl::parse("https://a%41.com").unwrap().host(), "aa.com");
+    }
 }
