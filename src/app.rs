@@ -329,6 +329,7 @@ pub async fn probe(http: &HttpClient, accounts: &ServerUrl, client_id: &str, sco
         scopes,
         true,
         false,
+        zoho_device_core::ClientAuth::Post,
     );
     let resp = match tokio::time::timeout(Duration::from_secs(10), http.send(&req)).await {
         Ok(Ok(r)) => r,

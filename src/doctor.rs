@@ -296,6 +296,7 @@ async fn check_secret(
         &ctx.settings.scopes,
         true,
         false,
+        zoho_device_core::ClientAuth::Post,
     );
     let auth = match ctx.http.send(&code_req).await {
         Ok(resp) => match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
@@ -323,6 +324,7 @@ async fn check_secret(
         accounts.join("/oauth/v3/device/token"),
         &client,
         &auth.device_code,
+        zoho_device_core::ClientAuth::Post,
     );
     match ctx
         .http
