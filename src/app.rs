@@ -12,8 +12,24 @@ use crate::exit::{AppError, Exit};
 use crate::settings::{DcChoice, Endpoint, Settings};
 use crate::store::{StoredToken, TokenStore, wall_now};
 
-/// Refresh when the access token expires within this (the `token` command's rule).
+/// Refresh when the access token expires within this (the `token` command's rule), scaled
+/// down for short-lived tokens by [`refresh_margin`].
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The margin actually used for a token: `min(margin, lifetime / 4)`, the lifetime being what
+/// the server granted at the last mint (`expires_at - refreshed_at`). Zoho's 1-hour tokens keep
+/// the full 5 minutes; Keycloak's 5-minute tokens are refreshed in their last 75 s, not on every
+/// call. The agent applies the same quarter rule to its own margin.
+pub fn refresh_margin(margin: Duration, stored: &StoredToken) -> Duration {
+    let lifetime = Duration::from_millis(
+        stored
+            .tokens
+            .expires_at
+            .as_millis()
+            .saturating_sub(stored.refreshed_at),
+    );
+    margin.min(lifetime / 4)
+}
 
 /// Settings, store and HTTP client.
 pub struct Context {
@@ -82,7 +98,13 @@ impl Context {
                     AppError::new(Exit::NeedsPairing, "the token file has no token endpoint")
                         .hint("pair again with `zoho-device login`")
                 })?;
-                Ok(TokenEndpoint::standard(token_url, stored.revocation_url.as_ref()))
+                // The configured method wins; else the one that worked at pairing; else auto.
+                let auth = self
+                    .settings
+                    .client_auth
+                    .or_else(|| stored.client_auth.as_deref().and_then(zoho_device_core::ClientAuth::parse))
+                    .unwrap_or_default();
+                Ok(TokenEndpoint::standard(token_url, stored.revocation_url.as_ref()).with_client_auth(auth))
             }
         }
     }
@@ -162,6 +184,7 @@ impl Context {
     pub async fn fresh_token(&self, margin: Duration) -> Result<StoredToken, AppError> {
         let stored = self.store.load_required()?;
         crate::clock::require_plausible()?;
+        let margin = refresh_margin(margin, &stored);
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }
@@ -429,6 +452,7 @@ pub fn stored_from(
         tokens,
         token_url,
         revocation_url,
+        client_auth: None,
         paired_at: wall.as_millis(),
         refreshed_at: wall.as_millis(),
     }

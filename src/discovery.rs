@@ -5,7 +5,16 @@
 //! `{issuer}/.well-known/openid-configuration`, else RFC 8414's
 //! `{origin}/.well-known/oauth-authorization-server{path}` (and, for an issuer with a path, the
 //! appended form some servers use), and takes `device_authorization_endpoint`,
-//! `token_endpoint` and `revocation_endpoint` from the first document found. URLs given
+//! `token_endpoint` and `revocation_endpoint` from the first document found. An OpenID document
+//! often lacks the device and revocation endpoints (they are OAuth, not OpenID, metadata):
+//! then the RFC 8414 document, when the server has one, fills what is missing.
+//!
+//! Two more fields steer the login: `token_endpoint_auth_methods_supported` picks how a
+//! confidential client sends its secret (only `client_secret_basic` listed: HTTP Basic; only
+//! `client_secret_post`: the body; both or neither: the body, retried once in Basic on a 401
+//! `invalid_client`), unless `--client-auth` says; and `scopes_supported` decides whether
+//! `offline_access` is asked for by default (only when listed: plain OAuth servers refuse it).
+//! URLs given
 //! explicitly (`--device-authorization-url`, `--token-url`, `--revocation-url`) win over
 //! discovered ones; when both required URLs are explicit, a failed discovery only costs the
 //! revocation endpoint (a warning).
@@ -21,7 +30,7 @@
 
 use serde::Deserialize;
 use zoho_device_core::reqwest_driver::HttpClient;
-use zoho_device_core::{HttpRequest, Purpose, ServerUrl};
+use zoho_device_core::{ClientAuth, HttpRequest, Purpose, ServerUrl};
 
 use crate::exit::{AppError, Exit};
 
@@ -45,6 +54,10 @@ pub struct Endpoints {
     pub token_url: ServerUrl,
     /// Revocation endpoint, when the server has one.
     pub revocation_url: Option<ServerUrl>,
+    /// The client authentication the metadata calls for (`None`: nothing decisive listed).
+    pub client_auth: Option<ClientAuth>,
+    /// Whether `scopes_supported` lists `offline_access`.
+    pub offline_access_offered: bool,
 }
 
 /// The fields of a discovery document the device reads (everything else is ignored).
@@ -58,6 +71,49 @@ pub struct Metadata {
     pub token_endpoint: Option<String>,
     /// `revocation_endpoint`.
     pub revocation_endpoint: Option<String>,
+    /// `token_endpoint_auth_methods_supported` (strings only; anything else reads as absent).
+    #[serde(default, deserialize_with = "strings")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// `scopes_supported` (strings only; anything else reads as absent).
+    #[serde(default, deserialize_with = "strings")]
+    pub scopes_supported: Option<Vec<String>>,
+}
+
+impl Metadata {
+    /// Whether an endpoint the device may need is missing (worth reading another document).
+    fn lacks_something(&self) -> bool {
+        self.device_authorization_endpoint.is_none()
+            || self.revocation_endpoint.is_none()
+            || self.token_endpoint_auth_methods_supported.is_none()
+    }
+
+    /// Fills what this document lacks from `other` (an RFC 8414 document of the same server).
+    pub fn fill_from(&mut self, other: Metadata) {
+        let fill = |mine: &mut Option<String>, theirs: Option<String>| {
+            if mine.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                *mine = theirs;
+            }
+        };
+        fill(&mut self.device_authorization_endpoint, other.device_authorization_endpoint);
+        fill(&mut self.token_endpoint, other.token_endpoint);
+        fill(&mut self.revocation_endpoint, other.revocation_endpoint);
+        if self.token_endpoint_auth_methods_supported.is_none() {
+            self.token_endpoint_auth_methods_supported = other.token_endpoint_auth_methods_supported;
+        }
+        if self.scopes_supported.is_none() {
+            self.scopes_supported = other.scopes_supported;
+        }
+    }
+}
+
+/// A list of strings, leniently: a value of another shape is ignored, not a broken document.
+fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect()
+    }))
 }
 
 /// The documents to try, in order: OpenID Connect Discovery's appended form, RFC 8414's
@@ -116,10 +172,21 @@ pub fn merge(explicit: &ExplicitEndpoints, doc_url: &str, metadata: &Metadata) -
         Some(u) => Some(u.clone()),
         None => field("revocation_endpoint", &metadata.revocation_endpoint)?,
     };
+    let client_auth = metadata
+        .token_endpoint_auth_methods_supported
+        .as_ref()
+        .map(|m| ClientAuth::from_supported(m.iter().map(String::as_str)))
+        .filter(|a| *a != ClientAuth::Auto);
+    let offline_access_offered = metadata
+        .scopes_supported
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|s| s == "offline_access"));
     Ok(Endpoints {
         device_authorization_url,
         token_url,
         revocation_url,
+        client_auth,
+        offline_access_offered,
     })
 }
 
@@ -127,7 +194,20 @@ pub fn merge(explicit: &ExplicitEndpoints, doc_url: &str, metadata: &Metadata) -
 pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Metadata), AppError> {
     let mut tried = Vec::new();
     let mut server_trouble = false;
+    let mut found: Option<(String, Metadata)> = None;
     for url in document_urls(issuer) {
+        if let Some((first, mut m)) = found.take() {
+            // The OpenID document lacked something: an RFC 8414 document may have it.
+            if let Ok(more) = fetch_one(http, &url).await {
+                tracing::debug!(%url, "completing the OpenID document with this one");
+                m.fill_from(more);
+            }
+            if m.lacks_something() {
+                found = Some((first, m));
+                continue;
+            }
+            return Ok((first, m));
+        }
         let req = HttpRequest::get(url.clone(), Purpose::ServerInfo);
         let resp = http.send(&req).await.map_err(|e| {
             AppError::new(Exit::Unavailable, format!("cannot reach the issuer {issuer}: {e}"))
@@ -145,6 +225,10 @@ pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Met
                         );
                     }
                     tracing::debug!(%url, "discovery document found");
+                    if m.lacks_something() && url.ends_with("/openid-configuration") {
+                        found = Some((url, m));
+                        continue;
+                    }
                     return Ok((url, m));
                 }
                 Err(why) => tried.push(format!("{url}: {why}")),
@@ -154,12 +238,27 @@ pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Met
             tried.push(format!("{url}: HTTP {status}"));
         }
     }
+    if let Some(found) = found {
+        return Ok(found);
+    }
     let exit = if server_trouble { Exit::Unavailable } else { Exit::Usage };
     Err(
         AppError::new(exit, format!("no discovery document for the issuer {issuer} ({})", tried.join("; "))).hint(
             "check --issuer (the server's issuer URL, e.g. https://login.microsoftonline.com/TENANT/v2.0), or pass --device-authorization-url and --token-url",
         ),
     )
+}
+
+/// One more document (to complete another): its contents, or why not.
+async fn fetch_one(http: &HttpClient, url: &str) -> Result<Metadata, String> {
+    let resp = http
+        .send(&HttpRequest::get(url.to_string(), Purpose::ServerInfo))
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.response.status != 200 {
+        return Err(format!("HTTP {}", resp.response.status));
+    }
+    parse_metadata(&resp.response.body)
 }
 
 /// The endpoints to pair with: explicit ones, completed from the issuer's discovery document.
