@@ -186,6 +186,10 @@ impl TokenEndpoint {
             Reply::Ok(()) => Ok(()),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
+            // A standard server's rejected client is said so (and may call for HTTP Basic).
+            Reply::Error(e) if self.profile == Profile::Rfc8628 && e.code != "unsupported_token_type" => {
+                Err(standard_error(e, self.revoke_url.as_deref().unwrap_or(&self.token_url)))
+            }
             Reply::Error(e) => Err(Error::InvalidGrant { code: e.code }),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
