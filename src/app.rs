@@ -21,13 +21,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// the full 5 minutes; Keycloak's 5-minute tokens are refreshed in their last 75 s, not on every
 /// call. The agent applies the same quarter rule to its own margin.
 pub fn refresh_margin(margin: Duration, stored: &StoredToken) -> Duration {
-    let lifetime = Duration::from_millis(
-        stored
-            .tokens
-            .expires_at
-            .as_millis()
-            .saturating_sub(stored.refreshed_at),
-    );
+    let lifetime = Duration::from_millis(stored.tokens.expires_at.as_millis().saturating_sub(stored.refreshed_at));
     margin.min(lifetime / 4)
 }
 
@@ -102,7 +96,12 @@ impl Context {
                 let auth = self
                     .settings
                     .client_auth
-                    .or_else(|| stored.client_auth.as_deref().and_then(zoho_device_core::ClientAuth::parse))
+                    .or_else(|| {
+                        stored
+                            .client_auth
+                            .as_deref()
+                            .and_then(zoho_device_core::ClientAuth::parse)
+                    })
                     .unwrap_or_default();
                 Ok(TokenEndpoint::standard(token_url, stored.revocation_url.as_ref()).with_client_auth(auth))
             }
@@ -455,5 +454,49 @@ pub fn stored_from(
         client_auth: None,
         paired_at: wall.as_millis(),
         refreshed_at: wall.as_millis(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zoho_device_core::{AccessToken, Timestamp};
+
+    fn stored(lifetime_s: u64) -> StoredToken {
+        StoredToken {
+            version: 1,
+            profile: "rfc8628".into(),
+            client_id: "kiosk".into(),
+            tokens: Tokens {
+                access_token: AccessToken::new("a"),
+                refresh_token: None,
+                api_domain: None,
+                accounts_url: None,
+                location: None,
+                scope: None,
+                token_type: "Bearer".into(),
+                expires_at: Timestamp::from_millis(1_000_000 + lifetime_s * 1000),
+            },
+            token_url: None,
+            revocation_url: None,
+            client_auth: None,
+            paired_at: 1_000_000,
+            refreshed_at: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn the_refresh_margin_scales_with_the_token_lifetime() {
+        // Zoho's hour: the full 5 minutes. Keycloak's 5 minutes: the last quarter, 75 s.
+        assert_eq!(refresh_margin(REFRESH_MARGIN, &stored(3600)), REFRESH_MARGIN);
+        assert_eq!(refresh_margin(REFRESH_MARGIN, &stored(300)), Duration::from_secs(75));
+        // A Keycloak token fresh from the server is not refreshed again on the next call.
+        let t = stored(300);
+        let now = Timestamp::from_millis(t.refreshed_at + 10_000);
+        assert!(!t.tokens.expires_within(now, refresh_margin(REFRESH_MARGIN, &t)));
+        assert!(
+            t.tokens.expires_within(now, REFRESH_MARGIN),
+            "the fixed margin would have"
+        );
     }
 }

@@ -94,7 +94,10 @@ impl Metadata {
                 *mine = theirs;
             }
         };
-        fill(&mut self.device_authorization_endpoint, other.device_authorization_endpoint);
+        fill(
+            &mut self.device_authorization_endpoint,
+            other.device_authorization_endpoint,
+        );
         fill(&mut self.token_endpoint, other.token_endpoint);
         fill(&mut self.revocation_endpoint, other.revocation_endpoint);
         if self.token_endpoint_auth_methods_supported.is_none() {
@@ -109,11 +112,8 @@ impl Metadata {
 /// A list of strings, leniently: a value of another shape is ignored, not a broken document.
 fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
-    Ok(v.as_array().map(|a| {
-        a.iter()
-            .filter_map(|x| x.as_str().map(String::from))
-            .collect()
-    }))
+    Ok(v.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()))
 }
 
 /// The documents to try, in order: OpenID Connect Discovery's appended form, RFC 8414's
@@ -369,6 +369,63 @@ mod tests {
         assert_eq!(
             merge(&ExplicitEndpoints::default(), "doc", &m).unwrap().revocation_url,
             None
+        );
+    }
+
+    /// django-oauth-toolkit's two documents: the OpenID one without the device and revocation
+    /// endpoints, the RFC 8414 one with the revocation endpoint and the auth methods.
+    #[test]
+    fn the_oauth_document_completes_the_openid_one() {
+        let mut openid = parse_metadata(
+            br#"{"issuer":"http://127.0.0.1:8000/o","token_endpoint":"http://127.0.0.1:8000/o/token/",
+                "scopes_supported":["openid","read"]}"#,
+        )
+        .unwrap();
+        assert!(openid.lacks_something());
+        let oauth = parse_metadata(
+            br#"{"issuer":"http://127.0.0.1:8000/o","token_endpoint":"http://127.0.0.1:8000/o/token/",
+                "revocation_endpoint":"http://127.0.0.1:8000/o/revoke_token/",
+                "scopes_supported":{"not":"a list"},
+                "token_endpoint_auth_methods_supported":["client_secret_post","client_secret_basic"]}"#,
+        )
+        .unwrap();
+        openid.fill_from(oauth);
+        assert_eq!(
+            openid.revocation_endpoint.as_deref(),
+            Some("http://127.0.0.1:8000/o/revoke_token/")
+        );
+        assert_eq!(
+            openid.scopes_supported.as_deref(),
+            Some(&["openid".to_string(), "read".to_string()][..])
+        );
+        let explicit = ExplicitEndpoints {
+            device_authorization_url: Some(url("http://127.0.0.1:8000/o/device-authorization/")),
+            ..ExplicitEndpoints::default()
+        };
+        let e = merge(&explicit, "doc", &openid).unwrap();
+        assert_eq!(e.client_auth, None, "both methods: auto");
+        assert!(!e.offline_access_offered);
+    }
+
+    #[test]
+    fn auth_methods_and_offline_access_from_the_document() {
+        let only_basic = Metadata {
+            token_endpoint_auth_methods_supported: Some(vec!["client_secret_basic".into(), "private_key_jwt".into()]),
+            scopes_supported: Some(vec!["openid".into(), "offline_access".into()]),
+            ..keycloak()
+        };
+        let e = merge(&ExplicitEndpoints::default(), "doc", &only_basic).unwrap();
+        assert_eq!(e.client_auth, Some(ClientAuth::Basic));
+        assert!(e.offline_access_offered);
+        let only_post = Metadata {
+            token_endpoint_auth_methods_supported: Some(vec!["client_secret_post".into(), "none".into()]),
+            ..keycloak()
+        };
+        assert_eq!(
+            merge(&ExplicitEndpoints::default(), "doc", &only_post)
+                .unwrap()
+                .client_auth,
+            Some(ClientAuth::Post)
         );
     }
 

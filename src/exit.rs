@@ -141,7 +141,9 @@ impl From<Error> for AppError {
             Error::ClientRejected { .. } => Some(
                 "check the client ID and the client secret (ZOHO_CLIENT_SECRET or --client-secret-file); if the server wants the other method, pass --client-auth basic or --client-auth post",
             ),
-            Error::InvalidScope { offline_added: true, .. } => Some(
+            Error::InvalidScope {
+                offline_added: true, ..
+            } => Some(
                 "offline_access was added to ask for a refresh token: pass --no-offline-access (or offline_access = false in the config file) if this server does not offer it, and check --scope",
             ),
             Error::InvalidScope { .. } => Some("check --scope against the scopes the server offers"),

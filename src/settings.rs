@@ -246,8 +246,10 @@ impl Settings {
                 Some(ClientAuth::Auto) => None,
                 Some(auth) => Some(auth),
                 None => {
-                    return Err(AppError::usage(format!("config: client_auth {v:?} is not basic or post"))
-                        .hint("client_auth = \"basic\" (HTTP Basic) or \"post\" (the form body)"));
+                    return Err(
+                        AppError::usage(format!("config: client_auth {v:?} is not basic or post"))
+                            .hint("client_auth = \"basic\" (HTTP Basic) or \"post\" (the form body)"),
+                    );
                 }
             },
         };

@@ -71,7 +71,10 @@ fn django_ready() -> bool {
             *ready = Some(false);
             return false;
         }
-        eprintln!("interop: installing django-oauth-toolkit into {}", django_dir().join(".venv").display());
+        eprintln!(
+            "interop: installing django-oauth-toolkit into {}",
+            django_dir().join(".venv").display()
+        );
         let venv = std::process::Command::new("python3")
             .args(["-m", "venv", ".venv"])
             .current_dir(django_dir())
@@ -79,11 +82,21 @@ fn django_ready() -> bool {
             .expect("run python3 -m venv");
         assert!(venv.success(), "python3 -m venv failed in {}", django_dir().display());
         let pip = std::process::Command::new(django_dir().join(".venv/bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r", "requirements.txt"])
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                "requirements.txt",
+            ])
             .current_dir(django_dir())
             .status()
             .expect("run pip");
-        assert!(pip.success(), "pip install -r requirements.txt failed in {}", django_dir().display());
+        assert!(
+            pip.success(),
+            "pip install -r requirements.txt failed in {}",
+            django_dir().display()
+        );
         assert!(imports(), "django-oauth-toolkit does not import after installing it");
     }
     *ready = Some(true);
@@ -183,7 +196,9 @@ impl User {
     async fn dot_open(&self, code: &Value, name: &str, scan: bool) -> Page {
         let user_code = code["user_code"].as_str().expect("user_code");
         let start = if scan {
-            code["verification_uri_complete"].as_str().expect("verification_uri_complete")
+            code["verification_uri_complete"]
+                .as_str()
+                .expect("verification_uri_complete")
         } else {
             code["verification_url"].as_str().expect("verification_url")
         };
@@ -262,13 +277,20 @@ async fn dot_public_client_pairs_refreshes_and_logs_out() {
     assert_eq!(exit, Some(0), "login: events {events:?}, stderr:\n{stderr}");
 
     let stored = device.stored();
-    assert_eq!(stored["token_url"], dot.url("/o/token/"), "kept as discovered, slash included");
+    assert_eq!(
+        stored["token_url"],
+        dot.url("/o/token/"),
+        "kept as discovered, slash included"
+    );
     assert_eq!(
         stored["revocation_url"],
         dot.url("/o/revoke_token/"),
         "the RFC 8414 document completes the OpenID one"
     );
-    assert_eq!(stored["scope"], "read", "no offline_access asked of a server that does not list it");
+    assert_eq!(
+        stored["scope"], "read",
+        "no offline_access asked of a server that does not list it"
+    );
     let first_refresh = stored["refresh_token"].as_str().expect("a refresh token").to_string();
 
     let access = device.token().await;
@@ -281,7 +303,10 @@ async fn dot_public_client_pairs_refreshes_and_logs_out() {
     let fresh = device.token().await;
     assert_ne!(fresh, access);
     assert_eq!(me(&dot, &fresh).await.0, 200);
-    let rotated = device.stored()["refresh_token"].as_str().expect("refresh token").to_string();
+    let rotated = device.stored()["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_string();
     assert_ne!(rotated, first_refresh, "the rotated refresh token is stored");
 
     let out = device.run(&["logout"]).await;
@@ -289,7 +314,11 @@ async fn dot_public_client_pairs_refreshes_and_logs_out() {
     assert!(out.stderr.contains("Revoked"), "{out:?}");
     assert!(!device.token_file().exists());
     // RFC 7009: revoking the refresh token revokes its access token too.
-    assert_eq!(me(&dot, &fresh).await.0, 403, "the token no longer opens the protected view");
+    assert_eq!(
+        me(&dot, &fresh).await.0,
+        403,
+        "the token no longer opens the protected view"
+    );
     let reuse = http()
         .build()
         .expect("HTTP client")
@@ -332,7 +361,8 @@ async fn dot_confidential_client_with_basic_authentication() {
     let mut login = device.login();
     let code = login.event("code").await;
     let user = User::new();
-    user.dot_decide(user.dot_open(&code, "grace", false).await, "accept").await;
+    user.dot_decide(user.dot_open(&code, "grace", false).await, "accept")
+        .await;
     let (exit, events, stderr) = login.finish().await;
     assert_eq!(exit, Some(0), "login: events {events:?}, stderr:\n{stderr}");
     assert!(!stderr.contains(CONFIDENTIAL_SECRET), "the secret never shows");

@@ -48,7 +48,9 @@ pub fn redirect_error(request: &HttpRequest, status: u16, location: Option<&str>
                 _ => alloc::format!("the server moved {from} to {to} (HTTP {status}): use that URL"),
             }
         }
-        _ => alloc::format!("the server answered {from} with a redirect (HTTP {status}): configure the URL it redirects to"),
+        _ => alloc::format!(
+            "the server answered {from} with a redirect (HTTP {status}): configure the URL it redirects to"
+        ),
     }))
 }
 

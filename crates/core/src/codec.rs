@@ -361,8 +361,12 @@ fn object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Reply<()>> {
         }));
     }
     if (400..500).contains(&status)
-        && let Some(code) = str_field(&map, "message")
-            .filter(|m| matches!(m.as_str(), "authorization_pending" | "slow_down" | "access_denied" | "expired_token"))
+        && let Some(code) = str_field(&map, "message").filter(|m| {
+            matches!(
+                m.as_str(),
+                "authorization_pending" | "slow_down" | "access_denied" | "expired_token"
+            )
+        })
     {
         return Err(Reply::Error(OAuthError {
             code,

@@ -210,7 +210,8 @@ pub async fn run_flow(
                 tracing::debug!(url = %req.url, purpose = ?req.purpose, "request");
                 match http.send(&req).await {
                     Ok(r) => {
-                        if let Some(e) = crate::blocking::redirect_error(&req, r.response.status, r.location.as_deref()) {
+                        if let Some(e) = crate::blocking::redirect_error(&req, r.response.status, r.location.as_deref())
+                        {
                             return Err(e);
                         }
                         flow.handle_response(clock.now(), r.response.status, &r.response.body)

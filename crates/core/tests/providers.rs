@@ -119,11 +119,35 @@ fn body(req: &HttpRequest) -> String {
 #[test]
 fn every_providers_code_reply_reads() {
     let cases = [
-        ("github_code.json", "WDJB-MJHT", "https://github.com/login/device", 5, 900),
-        ("google_code.json", "GQVQ-JKEC", "https://www.google.com/device", 5, 1800),
-        ("entra_code.json", "FG8VMZ3K2", "https://microsoft.com/devicelogin", 5, 900),
+        (
+            "github_code.json",
+            "WDJB-MJHT",
+            "https://github.com/login/device",
+            5,
+            900,
+        ),
+        (
+            "google_code.json",
+            "GQVQ-JKEC",
+            "https://www.google.com/device",
+            5,
+            1800,
+        ),
+        (
+            "entra_code.json",
+            "FG8VMZ3K2",
+            "https://microsoft.com/devicelogin",
+            5,
+            900,
+        ),
         // The old v1 endpoint: `verification_url`, numbers as strings.
-        ("entra_v1_code.json", "FG8VMZ3K2", "https://microsoft.com/devicelogin", 5, 900),
+        (
+            "entra_v1_code.json",
+            "FG8VMZ3K2",
+            "https://microsoft.com/devicelogin",
+            5,
+            900,
+        ),
         (
             "twitch_code.json",
             "ABCDEFGH",
@@ -131,8 +155,20 @@ fn every_providers_code_reply_reads() {
             5,
             1800,
         ),
-        ("keycloak_code.json", "WKQJ-BGKS", "https://kc.example/realms/home/device", 5, 600),
-        ("auth0_code.json", "QTZL-MCBW", "https://tenant.auth0.com/activate", 5, 900),
+        (
+            "keycloak_code.json",
+            "WKQJ-BGKS",
+            "https://kc.example/realms/home/device",
+            5,
+            600,
+        ),
+        (
+            "auth0_code.json",
+            "QTZL-MCBW",
+            "https://tenant.auth0.com/activate",
+            5,
+            900,
+        ),
         ("dot_code.json", "K7PQW2XR", "http://127.0.0.1:8000/o/device/", 5, 1800),
     ];
     for (name, user_code, verification, interval, lifetime) in cases {
@@ -152,7 +188,11 @@ fn an_https_verification_url_with_a_query_is_not_flagged() {
     let mut f = flow(config(&["openid"], false), public());
     let run = drive(
         &mut f,
-        &[(200, "twitch_code.json"), (400, "twitch_pending.json"), (200, "twitch_token.json")],
+        &[
+            (200, "twitch_code.json"),
+            (400, "twitch_pending.json"),
+            (200, "twitch_token.json"),
+        ],
     );
     assert_eq!(run.prompts[0].warning, None, "{:?}", run.prompts[0]);
     // A plain-http one off loopback still is.
@@ -273,9 +313,17 @@ fn slow_down_never_shortens_the_interval() {
     let mut f = flow(config(&["repo"], false), public());
     let run = drive(
         &mut f,
-        &[(200, "github_code.json"), (200, "slow_down_short.json"), (200, "github_token.json")],
+        &[
+            (200, "github_code.json"),
+            (200, "slow_down_short.json"),
+            (200, "github_token.json"),
+        ],
     );
-    assert!(run.transcript.contains(&"slow_down 10".to_string()), "{:?}", run.transcript);
+    assert!(
+        run.transcript.contains(&"slow_down 10".to_string()),
+        "{:?}",
+        run.transcript
+    );
 }
 
 #[test]
@@ -283,7 +331,11 @@ fn google_428_pending_then_a_token() {
     let mut f = flow(config(&["openid"], false), public());
     let run = drive(
         &mut f,
-        &[(200, "google_code.json"), (428, "google_pending.json"), (200, "google_token.json")],
+        &[
+            (200, "google_code.json"),
+            (428, "google_pending.json"),
+            (200, "google_token.json"),
+        ],
     );
     assert!(run.transcript.contains(&"pending".to_string()));
     let t = run.result.unwrap();
@@ -322,7 +374,12 @@ fn codes_the_server_no_longer_knows_are_gone() {
         let mut f = flow(cfg, public());
         let run = drive(
             &mut f,
-            &[(200, "entra_code.json"), (status, name), (200, "dot_code.json"), (200, "dot_token.json")],
+            &[
+                (200, "entra_code.json"),
+                (status, name),
+                (200, "dot_code.json"),
+                (200, "dot_token.json"),
+            ],
         );
         assert!(run.result.is_ok(), "{name}: {:?}", run.transcript);
     }
@@ -343,7 +400,11 @@ fn django_oauth_toolkit_pairs() {
     let mut f = flow(config(&["read"], false), public());
     let run = drive(
         &mut f,
-        &[(200, "dot_code.json"), (400, "dot_pending.json"), (200, "dot_token.json")],
+        &[
+            (200, "dot_code.json"),
+            (400, "dot_pending.json"),
+            (200, "dot_token.json"),
+        ],
     );
     let t = run.result.unwrap();
     assert_eq!(t.refresh_token.unwrap().expose(), "u7yH0dotrefresh");
@@ -379,9 +440,7 @@ fn invalid_scope_is_a_configuration_error_naming_offline_access() {
     let err = run.result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let Error::InvalidScope {
-        scope,
-        offline_added,
-        ..
+        scope, offline_added, ..
     } = &err
     else {
         panic!("{err:?}");
@@ -392,7 +451,13 @@ fn invalid_scope_is_a_configuration_error_naming_offline_access() {
     // Asked for by the user: not "added".
     let mut f = flow(config(&["openid", "offline_access"], true), public());
     let run = drive(&mut f, &[(400, "google_invalid_scope.json")]);
-    assert!(matches!(run.result, Err(Error::InvalidScope { offline_added: false, .. })));
+    assert!(matches!(
+        run.result,
+        Err(Error::InvalidScope {
+            offline_added: false,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -426,8 +491,14 @@ fn unknown_errors_are_sanitised() {
     let err = run.result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Other);
     let text = err.to_string();
-    assert!(!text.contains('\x1b') && !text.contains('\r') && !text.contains('\n'), "{text:?}");
-    assert!(text.contains("tenant_blocked") && text.contains("AADSTS53003"), "{text}");
+    assert!(
+        !text.contains('\x1b') && !text.contains('\r') && !text.contains('\n'),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("tenant_blocked") && text.contains("AADSTS53003"),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,7 +676,9 @@ fn a_redirect_answered_to_a_post_names_the_new_url() {
             body: Vec::new(),
         })
     };
-    let err = blocking::run(&mut f, &mut transport, &mut Instant0(0), |_| core::ops::ControlFlow::Continue(()))
-        .unwrap_err();
+    let err = blocking::run(&mut f, &mut transport, &mut Instant0(0), |_| {
+        core::ops::ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }
