@@ -35,8 +35,6 @@ pub enum Error {
     ClientRejected {
         /// The server (`scheme://host[:port]`).
         server: String,
-        /// The `error` field.
-        code: String,
         /// The `error_description`, sanitised.
         description: Option<String>,
     },
@@ -44,8 +42,6 @@ pub enum Error {
     /// (`unauthorized_client`, `unsupported_grant_type`): the device grant (or refresh tokens)
     /// must be enabled for the client on the server.
     GrantNotAllowed {
-        /// The server (`scheme://host[:port]`).
-        server: String,
         /// The `error` field.
         code: String,
         /// The `error_description`, sanitised.
@@ -248,15 +244,15 @@ impl fmt::Display for Error {
                 "{accounts_url} does not know this client ID (invalid_client): check the client ID, and that the client was registered in this data centre (or enable it under Multi-DC in the API console)"
             ),
             Error::InvalidClientSecret => f.write_str("Zoho rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"),
-            Error::ClientRejected { server, code, description } => {
-                write!(f, "{server} rejected the client ({code}")?;
+            Error::ClientRejected { server, description } => {
+                write!(f, "{server} rejected the client (invalid_client")?;
                 if let Some(d) = description {
                     write!(f, ": {d}")?;
                 }
                 f.write_str("): check the client ID and secret, and how the server expects the client to authenticate")
             }
-            Error::GrantNotAllowed { server, code, description } => {
-                write!(f, "{server} does not allow this client the grant it asked for ({code}")?;
+            Error::GrantNotAllowed { code, description } => {
+                write!(f, "the server does not allow this client the grant it asked for ({code}")?;
                 if let Some(d) = description {
                     write!(f, ": {d}")?;
                 }

@@ -223,11 +223,9 @@ pub(crate) fn standard_error(e: codec::OAuthError, url: &str) -> Error {
         "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: clean(&e.code) },
         "invalid_client" => Error::ClientRejected {
             server: origin(url),
-            code: e.code,
             description,
         },
         "unauthorized_client" | "unsupported_grant_type" => Error::GrantNotAllowed {
-            server: origin(url),
             code: e.code,
             description,
         },
