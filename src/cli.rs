@@ -124,7 +124,8 @@ pub enum Command {
     /// Pair this device: show a code and QR, wait for approval, save the token.
     Login(LoginArgs),
     /// Print a valid access token (and nothing else) on stdout, refreshing it first when it
-    /// expires within 5 minutes.
+    /// expires within 5 minutes (within the last quarter of its lifetime for tokens that live
+    /// less than 20 minutes).
     Token,
     /// Show whether the device is paired, where, and until when. Never prints a secret.
     Status {
