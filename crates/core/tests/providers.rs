@@ -413,7 +413,8 @@ fn django_oauth_toolkit_pairs() {
         Some("http://127.0.0.1:8000/o/device/?user_code=K7PQW2XR")
     );
     assert_eq!(
-        run.sent[0].url, "https://idp.example/device",
+        run.sent[0].url.as_str(),
+        "https://idp.example/device",
         "the endpoint as configured"
     );
 }
