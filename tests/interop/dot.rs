@@ -293,6 +293,21 @@ async fn dot_public_client_pairs_refreshes_and_logs_out() {
     );
     let first_refresh = stored["refresh_token"].as_str().expect("a refresh token").to_string();
 
+    let out = device.run(&["doctor", "--json"]).await;
+    assert_eq!(out.code, Some(0), "doctor: {out:?}");
+    let findings: Value = serde_json::from_str(&out.stdout).expect("doctor JSON");
+    let discovery = findings
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|x| x["check"] == "discovery")
+        .unwrap_or_else(|| panic!("no discovery finding: {findings}"))
+        .to_string();
+    assert!(
+        discovery.contains("revoke_token/") && discovery.contains("does not list it"),
+        "{discovery}"
+    );
+
     let access = device.token().await;
     let (status, body) = me(&dot, &access).await;
     assert_eq!(status, 200, "{body}");
