@@ -37,6 +37,8 @@ fn settings(
         config_path: None,
         on_needs_pairing: None,
         offline_access: true,
+        offline_access_explicit: None,
+        client_auth: None,
     }
 }
 

@@ -13,8 +13,18 @@ use crate::exit::{AppError, Exit};
 use crate::settings::{DcChoice, Endpoint, Settings};
 use crate::store::{StoredToken, TokenStore, wall_now};
 
-/// Refresh when the access token expires within this (the `token` command's rule).
+/// Refresh when the access token expires within this (the `token` command's rule), scaled
+/// down for short-lived tokens by [`refresh_margin`].
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The margin actually used for a token: `min(margin, lifetime / 4)`, the lifetime being what
+/// the server granted at the last mint (`expires_at - refreshed_at`). Zoho's 1-hour tokens keep
+/// the full 5 minutes; Keycloak's 5-minute tokens are refreshed in their last 75 s, not on every
+/// call. The agent applies the same quarter rule to its own margin.
+pub fn refresh_margin(margin: Duration, stored: &StoredToken) -> Duration {
+    let lifetime = Duration::from_millis(stored.tokens.expires_at.as_millis().saturating_sub(stored.refreshed_at));
+    margin.min(lifetime / 4)
+}
 
 /// The servers of a token file, after [`Context::checked_servers`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,7 +105,20 @@ impl Context {
             CheckedServers::Standard {
                 token_url,
                 revocation_url,
-            } => Ok(TokenEndpoint::standard(&token_url, revocation_url.as_ref())),
+            } => {
+                // The configured method wins; else the one that worked at pairing; else auto.
+                let auth = self
+                    .settings
+                    .client_auth
+                    .or_else(|| {
+                        stored
+                            .client_auth
+                            .as_deref()
+                            .and_then(zoho_device_core::ClientAuth::parse)
+                    })
+                    .unwrap_or_default();
+                Ok(TokenEndpoint::standard(&token_url, revocation_url.as_ref()).with_client_auth(auth))
+            }
         }
     }
 
@@ -312,6 +335,7 @@ impl Context {
         // Whoever uses the token sends it to the file's api_domain: check the file's servers
         // even when nothing is refreshed (offline; a refresh checks again, with discovery).
         self.checked_servers_offline(&stored)?;
+        let margin = refresh_margin(margin, &stored);
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }
@@ -479,6 +503,7 @@ pub async fn probe(http: &HttpClient, accounts: &ServerUrl, client_id: &str, sco
         scopes,
         true,
         false,
+        zoho_device_core::ClientAuth::Post,
     );
     let resp = match tokio::time::timeout(Duration::from_secs(10), http.send(&req)).await {
         Ok(Ok(r)) => r,
@@ -578,7 +603,52 @@ pub fn stored_from(
         tokens,
         token_url,
         revocation_url,
+        client_auth: None,
         paired_at: wall.as_millis(),
         refreshed_at: wall.as_millis(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zoho_device_core::{AccessToken, Timestamp};
+
+    fn stored(lifetime_s: u64) -> StoredToken {
+        StoredToken {
+            version: 1,
+            profile: "rfc8628".into(),
+            client_id: "kiosk".into(),
+            tokens: Tokens {
+                access_token: AccessToken::new("a"),
+                refresh_token: None,
+                api_domain: None,
+                accounts_url: None,
+                location: None,
+                scope: None,
+                token_type: "Bearer".into(),
+                expires_at: Timestamp::from_millis(1_000_000 + lifetime_s * 1000),
+            },
+            token_url: None,
+            revocation_url: None,
+            client_auth: None,
+            paired_at: 1_000_000,
+            refreshed_at: 1_000_000,
+        }
+    }
+
+    #[test]
+    fn the_refresh_margin_scales_with_the_token_lifetime() {
+        // Zoho's hour: the full 5 minutes. Keycloak's 5 minutes: the last quarter, 75 s.
+        assert_eq!(refresh_margin(REFRESH_MARGIN, &stored(3600)), REFRESH_MARGIN);
+        assert_eq!(refresh_margin(REFRESH_MARGIN, &stored(300)), Duration::from_secs(75));
+        // A Keycloak token fresh from the server is not refreshed again on the next call.
+        let t = stored(300);
+        let now = Timestamp::from_millis(t.refreshed_at + 10_000);
+        assert!(!t.tokens.expires_within(now, refresh_margin(REFRESH_MARGIN, &t)));
+        assert!(
+            t.tokens.expires_within(now, REFRESH_MARGIN),
+            "the fixed margin would have"
+        );
     }
 }

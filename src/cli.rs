@@ -80,6 +80,11 @@ pub struct GlobalArgs {
     /// again when the access token expires.
     #[arg(long, global = true)]
     pub no_offline_access: bool,
+    /// rfc8628 profile: how a confidential client sends its secret — basic (HTTP Basic, RFC 6749
+    /// §2.3.1) or post (the form body). Default: what the server's discovery document lists,
+    /// else the form body with one retry in Basic when the server answers 401 invalid_client.
+    #[arg(long, global = true, value_enum, value_name = "METHOD")]
+    pub client_auth: Option<ClientAuthArg>,
     /// More logs on stderr (-v info, -vv debug). Never shows secrets.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
@@ -97,6 +102,15 @@ pub enum ProfileArg {
     Rfc8628,
 }
 
+/// How a confidential client authenticates to a standard server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientAuthArg {
+    /// client_secret_basic: an `Authorization: Basic` header.
+    Basic,
+    /// client_secret_post: `client_secret` in the form body.
+    Post,
+}
+
 /// Machine-readable output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EventsFormat {
@@ -110,7 +124,8 @@ pub enum Command {
     /// Pair this device: show a code and QR, wait for approval, save the token.
     Login(LoginArgs),
     /// Print a valid access token (and nothing else) on stdout, refreshing it first when it
-    /// expires within 5 minutes.
+    /// expires within 5 minutes (within the last quarter of its lifetime for tokens that live
+    /// less than 20 minutes).
     Token,
     /// Show whether the device is paired, where, and until when. Never prints a secret.
     Status {

@@ -5,7 +5,16 @@
 //! `{issuer}/.well-known/openid-configuration`, else RFC 8414's
 //! `{origin}/.well-known/oauth-authorization-server{path}` (and, for an issuer with a path, the
 //! appended form some servers use), and takes `device_authorization_endpoint`,
-//! `token_endpoint` and `revocation_endpoint` from the first document found. URLs given
+//! `token_endpoint` and `revocation_endpoint` from the first document found. An OpenID document
+//! often lacks the device and revocation endpoints (they are OAuth, not OpenID, metadata):
+//! then the RFC 8414 document, when the server has one, fills what is missing.
+//!
+//! Two more fields steer the login: `token_endpoint_auth_methods_supported` picks how a
+//! confidential client sends its secret (only `client_secret_basic` listed: HTTP Basic; only
+//! `client_secret_post`: the body; both or neither: the body, retried once in Basic on a 401
+//! `invalid_client`), unless `--client-auth` says; and `scopes_supported` decides whether
+//! `offline_access` is asked for by default (only when listed: plain OAuth servers refuse it).
+//! URLs given
 //! explicitly (`--device-authorization-url`, `--token-url`, `--revocation-url`) win over
 //! discovered ones; when both required URLs are explicit, a failed discovery only costs the
 //! revocation endpoint (a warning).
@@ -21,7 +30,7 @@
 
 use serde::Deserialize;
 use zoho_device_core::reqwest_driver::HttpClient;
-use zoho_device_core::{HttpRequest, Purpose, ServerUrl};
+use zoho_device_core::{ClientAuth, HttpRequest, Purpose, ServerUrl};
 
 use crate::exit::{AppError, Exit};
 
@@ -45,6 +54,10 @@ pub struct Endpoints {
     pub token_url: ServerUrl,
     /// Revocation endpoint, when the server has one.
     pub revocation_url: Option<ServerUrl>,
+    /// The client authentication the metadata calls for (`None`: nothing decisive listed).
+    pub client_auth: Option<ClientAuth>,
+    /// Whether `scopes_supported` lists `offline_access`.
+    pub offline_access_offered: bool,
 }
 
 /// The fields of a discovery document the device reads (everything else is ignored).
@@ -58,6 +71,49 @@ pub struct Metadata {
     pub token_endpoint: Option<String>,
     /// `revocation_endpoint`.
     pub revocation_endpoint: Option<String>,
+    /// `token_endpoint_auth_methods_supported` (strings only; anything else reads as absent).
+    #[serde(default, deserialize_with = "strings")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// `scopes_supported` (strings only; anything else reads as absent).
+    #[serde(default, deserialize_with = "strings")]
+    pub scopes_supported: Option<Vec<String>>,
+}
+
+impl Metadata {
+    /// Whether an endpoint the device may need is missing (worth reading another document).
+    fn lacks_something(&self) -> bool {
+        self.device_authorization_endpoint.is_none()
+            || self.revocation_endpoint.is_none()
+            || self.token_endpoint_auth_methods_supported.is_none()
+    }
+
+    /// Fills what this document lacks from `other` (an RFC 8414 document of the same server).
+    pub fn fill_from(&mut self, other: Metadata) {
+        let fill = |mine: &mut Option<String>, theirs: Option<String>| {
+            if mine.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                *mine = theirs;
+            }
+        };
+        fill(
+            &mut self.device_authorization_endpoint,
+            other.device_authorization_endpoint,
+        );
+        fill(&mut self.token_endpoint, other.token_endpoint);
+        fill(&mut self.revocation_endpoint, other.revocation_endpoint);
+        if self.token_endpoint_auth_methods_supported.is_none() {
+            self.token_endpoint_auth_methods_supported = other.token_endpoint_auth_methods_supported;
+        }
+        if self.scopes_supported.is_none() {
+            self.scopes_supported = other.scopes_supported;
+        }
+    }
+}
+
+/// A list of strings, leniently: a value of another shape is ignored, not a broken document.
+fn strings<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(v.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()))
 }
 
 /// The documents to try, in order: OpenID Connect Discovery's appended form, RFC 8414's
@@ -111,10 +167,21 @@ pub fn merge(explicit: &ExplicitEndpoints, doc_url: &str, metadata: &Metadata) -
         Some(u) => Some(u.clone()),
         None => field("revocation_endpoint", &metadata.revocation_endpoint)?,
     };
+    let client_auth = metadata
+        .token_endpoint_auth_methods_supported
+        .as_ref()
+        .map(|m| ClientAuth::from_supported(m.iter().map(String::as_str)))
+        .filter(|a| *a != ClientAuth::Auto);
+    let offline_access_offered = metadata
+        .scopes_supported
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|s| s == "offline_access"));
     Ok(Endpoints {
         device_authorization_url,
         token_url,
         revocation_url,
+        client_auth,
+        offline_access_offered,
     })
 }
 
@@ -122,7 +189,20 @@ pub fn merge(explicit: &ExplicitEndpoints, doc_url: &str, metadata: &Metadata) -
 pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Metadata), AppError> {
     let mut tried = Vec::new();
     let mut server_trouble = false;
+    let mut found: Option<(String, Metadata)> = None;
     for url in document_urls(issuer) {
+        if let Some((first, mut m)) = found.take() {
+            // The OpenID document lacked something: an RFC 8414 document may have it.
+            if let Ok(more) = fetch_one(http, &url).await {
+                tracing::debug!(%url, "completing the OpenID document with this one");
+                m.fill_from(more);
+            }
+            if m.lacks_something() {
+                found = Some((first, m));
+                continue;
+            }
+            return Ok((first, m));
+        }
         let req = HttpRequest::get(url.clone(), Purpose::ServerInfo);
         let resp = http.send(&req).await.map_err(|e| {
             AppError::new(Exit::Unavailable, format!("cannot reach the issuer {issuer}: {e}"))
@@ -137,11 +217,15 @@ pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Met
                     {
                         tracing::warn!(
                             configured = %issuer,
-                            document = m.issuer.as_deref().unwrap_or("(none)"),
+                            document = %zoho_device_core::Safe(m.issuer.as_deref().unwrap_or("(none)")),
                             "the discovery document names another issuer"
                         );
                     }
                     tracing::debug!(%url, "discovery document found");
+                    if m.lacks_something() && url.as_url().path().ends_with("/openid-configuration") {
+                        found = Some((url.to_string(), m));
+                        continue;
+                    }
                     return Ok((url.to_string(), m));
                 }
                 Err(why) => tried.push(format!("{url}: {why}")),
@@ -151,12 +235,27 @@ pub async fn fetch(http: &HttpClient, issuer: &ServerUrl) -> Result<(String, Met
             tried.push(format!("{url}: HTTP {status}"));
         }
     }
+    if let Some(found) = found {
+        return Ok(found);
+    }
     let exit = if server_trouble { Exit::Unavailable } else { Exit::Usage };
     Err(
         AppError::new(exit, format!("no discovery document for the issuer {issuer} ({})", tried.join("; "))).hint(
             "check --issuer (the server's issuer URL, e.g. https://login.microsoftonline.com/TENANT/v2.0), or pass --device-authorization-url and --token-url",
         ),
     )
+}
+
+/// One more document (to complete another): its contents, or why not.
+async fn fetch_one(http: &HttpClient, url: &ServerUrl) -> Result<Metadata, String> {
+    let resp = http
+        .send(&HttpRequest::get(url.clone(), Purpose::ServerInfo))
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.response.status != 200 {
+        return Err(format!("HTTP {}", resp.response.status));
+    }
+    parse_metadata(&resp.response.body)
 }
 
 /// The endpoints to pair with: explicit ones, completed from the issuer's discovery document.
@@ -267,6 +366,63 @@ mod tests {
         assert_eq!(
             merge(&ExplicitEndpoints::default(), "doc", &m).unwrap().revocation_url,
             None
+        );
+    }
+
+    /// django-oauth-toolkit's two documents: the OpenID one without the device and revocation
+    /// endpoints, the RFC 8414 one with the revocation endpoint and the auth methods.
+    #[test]
+    fn the_oauth_document_completes_the_openid_one() {
+        let mut openid = parse_metadata(
+            br#"{"issuer":"http://127.0.0.1:8000/o","token_endpoint":"http://127.0.0.1:8000/o/token/",
+                "scopes_supported":["openid","read"]}"#,
+        )
+        .unwrap();
+        assert!(openid.lacks_something());
+        let oauth = parse_metadata(
+            br#"{"issuer":"http://127.0.0.1:8000/o","token_endpoint":"http://127.0.0.1:8000/o/token/",
+                "revocation_endpoint":"http://127.0.0.1:8000/o/revoke_token/",
+                "scopes_supported":{"not":"a list"},
+                "token_endpoint_auth_methods_supported":["client_secret_post","client_secret_basic"]}"#,
+        )
+        .unwrap();
+        openid.fill_from(oauth);
+        assert_eq!(
+            openid.revocation_endpoint.as_deref(),
+            Some("http://127.0.0.1:8000/o/revoke_token/")
+        );
+        assert_eq!(
+            openid.scopes_supported.as_deref(),
+            Some(&["openid".to_string(), "read".to_string()][..])
+        );
+        let explicit = ExplicitEndpoints {
+            device_authorization_url: Some(url("http://127.0.0.1:8000/o/device-authorization/")),
+            ..ExplicitEndpoints::default()
+        };
+        let e = merge(&explicit, "doc", &openid).unwrap();
+        assert_eq!(e.client_auth, None, "both methods: auto");
+        assert!(!e.offline_access_offered);
+    }
+
+    #[test]
+    fn auth_methods_and_offline_access_from_the_document() {
+        let only_basic = Metadata {
+            token_endpoint_auth_methods_supported: Some(vec!["client_secret_basic".into(), "private_key_jwt".into()]),
+            scopes_supported: Some(vec!["openid".into(), "offline_access".into()]),
+            ..keycloak()
+        };
+        let e = merge(&ExplicitEndpoints::default(), "doc", &only_basic).unwrap();
+        assert_eq!(e.client_auth, Some(ClientAuth::Basic));
+        assert!(e.offline_access_offered);
+        let only_post = Metadata {
+            token_endpoint_auth_methods_supported: Some(vec!["client_secret_post".into(), "none".into()]),
+            ..keycloak()
+        };
+        assert_eq!(
+            merge(&ExplicitEndpoints::default(), "doc", &only_post)
+                .unwrap()
+                .client_auth,
+            Some(ClientAuth::Post)
         );
     }
 

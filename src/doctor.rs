@@ -109,10 +109,17 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                 Level::Ok,
                 "discovery",
                 format!(
-                    "{issuer}: device authorization {}, token {}, revocation {}",
+                    "{issuer}: device authorization {}, token {}, revocation {}; client authentication {}; offline_access {}",
                     e.device_authorization_url,
                     e.token_url,
-                    e.revocation_url.as_ref().map_or("none".to_string(), |u| u.to_string())
+                    e.revocation_url.as_ref().map_or("none".to_string(), |u| u.to_string()),
+                    s.client_auth.or(e.client_auth).unwrap_or_default().as_str(),
+                    match s.offline_access_explicit {
+                        Some(true) => "asked for (configured)",
+                        Some(false) => "not asked for (configured)",
+                        None if e.offline_access_offered => "asked for (the server lists it)",
+                        None => "not asked for (the server does not list it)",
+                    }
                 ),
                 None,
             ),
@@ -296,6 +303,7 @@ async fn check_secret(
         &ctx.settings.scopes,
         true,
         false,
+        zoho_device_core::ClientAuth::Post,
     );
     let auth = match ctx.http.send(&code_req).await {
         Ok(resp) => match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
@@ -323,6 +331,7 @@ async fn check_secret(
         accounts.join("/oauth/v3/device/token"),
         &client,
         &auth.device_code,
+        zoho_device_core::ClientAuth::Post,
     );
     match ctx
         .http

@@ -7,7 +7,7 @@
 //! | 2 | usage or configuration error |
 //! | 3 | the user denied access |
 //! | 4 | the code expired (without `--kiosk`), or the server no longer accepts it |
-//! | 5 | Zoho rejected the client (`invalid_client`, `invalid_client_secret`, wrong DC) |
+//! | 5 | Zoho rejected the client (`invalid_client`, `invalid_client_secret`, wrong DC), or a standard server rejected it or does not allow it the device grant |
 //! | 6 | not paired, or the refresh token is no longer valid: pair again |
 //! | 7 | Zoho or the network unavailable after retries, Zoho's token throttle, a clock not set yet, or the refresh lock held elsewhere over 60 s |
 //! | 8 | unsafe server data refused (`api_domain` outside the allow-list, non-https server) |
@@ -138,6 +138,15 @@ impl From<Error> for AppError {
             Error::InvalidClientSecret => {
                 Some("set ZOHO_CLIENT_SECRET or --client-secret-file to the secret shown in api-console.zoho.com")
             }
+            Error::ClientRejected { .. } => Some(
+                "check the client ID and the client secret (ZOHO_CLIENT_SECRET or --client-secret-file); if the server wants the other method, pass --client-auth basic or --client-auth post",
+            ),
+            Error::InvalidScope {
+                offline_added: true, ..
+            } => Some(
+                "offline_access was added to ask for a refresh token: pass --no-offline-access (or offline_access = false in the config file) if this server does not offer it, and check --scope",
+            ),
+            Error::InvalidScope { .. } => Some("check --scope against the scopes the server offers"),
             Error::InvalidGrant { .. } => Some("run `zoho-device login` to pair again"),
             Error::CodeExpired | Error::CodeRejected { .. } => {
                 Some("run `zoho-device login` again for a new code (or `--kiosk` to re-issue codes by itself)")

@@ -64,11 +64,27 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
             server
         }
     };
+    // Standard servers: `offline_access` only when asked for or listed by the server (plain
+    // OAuth servers refuse it, some only after the user approved); the client authentication
+    // as configured, else as the discovery document calls for, else auto.
+    let (offline_access, client_auth) = match ctx.settings.profile {
+        zoho_device_core::Profile::Zoho => (ctx.settings.offline_access, zoho_device_core::ClientAuth::Post),
+        zoho_device_core::Profile::Rfc8628 => (
+            ctx.settings
+                .offline_access_explicit
+                .unwrap_or_else(|| discovered.as_ref().is_some_and(|d| d.offline_access_offered)),
+            ctx.settings
+                .client_auth
+                .or_else(|| discovered.as_ref().and_then(|d| d.client_auth))
+                .unwrap_or_default(),
+        ),
+    };
     let mut config = FlowConfig {
         profile: ctx.settings.profile,
         scopes: ctx.settings.scopes.clone(),
         kiosk: opts.kiosk.then(KioskPolicy::default),
-        offline_access: ctx.settings.offline_access,
+        offline_access,
+        client_auth,
         jitter_seed: app::seed(),
         ..FlowConfig::default()
     };
@@ -131,6 +147,13 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     if let Some(found) = discovered {
         stored.token_url = Some(found.token_url);
         stored.revocation_url = found.revocation_url;
+    }
+    // The method that worked, for refreshes and revocations (none for a public client).
+    if ctx.settings.profile == zoho_device_core::Profile::Rfc8628
+        && client.client_secret.is_some()
+        && flow.client_auth() != zoho_device_core::ClientAuth::Auto
+    {
+        stored.client_auth = Some(flow.client_auth().as_str().to_string());
     }
     // Under the refresh lock, so that a refresh of the old pairing by another process cannot
     // land on top of the new one.

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use zoho_device_core::{ClientCredentials, ClientSecret, DataCenter, Profile, ServerUrl};
+use zoho_device_core::{ClientAuth, ClientCredentials, ClientSecret, DataCenter, Profile, ServerUrl};
 
-use crate::cli::{GlobalArgs, ProfileArg};
+use crate::cli::{ClientAuthArg, GlobalArgs, ProfileArg};
 use crate::exit::AppError;
 
 /// Default scope: enough to list Books organizations.
@@ -39,8 +39,11 @@ pub struct ConfigFile {
     pub revocation_url: Option<String>,
     /// rfc8628: issuer, for discovery of the endpoints not given.
     pub issuer: Option<String>,
-    /// Ask for a refresh token (default true).
+    /// Ask for a refresh token (Zoho: default true; rfc8628: default when the server lists
+    /// `offline_access`).
     pub offline_access: Option<bool>,
+    /// rfc8628: `basic` or `post` (how a confidential client sends its secret).
+    pub client_auth: Option<String>,
     /// Command for the agent when pairing is needed.
     pub on_needs_pairing: Option<String>,
 }
@@ -119,6 +122,11 @@ pub struct Settings {
     pub on_needs_pairing: Option<String>,
     /// Ask for a refresh token (`access_type=offline` / the `offline_access` scope).
     pub offline_access: bool,
+    /// Whether the user said so (flag or config key); the standard profile otherwise asks for
+    /// `offline_access` only when the server's discovery document lists it.
+    pub offline_access_explicit: Option<bool>,
+    /// rfc8628: the client authentication method given (flag or config key).
+    pub client_auth: Option<ClientAuth>,
 }
 
 impl Settings {
@@ -230,6 +238,27 @@ impl Settings {
             None => default_token_file(env)?,
         };
 
+        let client_auth = match (args.client_auth, file.client_auth.as_deref()) {
+            (Some(ClientAuthArg::Basic), _) => Some(ClientAuth::Basic),
+            (Some(ClientAuthArg::Post), _) => Some(ClientAuth::Post),
+            (None, None) => None,
+            (None, Some(v)) => match ClientAuth::parse(v) {
+                Some(ClientAuth::Auto) => None,
+                Some(auth) => Some(auth),
+                None => {
+                    return Err(
+                        AppError::usage(format!("config: client_auth {v:?} is not basic or post"))
+                            .hint("client_auth = \"basic\" (HTTP Basic) or \"post\" (the form body)"),
+                    );
+                }
+            },
+        };
+        let offline_access_explicit = if args.no_offline_access {
+            Some(false)
+        } else {
+            file.offline_access
+        };
+
         Ok(Settings {
             profile,
             client_id,
@@ -242,6 +271,8 @@ impl Settings {
             config_path,
             on_needs_pairing: file.on_needs_pairing,
             offline_access: !args.no_offline_access && file.offline_access.unwrap_or(true),
+            offline_access_explicit,
+            client_auth,
         })
     }
 
@@ -298,7 +329,7 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, on_needs_pairing")
+            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing")
     })?;
     Ok((file, Some(path)))
 }

@@ -42,6 +42,10 @@ pub struct StoredToken {
     /// rfc8628: the revocation endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<ServerUrl>,
+    /// rfc8628: how the client authenticated at pairing (`basic` or `post`), reused to refresh
+    /// and revoke. Absent: the form body, with one retry in HTTP Basic on 401 `invalid_client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
     /// When the device was paired (Unix ms).
     pub paired_at: u64,
     /// When the access token was last minted (Unix ms).
@@ -342,6 +346,7 @@ mod tests {
             },
             token_url: None,
             revocation_url: None,
+            client_auth: None,
             paired_at: 1,
             refreshed_at: 2,
         }

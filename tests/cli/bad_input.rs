@@ -240,6 +240,19 @@ fn rfc8628_profile_without_token_url() {
 }
 
 #[test]
+fn client_auth_takes_basic_or_post() {
+    let w = World::new(sim_config());
+    let p = write_file(&w.path("auth.toml"), "client_auth = \"digest\"\n");
+    let ps = p.display().to_string();
+    usage_error(
+        &w,
+        &["status", "--config", &ps],
+        &["client_auth \"digest\" is not basic or post", "hint:"],
+    );
+    usage_error(&w, &[LOGIN, &["--client-auth", "digest"]].concat(), &["digest"]);
+}
+
+#[test]
 fn empty_scope_unknown_flags_and_commands() {
     let w = World::new(sim_config());
     usage_error(&w, &[LOGIN, &["--scope", " , "]].concat(), &["the scope is empty"]);

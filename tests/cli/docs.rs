@@ -164,6 +164,8 @@ fn verbose_and_quiet_before_and_after_the_subcommand() {
     for q in [&["-q", "token"][..], &["token", "-q"][..], &["token", "--quiet"][..]] {
         w.edit_token(|t| {
             t.insert("expires_at".into(), (now_ms() + 240_000).into());
+            // A one-hour token near its end (the margin scales with the lifetime).
+            t.insert("refreshed_at".into(), (now_ms() + 240_000 - 3_600_000).into());
         });
         w.sim
             .inject(Fault::new("/oauth/v2/token", FaultKind::Html { status: 503 }, 3));
@@ -175,6 +177,8 @@ fn verbose_and_quiet_before_and_after_the_subcommand() {
     // ... which without -q is on stderr.
     w.edit_token(|t| {
         t.insert("expires_at".into(), (now_ms() + 240_000).into());
+        // A one-hour token near its end (the margin scales with the lifetime).
+        t.insert("refreshed_at".into(), (now_ms() + 240_000 - 3_600_000).into());
     });
     w.sim
         .inject(Fault::new("/oauth/v2/token", FaultKind::Html { status: 503 }, 3));

@@ -30,8 +30,13 @@ fn token_prints_exactly_the_token_and_reuses_a_fresh_one() {
 
 #[test]
 fn token_refreshes_when_expiring_within_five_minutes() {
-    let w = World::new(auto_config().token_lifetime_s(200));
+    let w = World::new(auto_config());
     w.login();
+    // A one-hour token with 200 s left.
+    w.edit_token(|t| {
+        t.insert("expires_at".into(), (now_ms() + 200_000).into());
+        t.insert("refreshed_at".into(), (now_ms() + 200_000 - 3_600_000).into());
+    });
     let old = w.token_json();
     let (code, stdout, stderr) = run_raw(&w, &["token"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -48,6 +53,25 @@ fn token_refreshes_when_expiring_within_five_minutes() {
 }
 
 #[test]
+fn short_lived_tokens_are_refreshed_in_their_last_quarter_not_on_every_call() {
+    // Keycloak's default: five-minute access tokens. A fixed 5-minute margin would refresh on
+    // every call; the margin is a quarter of the lifetime (75 s) instead.
+    let w = World::new(auto_config().token_lifetime_s(300));
+    w.login();
+    let first = w.run(&["token"]);
+    first.code(0);
+    w.run(&["token"]).code(0);
+    assert_eq!(w.sim.stats().refreshes, 0, "a fresh five-minute token is used as it is");
+    // 60 s left of the five minutes: inside the last quarter.
+    w.edit_token(|t| {
+        t.insert("expires_at".into(), (now_ms() + 60_000).into());
+        t.insert("refreshed_at".into(), (now_ms() + 60_000 - 300_000).into());
+    });
+    w.run(&["token"]).code(0);
+    assert_eq!(w.sim.stats().refreshes, 1);
+}
+
+#[test]
 fn concurrent_token_calls_refresh_once() {
     // One refresh at a time across processes; the waiters re-read the file and use the token
     // the first one minted (Zoho allows 10 mints per 10 minutes).
@@ -55,6 +79,8 @@ fn concurrent_token_calls_refresh_once() {
     w.login();
     w.edit_token(|t| {
         t.insert("expires_at".into(), (now_ms() + 60_000).into());
+        // A one-hour token near its end (the margin scales with the lifetime).
+        t.insert("refreshed_at".into(), (now_ms() + 60_000 - 3_600_000).into());
     });
     let runs: Vec<_> = (0..4).map(|_| w.spawn(&["token"])).collect();
     let outs: Vec<_> = runs.into_iter().map(|r| r.wait()).collect();
@@ -164,6 +190,8 @@ fn a_revoked_refresh_token_exits_6_and_keeps_the_file() {
     // `token` of an expiring token hits the same wall.
     w.edit_token(|t| {
         t.insert("expires_at".into(), (now_ms() + 60_000).into());
+        // A one-hour token near its end (the margin scales with the lifetime).
+        t.insert("refreshed_at".into(), (now_ms() + 60_000 - 3_600_000).into());
     });
     let before = w.token_bytes();
     let (code, stdout, _) = run_raw(&w, &["token"]);
@@ -208,6 +236,8 @@ fn token_uses_a_still_valid_token_when_a_refresh_fails_transiently() {
     w.login();
     w.edit_token(|t| {
         t.insert("expires_at".into(), (now_ms() + 240_000).into());
+        // A one-hour token near its end (the margin scales with the lifetime).
+        t.insert("refreshed_at".into(), (now_ms() + 240_000 - 3_600_000).into());
     });
     let before = w.token_bytes();
     w.sim.inject(Fault::new("/oauth/v2/token", FaultKind::Reset, 10));

@@ -9,6 +9,11 @@
 //!
 //! Without `node` on the PATH the tests print why and pass, unless `ZOHO_DEVICE_REQUIRE_NODE`
 //! is set (CI sets it, so a missing Node fails there).
+//!
+//! A second, unrelated server — django-oauth-toolkit in Python — is driven the same way by the
+//! tests in `dot.rs` (`dot_*`).
+
+mod dot;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

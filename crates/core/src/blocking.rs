@@ -25,6 +25,35 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// A redirect answered to a POST: the endpoint URL is wrong (a missing trailing slash, http for
+/// https, a moved path). Never followed — the form holds secrets — and never retried: a
+/// configuration error naming where the server points (its `Location`, when the transport
+/// kept it), so the user can configure that URL.
+pub fn redirect_error(request: &HttpRequest, status: u16, location: Option<&str>) -> Option<Error> {
+    if request.method != crate::http::Method::Post || !(300..400).contains(&status) || status == 304 {
+        return None;
+    }
+    let from = request.url.as_str();
+    Some(Error::Config(match location.map(crate::error::clean_server_text) {
+        Some(to) if !to.is_empty() => {
+            // Same origin: paths are enough (`/o/token` to `/o/token/`).
+            let origin = crate::token::origin(from);
+            let short_from = from.strip_prefix(origin.as_str()).filter(|p| p.starts_with('/'));
+            let short_to = to.strip_prefix(origin.as_str()).filter(|p| p.starts_with('/'));
+            match (short_from, short_to) {
+                (Some(f), Some(t)) => alloc::format!("the server moved {f} to {t} (HTTP {status}): use that URL"),
+                (Some(f), None) if to.starts_with('/') => {
+                    alloc::format!("the server moved {f} to {to} (HTTP {status}): use that URL")
+                }
+                _ => alloc::format!("the server moved {from} to {to} (HTTP {status}): use that URL"),
+            }
+        }
+        _ => alloc::format!(
+            "the server answered {from} with a redirect (HTTP {status}): configure the URL it redirects to"
+        ),
+    }))
+}
+
 /// Sends one request and returns the answer.
 pub trait Transport {
     /// Performs the exchange. Must not follow redirects.
@@ -68,7 +97,12 @@ pub fn run<T: Transport, C: Clock>(
         let now = clock.now();
         match flow.poll(now)? {
             Step::Send(req) => match transport.send(&req) {
-                Ok(resp) => flow.handle_response(clock.now(), resp.status, &resp.body),
+                Ok(resp) => {
+                    if let Some(e) = redirect_error(&req, resp.status, None) {
+                        return Err(e);
+                    }
+                    flow.handle_response(clock.now(), resp.status, &resp.body)
+                }
                 Err(e) => flow.handle_transport_error(clock.now(), e),
             },
             Step::Prompt(p) => {
@@ -106,13 +140,24 @@ pub fn refresh<T: Transport, C: Clock>(
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
     let req = endpoint.refresh_request_for(client, tokens)?;
-    exchange(
+    let mut last_status = 0;
+    let result = exchange(
         transport,
         clock,
         Retry::new(attempts, backoff),
         &req,
-        |now, status, body| endpoint.refresh_response(now, status, body, tokens),
-    )
+        |now, status, body| {
+            last_status = status;
+            endpoint.refresh_response(now, status, body, tokens)
+        },
+    );
+    match result {
+        Err(e) => match endpoint.basic_retry(client, last_status, &e) {
+            Some(basic) => refresh(&basic, client, tokens, transport, clock, attempts, backoff),
+            None => Err(e),
+        },
+        ok => ok,
+    }
 }
 
 /// Revokes the refresh token, retrying transient failures. `Ok(false)` when there is nothing
@@ -129,14 +174,24 @@ pub fn revoke<T: Transport, C: Clock>(
     let Some(req) = endpoint.revoke_request_for(client, tokens) else {
         return Ok(false);
     };
-    exchange(
+    let mut last_status = 0;
+    let result = exchange(
         transport,
         clock,
         Retry::new(attempts, backoff),
         &req,
-        |_, status, body| endpoint.revoke_response(status, body),
-    )
-    .map(|()| true)
+        |_, status, body| {
+            last_status = status;
+            endpoint.revoke_response(status, body)
+        },
+    );
+    match result {
+        Err(e) => match endpoint.basic_retry(client, last_status, &e) {
+            Some(basic) => revoke(&basic, client, tokens, transport, clock, attempts, backoff),
+            None => Err(e),
+        },
+        Ok(()) => Ok(true),
+    }
 }
 
 /// Sends `req` until [`Retry`] says stop, sleeping on `clock` in between.
@@ -149,7 +204,10 @@ fn exchange<T: Transport, C: Clock, R>(
 ) -> Result<R, Error> {
     loop {
         let next = match transport.send(req) {
-            Ok(resp) => retry.after(handle(clock.now(), resp.status, &resp.body)),
+            Ok(resp) => match redirect_error(req, resp.status, None) {
+                Some(e) => return Err(e),
+                None => retry.after(handle(clock.now(), resp.status, &resp.body)),
+            },
             Err(e) => retry.transport_failed(e),
         };
         match next {

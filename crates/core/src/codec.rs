@@ -36,6 +36,55 @@ pub enum Profile {
     Rfc8628,
 }
 
+/// How a confidential client proves itself to a standard server (RFC 6749 §2.3.1). Zoho always
+/// takes the secret in the form body; public clients (no secret) send only their ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// The form body first (`client_secret_post`); on a 401 `invalid_client`, once, HTTP Basic.
+    #[default]
+    Auto,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    Post,
+    /// `client_secret_basic`: `Authorization: Basic`, the ID (and only the ID) also in the body.
+    Basic,
+}
+
+impl ClientAuth {
+    /// `auto`, `post` or `basic`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Auto => "auto",
+            ClientAuth::Post => "post",
+            ClientAuth::Basic => "basic",
+        }
+    }
+
+    /// Reads `auto`, `post`/`client_secret_post` or `basic`/`client_secret_basic`.
+    pub fn parse(s: &str) -> Option<ClientAuth> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(ClientAuth::Auto),
+            "post" | "client_secret_post" => Some(ClientAuth::Post),
+            "basic" | "client_secret_basic" => Some(ClientAuth::Basic),
+            _ => None,
+        }
+    }
+
+    /// The method to use given a server's `token_endpoint_auth_methods_supported`: Basic when
+    /// only Basic is listed, the body when only the body is, [`ClientAuth::Auto`] otherwise.
+    pub fn from_supported<'a>(methods: impl IntoIterator<Item = &'a str>) -> ClientAuth {
+        let (mut post, mut basic) = (false, false);
+        for m in methods {
+            post |= m == "client_secret_post";
+            basic |= m == "client_secret_basic";
+        }
+        match (post, basic) {
+            (false, true) => ClientAuth::Basic,
+            (true, false) => ClientAuth::Post,
+            _ => ClientAuth::Auto,
+        }
+    }
+}
+
 /// The OAuth client: its ID and (for Zoho, required) secret.
 #[derive(Clone, Debug)]
 pub struct ClientCredentials {
@@ -103,6 +152,8 @@ pub struct OAuthError {
     pub description: Option<String>,
     /// Zoho's `user_location` (with `other_dc`).
     pub user_location: Option<String>,
+    /// `interval` (seconds), which some servers (GitHub) send with `slow_down`.
+    pub interval: Option<u64>,
 }
 
 /// How a reply body reads.
@@ -136,12 +187,52 @@ fn scope_string(profile: Profile, scopes: &[String]) -> String {
     out
 }
 
-fn with_client(form: Form, client: &ClientCredentials) -> Form {
+/// Adds the client's credentials: the ID always in the body; the secret in the body, or with
+/// [`ClientAuth::Basic`] (standard profile only) in the `Authorization` value returned.
+fn with_client(profile: Profile, form: Form, client: &ClientCredentials, auth: ClientAuth) -> (Form, Option<String>) {
     let form = form.field("client_id", &client.client_id);
     match &client.client_secret {
-        Some(secret) => form.field("client_secret", secret.expose()),
-        None => form,
+        Some(secret) if profile == Profile::Rfc8628 && auth == ClientAuth::Basic => {
+            (form, Some(basic_authorization(&client.client_id, secret.expose())))
+        }
+        Some(secret) => (form.field("client_secret", secret.expose()), None),
+        None => (form, None),
     }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1 form-encodes both first).
+fn basic_authorization(id: &str, secret: &str) -> String {
+    // A form of one nameless field is "=value", encoded.
+    let encoded = |v: &str| {
+        let form = Form::new().field("", v);
+        String::from_utf8_lossy(&form.as_bytes()[1..]).into_owned()
+    };
+    let pair = alloc::format!("{}:{}", encoded(id), encoded(secret));
+    let mut out = String::from("Basic ");
+    base64_into(&mut out, pair.as_bytes());
+    out
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64_into(out: &mut String, bytes: &[u8]) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+}
+
+fn post(url: ServerUrl, form: &Form, purpose: Purpose, authorization: Option<String>) -> HttpRequest {
+    let mut req = HttpRequest::post_form(url, form, purpose);
+    req.authorization = authorization;
+    req
 }
 
 /// The device authorization request.
@@ -152,11 +243,13 @@ pub fn device_code_request(
     scopes: &[String],
     offline: bool,
     consent: bool,
+    auth: ClientAuth,
 ) -> HttpRequest {
-    let form = Form::new().field("client_id", &client.client_id);
+    let mut authorization = None;
     let form = match profile {
         Profile::Zoho => {
-            let form = form
+            let form = Form::new()
+                .field("client_id", &client.client_id)
                 .field("grant_type", "device_request")
                 .field("scope", &scope_string(profile, scopes))
                 .field("access_type", if offline { "offline" } else { "online" });
@@ -164,10 +257,8 @@ pub fn device_code_request(
         }
         Profile::Rfc8628 => {
             // Confidential clients authenticate here too; public ones send only the ID.
-            let form = match &client.client_secret {
-                Some(secret) => form.field("client_secret", secret.expose()),
-                None => form,
-            };
+            let (form, basic) = with_client(profile, Form::new(), client, auth);
+            authorization = basic;
             let mut scope = scope_string(profile, scopes);
             if offline && !scope.split(' ').any(|s| s == "offline_access") {
                 if !scope.is_empty() {
@@ -178,28 +269,41 @@ pub fn device_code_request(
             form.field("scope", &scope)
         }
     };
-    HttpRequest::post_form(url, &form, Purpose::DeviceCode)
+    post(url, &form, Purpose::DeviceCode, authorization)
 }
 
 /// A poll of the token endpoint.
-pub fn poll_request(profile: Profile, url: ServerUrl, client: &ClientCredentials, code: &DeviceCode) -> HttpRequest {
+pub fn poll_request(
+    profile: Profile,
+    url: ServerUrl,
+    client: &ClientCredentials,
+    code: &DeviceCode,
+    auth: ClientAuth,
+) -> HttpRequest {
+    let (form, authorization) = with_client(profile, Form::new(), client, auth);
     let form = match profile {
-        Profile::Zoho => with_client(Form::new(), client)
-            .field("grant_type", "device_token")
-            .field("code", code.expose()),
-        Profile::Rfc8628 => with_client(Form::new(), client)
+        Profile::Zoho => form.field("grant_type", "device_token").field("code", code.expose()),
+        Profile::Rfc8628 => form
             .field("grant_type", "urn:ietf:params:oauth:grant-type:device_code")
             .field("device_code", code.expose()),
     };
-    HttpRequest::post_form(url, &form, Purpose::Poll)
+    post(url, &form, Purpose::Poll, authorization)
 }
 
-/// A refresh request (Zoho: `{accounts}/oauth/v2/token`).
-pub fn refresh_request(url: ServerUrl, client: &ClientCredentials, token: &RefreshToken) -> HttpRequest {
-    let form = with_client(Form::new(), client)
+/// A refresh request (Zoho: `{accounts}/oauth/v2/token`). `auth` matters only for a
+/// standard server ([`ClientAuth::Basic`]); Zoho's token endpoint takes the body.
+pub fn refresh_request(
+    profile: Profile,
+    url: ServerUrl,
+    client: &ClientCredentials,
+    token: &RefreshToken,
+    auth: ClientAuth,
+) -> HttpRequest {
+    let (form, authorization) = with_client(profile, Form::new(), client, auth);
+    let form = form
         .field("grant_type", "refresh_token")
         .field("refresh_token", token.expose());
-    HttpRequest::post_form(url, &form, Purpose::Refresh)
+    post(url, &form, Purpose::Refresh, authorization)
 }
 
 /// A revocation request (Zoho: `{accounts}/oauth/v2/token/revoke`, `token=`; RFC 7009 adds
@@ -209,14 +313,18 @@ pub fn revoke_request(
     url: ServerUrl,
     client: &ClientCredentials,
     token: &RefreshToken,
+    auth: ClientAuth,
 ) -> HttpRequest {
-    let form = match profile {
-        Profile::Zoho => Form::new().field("token", token.expose()),
-        Profile::Rfc8628 => with_client(Form::new(), client)
-            .field("token", token.expose())
-            .field("token_type_hint", "refresh_token"),
-    };
-    HttpRequest::post_form(url, &form, Purpose::Revoke)
+    match profile {
+        Profile::Zoho => HttpRequest::post_form(url, &Form::new().field("token", token.expose()), Purpose::Revoke),
+        Profile::Rfc8628 => {
+            let (form, authorization) = with_client(profile, Form::new(), client, auth);
+            let form = form
+                .field("token", token.expose())
+                .field("token_type_hint", "refresh_token");
+            post(url, &form, Purpose::Revoke, authorization)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,10 +332,15 @@ pub fn revoke_request(
 
 /// Reads a body as a JSON object, deciding from the body, not the status: a JSON `error`
 /// is an error at any status; a non-JSON body is transient at any status.
+///
+/// Also read: a UTF-8 byte-order mark before the JSON, and a 4xx `{"status":400,"message":…}`
+/// whose `message` is one of RFC 8628's polling errors (Twitch's way of saying
+/// `authorization_pending`) as that error. Any other `message` body stays "not an answer".
 fn object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Reply<()>> {
     if body.len() > MAX_RESPONSE_BYTES {
         return Err(Reply::Transient(Transient::Oversize));
     }
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let map = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => map,
         Ok(_) | Err(_) => return Err(Reply::Transient(Transient::NotJson(status))),
@@ -245,6 +358,22 @@ fn object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Reply<()>> {
             code,
             description: str_field(&map, "error_description"),
             user_location: str_field(&map, "user_location"),
+            interval: num_field(&map, "interval"),
+        }));
+    }
+    if (400..500).contains(&status)
+        && let Some(code) = str_field(&map, "message").filter(|m| {
+            matches!(
+                m.as_str(),
+                "authorization_pending" | "slow_down" | "access_denied" | "expired_token"
+            )
+        })
+    {
+        return Err(Reply::Error(OAuthError {
+            code,
+            description: None,
+            user_location: None,
+            interval: num_field(&map, "interval"),
         }));
     }
     if status >= 500 || status == 429 {
@@ -459,6 +588,7 @@ pub fn parse_revoke(profile: Profile, status: u16, body: &[u8]) -> Reply<()> {
                     code: str_field(&map, "status").unwrap_or_else(|| alloc::format!("http_{status}")),
                     description: str_field(&map, "message"),
                     user_location: None,
+                    interval: None,
                 })
             } else {
                 Reply::Malformed("revocation reply without status success".into())
@@ -641,6 +771,7 @@ mod tests {
             &scopes,
             true,
             true,
+            ClientAuth::Post,
         );
         assert_eq!(
             core::str::from_utf8(&r.body).unwrap(),
@@ -651,18 +782,33 @@ mod tests {
             u("https://a/oauth/v3/device/token"),
             &client,
             &DeviceCode::new("dc"),
+            ClientAuth::Post,
         );
         assert_eq!(
             core::str::from_utf8(&p.body).unwrap(),
             "client_id=1004.ID&client_secret=sec&grant_type=device_token&code=dc"
         );
         assert!(!p.url.as_str().contains("sec") && !p.url.as_str().contains("dc"));
-        let p = poll_request(Profile::Rfc8628, u("https://a/token"), &client, &DeviceCode::new("dc"));
+        let p = poll_request(
+            Profile::Rfc8628,
+            u("https://a/token"),
+            &client,
+            &DeviceCode::new("dc"),
+            ClientAuth::Post,
+        );
         assert_eq!(
             core::str::from_utf8(&p.body).unwrap(),
             "client_id=1004.ID&client_secret=sec&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc"
         );
-        let r = device_code_request(Profile::Rfc8628, u("https://a/dev"), &client, &scopes, true, true);
+        let r = device_code_request(
+            Profile::Rfc8628,
+            u("https://a/dev"),
+            &client,
+            &scopes,
+            true,
+            true,
+            ClientAuth::Post,
+        );
         assert!(
             core::str::from_utf8(&r.body)
                 .unwrap()

@@ -4,7 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use crate::codec::Profile;
+use crate::codec::{ClientAuth, Profile};
 
 /// What to do when a code lapses unattended (kiosk mode).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub struct FlowConfig {
     pub kiosk: Option<KioskPolicy>,
     /// Seed for backoff jitter (drivers pass something random; tests pass a constant).
     pub jitter_seed: u64,
+    /// How a confidential client authenticates to a standard server (Zoho: always the body).
+    pub client_auth: ClientAuth,
 }
 
 impl Default for FlowConfig {
@@ -72,6 +74,7 @@ impl Default for FlowConfig {
             max_attempts: 6,
             kiosk: None,
             jitter_seed: 0x9e37_79b9_7f4a_7c15,
+            client_auth: ClientAuth::Auto,
         }
     }
 }

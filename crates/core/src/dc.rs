@@ -566,7 +566,10 @@ mod tests {
         // letters (typed, or percent-encoded) is refused; punycode is taken as it is.
         assert_eq!(ServerUrl::parse("https://zöho.com"), Err(UrlError::Malformed));
         assert_eq!(ServerUrl::parse("https://a%e2.com"), Err(UrlError::Malformed));
-        assert_eq!(ServerUrl::parse("https://xn--zho-qla.com").unwrap().host(), "xn--zho-qla.com");
+        assert_eq!(
+            ServerUrl::parse("https://xn--zho-qla.com").unwrap().host(),
+            "xn--zho-qla.com"
+        );
         assert_eq!(ServerUrl::parse("https://a%41.com").unwrap().host(), "aa.com");
     }
 }

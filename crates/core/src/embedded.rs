@@ -240,6 +240,9 @@ fn request_headers<'a>(request: &'a HttpRequest, content_length: &'a str) -> Vec
         })
         .map(|&(name, value)| (name, value))
         .collect();
+    if let Some(auth) = &request.authorization {
+        headers.push(("Authorization", auth.as_str()));
+    }
     headers.push(("Content-Length", content_length));
     headers
 }

@@ -32,6 +32,32 @@ pub enum Error {
     },
     /// The client secret is wrong or was reset in the API console (`invalid_client_secret`).
     InvalidClientSecret,
+    /// A standard server rejected the client (`invalid_client`): unknown client ID, wrong
+    /// secret, or an authentication method the client is not registered for.
+    ClientRejected {
+        /// The server (`scheme://host[:port]`).
+        server: String,
+        /// The `error_description`, sanitised.
+        description: Option<String>,
+    },
+    /// A standard server does not allow this client the grant it asked for
+    /// (`unauthorized_client`, `unsupported_grant_type`): the device grant (or refresh tokens)
+    /// must be enabled for the client on the server.
+    GrantNotAllowed {
+        /// The `error` field.
+        code: String,
+        /// The `error_description`, sanitised.
+        description: Option<String>,
+    },
+    /// The server refused the scope asked for (`invalid_scope`): a configuration error.
+    InvalidScope {
+        /// The scope asked for, space-separated.
+        scope: String,
+        /// Whether the client added `offline_access` to the scopes configured.
+        offline_added: bool,
+        /// The `error_description`, sanitised.
+        description: Option<String>,
+    },
     /// The refresh token is unknown or revoked (`invalid_code` on refresh): revoked by the user,
     /// evicted as the user's 21st refresh token, password changed. Pair again. (A device code
     /// refused while polling is [`Error::CodeRejected`].)
@@ -67,6 +93,38 @@ pub enum Error {
     Config(String),
     /// The caller cancelled the flow.
     Cancelled,
+}
+
+/// A server's words kept in an error, on one line: what [`crate::text::Safe`] would escape
+/// (Entra's `\r\n`, escape sequences, bidi overrides) becomes spaces, runs of spaces one, and the text is cut at 300
+/// characters.
+pub fn clean_server_text(s: &str) -> String {
+    const MAX: usize = 300;
+    let mut out = String::new();
+    let mut count = 0;
+    let mut space = false;
+    for c in s.trim().chars() {
+        let c = if crate::text::is_unsafe_char(c) || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if space {
+                continue;
+            }
+            space = true;
+        } else {
+            space = false;
+        }
+        if count == MAX {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+        count += 1;
+    }
+    String::from(out.trim_end())
 }
 
 /// A transient failure: retried with backoff.
@@ -135,7 +193,11 @@ impl Error {
         match self {
             Error::Denied => ErrorKind::Denied,
             Error::CodeExpired | Error::CodeRejected { .. } => ErrorKind::Expired,
-            Error::InvalidClient { .. } | Error::InvalidClientSecret => ErrorKind::ClientRejected,
+            Error::InvalidClient { .. }
+            | Error::InvalidClientSecret
+            | Error::ClientRejected { .. }
+            | Error::GrantNotAllowed { .. } => ErrorKind::ClientRejected,
+            Error::InvalidScope { .. } => ErrorKind::Config,
             Error::InvalidGrant { .. } => ErrorKind::NeedsPairing,
             Error::Throttled | Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Unsafe(_) => ErrorKind::Unsafe,
@@ -158,6 +220,9 @@ impl Error {
             Error::CodeRejected { .. } => "code_rejected",
             Error::InvalidClient { .. } => "invalid_client",
             Error::InvalidClientSecret => "invalid_client_secret",
+            Error::ClientRejected { .. } => "client_rejected",
+            Error::GrantNotAllowed { .. } => "grant_not_allowed",
+            Error::InvalidScope { .. } => "invalid_scope",
             Error::InvalidGrant { .. } => "invalid_grant",
             Error::Throttled => "throttled",
             Error::Unavailable { .. } => "unavailable",
@@ -186,6 +251,31 @@ impl fmt::Display for Error {
                 "{accounts_url} does not know this client ID (invalid_client): check the client ID, and that the client was registered in this data centre (or enable it under Multi-DC in the API console)"
             ),
             Error::InvalidClientSecret => f.write_str("Zoho rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"),
+            Error::ClientRejected { server, description } => {
+                write!(f, "{server} rejected the client (invalid_client")?;
+                if let Some(d) = description {
+                    write!(f, ": {d}")?;
+                }
+                f.write_str("): check the client ID and secret, and how the server expects the client to authenticate")
+            }
+            Error::GrantNotAllowed { code, description } => {
+                write!(f, "the server does not allow this client the grant it asked for ({code}")?;
+                if let Some(d) = description {
+                    write!(f, ": {d}")?;
+                }
+                f.write_str("): enable the device authorization grant (and refresh tokens) for the client on the server")
+            }
+            Error::InvalidScope { scope, description, .. } => {
+                if scope.is_empty() {
+                    f.write_str("the server refused the scope (invalid_scope")?;
+                } else {
+                    write!(f, "the server refused the scope \"{scope}\" (invalid_scope")?;
+                }
+                if let Some(d) = description {
+                    write!(f, ": {d}")?;
+                }
+                f.write_str(")")
+            }
             Error::InvalidGrant { code } => write!(
                 f,
                 "the refresh token is no longer valid ({}): it was revoked, replaced by newer pairings (Zoho keeps 20 per user and client), or the password changed; pair the device again",

@@ -33,7 +33,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use crate::codec::{self, ClientCredentials, DeviceAuthorization, OAuthError, Profile, Reply};
+use crate::codec::{self, ClientAuth, ClientCredentials, DeviceAuthorization, OAuthError, Profile, Reply};
 use crate::config::{Backoff, FlowConfig};
 use crate::dc::{self, ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 use crate::error::{Error, Transient, TransportError};
@@ -213,6 +213,9 @@ pub struct DeviceFlow {
     known_locations: Vec<(String, String)>,
     /// The last request sent, re-sent if the caller polls before answering it.
     in_flight: Option<HttpRequest>,
+    /// The client authentication in use (standard profile): [`ClientAuth::Auto`] becomes
+    /// [`ClientAuth::Basic`] after a 401 `invalid_client` to the body.
+    auth: ClientAuth,
 }
 
 impl DeviceFlow {
@@ -226,6 +229,7 @@ impl DeviceFlow {
             ),
             Server::Standard { .. } => (None, None),
         };
+        let auth = config.client_auth;
         let mut flow = DeviceFlow {
             state: State::RequestCode { at: now },
             config,
@@ -240,6 +244,7 @@ impl DeviceFlow {
             lapsed: 0,
             known_locations: Vec::new(),
             in_flight: None,
+            auth,
         };
         if let Some(err) = flow.config_error() {
             flow.state = State::Failed(err);
@@ -263,6 +268,15 @@ impl DeviceFlow {
             return Some(Error::Config("the server kind does not match the profile".into()));
         }
         None
+    }
+
+    /// The client authentication that worked (or is being tried): what refreshes and
+    /// revocations of the resulting tokens should use. Zoho: [`ClientAuth::Post`].
+    pub fn client_auth(&self) -> ClientAuth {
+        match self.config.profile {
+            Profile::Zoho => ClientAuth::Post,
+            Profile::Rfc8628 => self.auth,
+        }
     }
 
     /// The accounts server currently polled (Zoho), after any `other_dc` move.
@@ -336,11 +350,12 @@ impl DeviceFlow {
         self.state = match state {
             State::AwaitCode => self.on_code_reply(
                 now,
+                status,
                 codec::parse_device_authorization(self.config.profile, status, body),
             ),
             State::AwaitPoll { code } => {
                 let reply = codec::parse_token_for(self.config.profile, status, body);
-                self.on_poll_reply(now, code, reply)
+                self.on_poll_reply(now, code, status, reply)
             }
             State::AwaitResolve { code, location } => {
                 self.on_serverinfo(now, code, location, status, codec::parse_serverinfo(status, body))
@@ -400,6 +415,7 @@ impl DeviceFlow {
             &self.config.scopes,
             self.config.offline_access,
             self.config.prompt_consent,
+            self.auth,
         )
     }
 
@@ -412,7 +428,7 @@ impl DeviceFlow {
                 .join("/oauth/v3/device/token"),
             Server::Standard { token_url, .. } => token_url.clone(),
         };
-        codec::poll_request(self.config.profile, url, &self.client, code)
+        codec::poll_request(self.config.profile, url, &self.client, code, self.auth)
     }
 
     fn current_endpoint(&self) -> String {
@@ -439,7 +455,41 @@ impl DeviceFlow {
 
     // --- code request ------------------------------------------------------------------------
 
-    fn on_code_reply(&mut self, now: Timestamp, reply: Reply<DeviceAuthorization>) -> State {
+    /// [`ClientAuth::Auto`]'s one switch to HTTP Basic: a 401 `invalid_client` to a confidential
+    /// client of a standard server that sent its secret in the body.
+    fn switch_to_basic(&mut self, status: u16, e: &OAuthError) -> bool {
+        let switch = self.config.profile == Profile::Rfc8628
+            && self.auth == ClientAuth::Auto
+            && self.client.client_secret.is_some()
+            && status == 401
+            && e.code == "invalid_client";
+        if switch {
+            self.auth = ClientAuth::Basic;
+        }
+        switch
+    }
+
+    /// A standard server's error, with the scope asked for filled into `invalid_scope`.
+    fn standard_error(&self, e: OAuthError) -> Error {
+        match token::standard_error(e, &self.current_endpoint()) {
+            Error::InvalidScope { description, .. } => {
+                let asked = self.config.scopes.iter().any(|s| s.trim() == "offline_access");
+                let offline_added = self.config.offline_access && !asked;
+                let mut scope = self.scope_asked();
+                if offline_added {
+                    scope.push_str(" offline_access");
+                }
+                Error::InvalidScope {
+                    scope: String::from(scope.trim()),
+                    offline_added,
+                    description,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn on_code_reply(&mut self, now: Timestamp, status: u16, reply: Reply<DeviceAuthorization>) -> State {
         match reply {
             Reply::Ok(auth) => {
                 self.failures = 0;
@@ -469,8 +519,13 @@ impl DeviceFlow {
                 }
             }
             Reply::Transient(t) => self.code_transient(now, t),
+            Reply::Error(e) if self.switch_to_basic(status, &e) => State::RequestCode { at: now },
+            Reply::Error(e) if self.config.profile == Profile::Rfc8628 => {
+                let err = self.standard_error(e);
+                self.fail(err)
+            }
             Reply::Error(e) => {
-                let err = token::grant_error(e, self.current_endpoint());
+                let err = token::grant_error(self.config.profile, e, &self.current_endpoint());
                 self.fail(err)
             }
             Reply::Malformed(m) => self.fail(Error::Protocol(m)),
@@ -562,7 +617,13 @@ impl DeviceFlow {
 
     // --- polling -----------------------------------------------------------------------------
 
-    fn on_poll_reply(&mut self, now: Timestamp, mut code: ActiveCode, reply: Reply<codec::TokenGrant>) -> State {
+    fn on_poll_reply(
+        &mut self,
+        now: Timestamp,
+        mut code: ActiveCode,
+        status: u16,
+        reply: Reply<codec::TokenGrant>,
+    ) -> State {
         match reply {
             Reply::Ok(grant) => {
                 self.failures = 0;
@@ -596,7 +657,11 @@ impl DeviceFlow {
                         }
                     }
                     "slow_down" => {
-                        code.interval = code.interval.saturating_add(self.config.slow_down_step);
+                        // Never less than the current interval plus the step; more when the
+                        // server names a longer one (GitHub sends the new `interval`).
+                        let stepped = code.interval.saturating_add(self.config.slow_down_step);
+                        let named = e.interval.map(Duration::from_secs).unwrap_or(Duration::ZERO);
+                        code.interval = stepped.max(named.min(codec::MAX_INTERVAL));
                         self.out.push_back(Step::Notice(Notice::SlowDown {
                             interval: code.interval,
                         }));
@@ -606,14 +671,29 @@ impl DeviceFlow {
                         }
                     }
                     "other_dc" => self.other_dc(now, code, e),
-                    "access_denied" => self.fail(Error::Denied),
+                    // Entra says `authorization_declined` when the user declines.
+                    "access_denied" | "authorization_declined" => self.fail(Error::Denied),
                     "expired" | "expired_token" => self.code_lapsed(now),
                     // A used or unknown device code (not a refresh token): in kiosk mode start
-                    // over with a new code, otherwise say so.
-                    "invalid_code" | "invalid_grant" if self.config.kiosk.is_some() => self.code_lapsed(now),
-                    "invalid_code" | "invalid_grant" => self.fail(Error::CodeRejected { code: e.code }),
+                    // over with a new code, otherwise say so. Entra: `bad_verification_code`;
+                    // django-oauth-toolkit: 404 `device_not_found`.
+                    "invalid_code" | "invalid_grant" | "bad_verification_code" | "device_not_found"
+                        if self.config.kiosk.is_some() =>
+                    {
+                        self.code_lapsed(now)
+                    }
+                    "invalid_code" | "invalid_grant" | "bad_verification_code" | "device_not_found" => {
+                        self.fail(Error::CodeRejected {
+                            code: crate::error::clean_server_text(&e.code),
+                        })
+                    }
+                    _ if self.switch_to_basic(status, &e) => State::Polling { at: now, code },
+                    _ if self.config.profile == Profile::Rfc8628 => {
+                        let err = self.standard_error(e);
+                        self.fail(err)
+                    }
                     _ => {
-                        let err = token::grant_error(e, self.current_endpoint());
+                        let err = token::grant_error(self.config.profile, e, &self.current_endpoint());
                         self.fail(err)
                     }
                 }

@@ -62,6 +62,8 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// What the request is for.
     pub purpose: Purpose,
+    /// An `Authorization` header value (`Basic …`: holds the client secret). Never printed.
+    pub authorization: Option<String>,
 }
 
 impl HttpRequest {
@@ -76,6 +78,7 @@ impl HttpRequest {
             ],
             body: form.as_bytes().to_vec(),
             purpose,
+            authorization: None,
         }
     }
 
@@ -87,6 +90,7 @@ impl HttpRequest {
             headers: alloc::vec![("Accept", "application/json")],
             body: Vec::new(),
             purpose,
+            authorization: None,
         }
     }
 }
@@ -98,6 +102,7 @@ impl fmt::Debug for HttpRequest {
             .field("url", &self.url.as_str())
             .field("purpose", &self.purpose)
             .field("body", &alloc::format!("[{} bytes redacted]", self.body.len()))
+            .field("authorization", &self.authorization.as_ref().map(|_| "[redacted]"))
             .finish()
     }
 }

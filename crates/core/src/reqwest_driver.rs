@@ -83,6 +83,8 @@ pub struct Response {
     pub date: Option<String>,
     /// When the answer arrived (monotonic).
     pub received: Instant,
+    /// The `Location` header of a redirect, verbatim.
+    pub location: Option<String>,
 }
 
 impl HttpClient {
@@ -122,6 +124,11 @@ impl HttpClient {
         for (name, value) in &req.headers {
             builder = builder.header(*name, *value);
         }
+        if let Some(auth) = &req.authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(auth).map_err(|_| TransportError::Other)?;
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
+        }
         if req.method == Method::Post {
             builder = builder.body(req.body.clone());
         }
@@ -132,11 +139,17 @@ impl HttpClient {
             .get("date")
             .and_then(|v| v.to_str().ok())
             .map(String::from);
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let body = read_capped(&mut resp).await?;
         Ok(Response {
             response: HttpResponse { status, body },
             date,
             received: Instant::now(),
+            location,
         })
     }
 }
@@ -196,7 +209,13 @@ pub async fn run_flow(
                 #[cfg(feature = "tracing")]
                 tracing::debug!(url = %req.url, purpose = ?req.purpose, "request");
                 match http.send(&req).await {
-                    Ok(r) => flow.handle_response(clock.now(), r.response.status, &r.response.body),
+                    Ok(r) => {
+                        if let Some(e) = crate::blocking::redirect_error(&req, r.response.status, r.location.as_deref())
+                        {
+                            return Err(e);
+                        }
+                        flow.handle_response(clock.now(), r.response.status, &r.response.body)
+                    }
                     Err(e) => flow.handle_transport_error(clock.now(), e),
                 }
             }
@@ -225,11 +244,24 @@ pub async fn refresh(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
-    let req = endpoint.refresh_request_for(client, tokens)?;
-    exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
-        endpoint.refresh_response(now(), status, body, tokens)
-    })
-    .await
+    let mut endpoint = endpoint.clone();
+    loop {
+        let req = endpoint.refresh_request_for(client, tokens)?;
+        let mut last_status = 0;
+        let result = exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
+            last_status = status;
+            endpoint.refresh_response(now(), status, body, tokens)
+        })
+        .await;
+        // ClientAuth::Auto: once, the same request with HTTP Basic.
+        match result {
+            Err(e) => match endpoint.basic_retry(client, last_status, &e) {
+                Some(basic) => endpoint = basic,
+                None => return Err(e),
+            },
+            ok => return ok,
+        }
+    }
 }
 
 /// Revokes the refresh token (retrying transient failures). `Ok(false)`: nothing to revoke,
@@ -242,14 +274,26 @@ pub async fn revoke(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<bool, Error> {
-    let Some(req) = endpoint.revoke_request_for(client, tokens) else {
-        return Ok(false);
-    };
-    exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
-        endpoint.revoke_response(status, body)
-    })
-    .await
-    .map(|()| true)
+    let mut endpoint = endpoint.clone();
+    loop {
+        let Some(req) = endpoint.revoke_request_for(client, tokens) else {
+            return Ok(false);
+        };
+        let mut last_status = 0;
+        let result = exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
+            last_status = status;
+            endpoint.revoke_response(status, body)
+        })
+        .await;
+        // ClientAuth::Auto: once, the same request with HTTP Basic.
+        match result {
+            Err(e) => match endpoint.basic_retry(client, last_status, &e) {
+                Some(basic) => endpoint = basic,
+                None => return Err(e),
+            },
+            Ok(()) => return Ok(true),
+        }
+    }
 }
 
 /// Sends `req` until [`Retry`] says stop, sleeping on tokio's clock in between.
@@ -261,7 +305,10 @@ async fn exchange<R>(
 ) -> Result<R, Error> {
     loop {
         let next = match http.send(req).await {
-            Ok(r) => retry.after(handle(r.response.status, &r.response.body)),
+            Ok(r) => match crate::blocking::redirect_error(req, r.response.status, r.location.as_deref()) {
+                Some(e) => return Err(e),
+                None => retry.after(handle(r.response.status, &r.response.body)),
+            },
             Err(e) => retry.transport_failed(e),
         };
         match next {

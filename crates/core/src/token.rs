@@ -8,7 +8,7 @@
 use alloc::string::String;
 use core::time::Duration;
 
-use crate::codec::{self, ClientCredentials, Profile, Reply, TokenGrant};
+use crate::codec::{self, ClientAuth, ClientCredentials, Profile, Reply, TokenGrant};
 use crate::dc::{ApiDomainPolicy, ServerUrl};
 use crate::error::{Error, Transient};
 use crate::http::HttpRequest;
@@ -60,6 +60,8 @@ pub struct TokenEndpoint {
     pub revoke_url: Option<ServerUrl>,
     /// Which `api_domain`s a refreshed token may point at.
     pub api_domains: ApiDomainPolicy,
+    /// How a confidential client authenticates (standard servers; Zoho takes the body).
+    pub client_auth: ClientAuth,
 }
 
 impl TokenEndpoint {
@@ -70,6 +72,7 @@ impl TokenEndpoint {
             token_url: accounts.join("/oauth/v2/token"),
             revoke_url: Some(accounts.join("/oauth/v2/token/revoke")),
             api_domains: ApiDomainPolicy::for_accounts(accounts),
+            client_auth: ClientAuth::Post,
         }
     }
 
@@ -80,12 +83,37 @@ impl TokenEndpoint {
             token_url: token_url.clone(),
             revoke_url: revoke_url.cloned(),
             api_domains: ApiDomainPolicy::for_accounts(token_url),
+            client_auth: ClientAuth::Auto,
         }
+    }
+
+    /// This endpoint with another client authentication method.
+    pub fn with_client_auth(mut self, auth: ClientAuth) -> TokenEndpoint {
+        self.client_auth = auth;
+        self
+    }
+
+    /// [`ClientAuth::Auto`]'s one retry: the same endpoint with HTTP Basic, when `error` is a
+    /// rejected client answered with HTTP 401 to a confidential client that sent its secret in
+    /// the form body. `None` otherwise (and always for Zoho).
+    pub fn basic_retry(&self, client: &ClientCredentials, status: u16, error: &Error) -> Option<TokenEndpoint> {
+        (self.profile == Profile::Rfc8628
+            && self.client_auth == ClientAuth::Auto
+            && client.client_secret.is_some()
+            && status == 401
+            && matches!(error, Error::ClientRejected { .. }))
+        .then(|| self.clone().with_client_auth(ClientAuth::Basic))
     }
 
     /// The refresh request for `refresh_token`.
     pub fn refresh_request(&self, client: &ClientCredentials, refresh_token: &RefreshToken) -> HttpRequest {
-        codec::refresh_request(self.token_url.clone(), client, refresh_token)
+        codec::refresh_request(
+            self.profile,
+            self.token_url.clone(),
+            client,
+            refresh_token,
+            self.client_auth,
+        )
     }
 
     /// Reads a refresh reply. On success the result keeps `previous`'s refresh token unless
@@ -117,7 +145,7 @@ impl TokenEndpoint {
             }),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
-            Reply::Error(e) => Err(grant_error(e, self.token_url.origin())),
+            Reply::Error(e) => Err(grant_error(self.profile, e, self.token_url.as_str())),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
     }
@@ -142,7 +170,13 @@ impl TokenEndpoint {
     /// The revocation request, or `None` when the server has no revocation endpoint.
     pub fn revoke_request(&self, client: &ClientCredentials, refresh_token: &RefreshToken) -> Option<HttpRequest> {
         let url = self.revoke_url.clone()?;
-        Some(codec::revoke_request(self.profile, url, client, refresh_token))
+        Some(codec::revoke_request(
+            self.profile,
+            url,
+            client,
+            refresh_token,
+            self.client_auth,
+        ))
     }
 
     /// Reads a revocation reply. Zoho's HTTP 400 (an unknown token) comes back as
@@ -152,22 +186,66 @@ impl TokenEndpoint {
             Reply::Ok(()) => Ok(()),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
+            // A standard server's rejected client is said so (and may call for HTTP Basic).
+            Reply::Error(e) if self.profile == Profile::Rfc8628 && e.code != "unsupported_token_type" => Err(
+                standard_error(e, self.revoke_url.as_ref().unwrap_or(&self.token_url).as_str()),
+            ),
             Reply::Error(e) => Err(Error::InvalidGrant { code: e.code }),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
     }
 }
 
-/// Maps an OAuth error from a token endpoint to the core's error.
-pub(crate) fn grant_error(e: codec::OAuthError, origin: String) -> Error {
+/// Maps an OAuth error from a token endpoint to the core's error. A standard server's words
+/// are its own: no Zoho advice, and what it said sanitised.
+pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &str) -> Error {
+    if profile == Profile::Rfc8628 {
+        return standard_error(e, url);
+    }
     match e.code.as_str() {
         "invalid_code" | "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: e.code },
-        "invalid_client" | "unauthorized_client" => Error::InvalidClient { accounts_url: origin },
+        "invalid_client" | "unauthorized_client" => Error::InvalidClient {
+            accounts_url: origin(url),
+        },
         "invalid_client_secret" => Error::InvalidClientSecret,
         _ => Error::Server {
             code: e.code,
             description: e.description,
         },
+    }
+}
+
+/// A standard server's error at its token (or device authorization) endpoint.
+pub(crate) fn standard_error(e: codec::OAuthError, url: &str) -> Error {
+    use crate::error::clean_server_text as clean;
+    let description = e.description.as_deref().map(clean).filter(|d| !d.is_empty());
+    match e.code.as_str() {
+        "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: clean(&e.code) },
+        "invalid_client" => Error::ClientRejected {
+            server: origin(url),
+            description,
+        },
+        "unauthorized_client" | "unsupported_grant_type" => Error::GrantNotAllowed {
+            code: e.code,
+            description,
+        },
+        "invalid_scope" => Error::InvalidScope {
+            scope: String::new(),
+            offline_added: false,
+            description,
+        },
+        _ => Error::Server {
+            code: clean(&e.code),
+            description,
+        },
+    }
+}
+
+/// `scheme://host[:port]` of a URL (for messages), as the `url` crate reads it.
+pub(crate) fn origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => String::from(url),
     }
 }
 
