@@ -29,12 +29,10 @@ pub fn refresh_margin(margin: Duration, stored: &StoredToken) -> Duration {
 /// The servers of a token file, after [`Context::checked_servers`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckedServers {
-    /// A Zoho pairing's servers.
+    /// A Zoho pairing's accounts server.
     Zoho {
         /// Refresh and revoke go here.
         accounts: ServerUrl,
-        /// API calls go here (with the access token).
-        api_domain: Option<ServerUrl>,
     },
     /// A standard server's endpoints.
     Standard {
@@ -101,7 +99,7 @@ impl Context {
     /// names has passed the policy the configuration gives *now* ([`Context::checked_servers`]).
     pub async fn token_endpoint(&self, stored: &StoredToken) -> Result<TokenEndpoint, AppError> {
         match self.checked_servers(stored).await? {
-            CheckedServers::Zoho { accounts, .. } => Ok(TokenEndpoint::zoho(&accounts)),
+            CheckedServers::Zoho { accounts } => Ok(TokenEndpoint::zoho(&accounts)),
             CheckedServers::Standard {
                 token_url,
                 revocation_url,
@@ -126,8 +124,8 @@ impl Context {
     /// could have been edited, copied from another device, or planted. Zoho profile: the
     /// accounts server must be the configured one (DC or override), or one `other_dc` could
     /// have moved to from it ([`check_accounts_move`]: a Zoho accounts host from Zoho, loopback
-    /// only from loopback), and `api_domain` must pass the allow-list of the configured server (loopback API hosts
-    /// only for a loopback configuration).
+    /// only from loopback), its `api_domain` is checked where the access token goes
+    /// ([`Context::checked_api_domain`]).
     /// Standard profile: the token and revocation endpoints must be the configured ones, or
     /// those the configured issuer's discovery document names now (one request). A mismatch
     /// sends nothing: exit 8 with the file's path and the value.
@@ -192,17 +190,7 @@ impl Context {
                         format!("it is neither the configured {configured} nor a server Zoho's other_dc could move a pairing to from there"),
                     ));
                 }
-                let api_domain = match &stored.tokens.api_domain {
-                    None => None,
-                    Some(api) => Some(
-                        // Loopback API hosts only when the configuration itself is loopback
-                        // (the simulator); the file's accounts server cannot widen that.
-                        ApiDomainPolicy::for_accounts(&configured)
-                            .check_url(api.clone())
-                            .map_err(|why| self.refused("the api_domain", api, why))?,
-                    ),
-                };
-                Ok(Some(CheckedServers::Zoho { accounts, api_domain }))
+                Ok(Some(CheckedServers::Zoho { accounts }))
             }
             (
                 Profile::Rfc8628,
@@ -264,15 +252,23 @@ impl Context {
             .hint("pair again with `zoho-device login`")
     }
 
-    /// A stored Zoho token's `api_domain`, checked with the allow-list of the accounts server
-    /// the configuration allows ([`Context::checked_servers_offline`]), not the one the file names.
+    /// A stored Zoho token's `api_domain`, checked before the access token is sent there: the
+    /// file's accounts server must pass [`Context::checked_servers_offline`], and `api_domain`
+    /// the allow-list of that server (loopback API hosts only for a loopback accounts server,
+    /// which itself needs a loopback configuration).
     pub fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
-        match self.checked_servers_offline(stored)? {
-            Some(CheckedServers::Zoho {
-                api_domain: Some(api), ..
-            }) => Ok(api),
-            _ => Err(self.missing("api_domain")),
-        }
+        let accounts = match self.checked_servers_offline(stored)? {
+            Some(CheckedServers::Zoho { accounts }) => accounts,
+            _ => return Err(self.missing("api_domain")),
+        };
+        let api = stored
+            .tokens
+            .api_domain
+            .clone()
+            .ok_or_else(|| self.missing("api_domain"))?;
+        ApiDomainPolicy::for_accounts(&accounts)
+            .check_url(api.clone())
+            .map_err(|why| self.refused("the api_domain", &api, why))
     }
 
     /// Takes the cross-process refresh lock without blocking the async runtime.
@@ -334,7 +330,11 @@ impl Context {
         crate::clock::require_plausible()?;
         // Whoever uses the token sends it to the file's api_domain: check the file's servers
         // even when nothing is refreshed (offline; a refresh checks again, with discovery).
-        self.checked_servers_offline(&stored)?;
+        if stored.profile() == Profile::Zoho && stored.tokens.api_domain.is_some() {
+            self.checked_api_domain(&stored)?;
+        } else {
+            self.checked_servers_offline(&stored)?;
+        }
         let margin = refresh_margin(margin, &stored);
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);

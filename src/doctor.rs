@@ -430,7 +430,13 @@ async fn token_file(ctx: &Context) -> Vec<Finding> {
             ));
             // Every server the file names must pass today's policy; standard servers have no
             // api_domain to check.
-            if let Err(e) = ctx.checked_servers(&t).await {
+            let checked = match ctx.checked_servers(&t).await {
+                Ok(_) if t.profile() == Profile::Zoho && t.tokens.api_domain.is_some() => {
+                    ctx.checked_api_domain(&t).map(drop)
+                }
+                other => other.map(drop),
+            };
+            if let Err(e) = checked {
                 out.push(f(
                     Level::Fail(e.exit),
                     "token",
