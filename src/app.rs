@@ -171,6 +171,17 @@ impl Context {
             tracing::debug!("another process refreshed the token while we waited");
             return Ok(stored);
         }
+        if let Err(unsavable) = self.writable_before_refresh(&stored) {
+            if !stored.tokens.expires_within(wall_now(), Duration::ZERO) {
+                tracing::warn!(
+                    "not refreshing, as the new token could not be saved ({}); the stored access token is still valid for {} s and is used",
+                    unsavable.message,
+                    stored.tokens.expires_in(wall_now()).as_secs()
+                );
+                return Ok(stored);
+            }
+            return Err(unsavable);
+        }
         self.refresh_locked(stored).await
     }
 
@@ -195,7 +206,20 @@ impl Context {
         if stored.tokens.refresh_token.is_none() {
             return Err(AppError::not_paired("there is no refresh token to refresh with"));
         }
+        self.writable_before_refresh(&stored)?;
         self.refresh_and_save(&stored).await
+    }
+
+    /// Before minting (Zoho allows 10 per refresh token per 10 minutes): can the new token be
+    /// saved? A token that could not be saved would be minted again by the next call.
+    fn writable_before_refresh(&self, stored: &StoredToken) -> Result<(), AppError> {
+        if stored.tokens.refresh_token.is_none() {
+            return Ok(());
+        }
+        self.store.check_writable().map_err(|e| AppError {
+            message: format!("not refreshing, as the new token could not be saved: {}", e.message),
+            ..e
+        })
     }
 
     async fn refresh_locked(&self, stored: StoredToken) -> Result<StoredToken, AppError> {
