@@ -165,12 +165,8 @@ impl Context {
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }
-        let _lock = self.lock().await?;
-        let stored = self.store.load_required()?;
-        if !stored.tokens.expires_within(wall_now(), margin) {
-            tracing::debug!("another process refreshed the token while we waited");
-            return Ok(stored);
-        }
+        // Before the lock too: a read-only or unsafe directory is no reason to fail while
+        // the stored token is still good.
         if let Err(unsavable) = self.writable_before_refresh(&stored) {
             if !stored.tokens.expires_within(wall_now(), Duration::ZERO) {
                 tracing::warn!(
@@ -180,7 +176,13 @@ impl Context {
                 );
                 return Ok(stored);
             }
-            return Err(unsavable);
+            return Err(not_refreshing(unsavable));
+        }
+        let _lock = self.lock().await?;
+        let stored = self.store.load_required()?;
+        if !stored.tokens.expires_within(wall_now(), margin) {
+            tracing::debug!("another process refreshed the token while we waited");
+            return Ok(stored);
         }
         self.refresh_locked(stored).await
     }
@@ -194,6 +196,10 @@ impl Context {
     /// token is returned instead of minting again (Zoho allows 10 mints per 10 minutes).
     pub async fn force_refresh(&self, rejected: Option<&StoredToken>) -> Result<StoredToken, AppError> {
         crate::clock::require_plausible()?;
+        // Not paired is said first; then, before the lock and any mint, whether a new token
+        // could be saved at all.
+        self.store.load_required()?;
+        self.store.check_writable().map_err(not_refreshing)?;
         let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
         if let Some(old) = rejected
@@ -206,7 +212,6 @@ impl Context {
         if stored.tokens.refresh_token.is_none() {
             return Err(AppError::not_paired("there is no refresh token to refresh with"));
         }
-        self.writable_before_refresh(&stored)?;
         self.refresh_and_save(&stored).await
     }
 
@@ -216,10 +221,7 @@ impl Context {
         if stored.tokens.refresh_token.is_none() {
             return Ok(());
         }
-        self.store.check_writable().map_err(|e| AppError {
-            message: format!("not refreshing, as the new token could not be saved: {}", e.message),
-            ..e
-        })
+        self.store.check_writable()
     }
 
     async fn refresh_locked(&self, stored: StoredToken) -> Result<StoredToken, AppError> {
@@ -245,6 +247,14 @@ impl Context {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A refresh refused because its token could not be saved (`e` says why).
+fn not_refreshing(e: AppError) -> AppError {
+    AppError {
+        message: format!("not refreshing, as the new token could not be saved: {}", e.message),
+        ..e
     }
 }
 

@@ -408,7 +408,10 @@ impl TokenStore {
         if !meta.is_dir() {
             return Err(AppError::new(
                 Exit::Storage,
-                format!("{} (the token file's directory) is not a directory", dir.display()),
+                format!(
+                    "cannot use {} as the directory of the token file: it is not a directory",
+                    dir.display()
+                ),
             )
             .hint("move it away, or name another token file with --token-file"));
         }
