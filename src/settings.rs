@@ -472,3 +472,45 @@ pub fn expand_home(what: &str, path: PathBuf, env: &dyn Fn(&str) -> Option<Strin
         PathBuf::from(home).join(rest)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_tilde_is_home_and_tilde_user_is_refused() {
+        let env = |k: &str| (k == "HOME").then(|| "/home/kiosk".to_string());
+        let x = |p: &str| expand_home("token file path", PathBuf::from(p), &env);
+        assert_eq!(x("~/a/token.json").unwrap(), PathBuf::from("/home/kiosk/a/token.json"));
+        assert_eq!(x("~").unwrap(), PathBuf::from("/home/kiosk"));
+        assert_eq!(x("/abs/~/x").unwrap(), PathBuf::from("/abs/~/x"));
+        assert_eq!(x("rel/x").unwrap(), PathBuf::from("rel/x"));
+        assert!(x("~bob/x").unwrap_err().message.contains("~user"));
+        let no_home = |_: &str| None;
+        let e = expand_home("token file path", PathBuf::from("~/x"), &no_home).unwrap_err();
+        assert!(e.message.contains("HOME is not set"), "{}", e.message);
+    }
+
+    #[test]
+    fn only_regular_files_under_the_cap_are_read() {
+        let e = read_regular_file(Path::new("/dev/zero"), 10, true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("a character device"), "{e}");
+        let e = read_regular_file(Path::new("/"), 10, true).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        let dir = std::env::temp_dir().join(format!("zd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, b"0123456789A").unwrap();
+        let e = read_regular_file(&f, 10, true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(read_regular_file(&f, 11, true).unwrap(), b"0123456789A");
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(read_regular_file(&link, 11, true).is_ok());
+        let e = read_regular_file(&link, 11, false).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -677,6 +677,77 @@ mod tests {
         assert!(e.hint.unwrap_or_default().contains("fuser"));
     }
 
+    #[test]
+    fn a_link_planted_at_a_temp_name_is_not_written_through() {
+        // The agent's state file is written by `write_atomically`: a link at the temp name it
+        // used to predict (`.NAME.tmp.PID`) must not receive the bytes.
+        let dir = tempdir();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"mine").unwrap();
+        let path = dir.join("token.json.agent");
+        std::os::unix::fs::symlink(
+            &victim,
+            dir.join(format!(".token.json.agent.tmp.{}", std::process::id())),
+        )
+        .unwrap();
+        write_atomically(&path, b"{\"status\":\"ok\"}\n").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"mine");
+        assert_eq!(fs::read(&path).unwrap(), b"{\"status\":\"ok\"}\n");
+        // And the token file itself.
+        let store = TokenStore::new(dir.join("token.json"));
+        std::os::unix::fs::symlink(&victim, dir.join(format!(".token.json.tmp.{}", std::process::id()))).unwrap();
+        store.save(&sample()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"mine");
+        assert!(fs::symlink_metadata(store.path()).unwrap().is_file());
+    }
+
+    #[test]
+    fn a_file_this_program_writes_is_always_one_it_reads() {
+        use zoho_device_core::http::MAX_RESPONSE_BYTES;
+        let dir = tempdir();
+        let store = TokenStore::new(dir.join("token.json"));
+        // The longest tokens two replies could carry (the refresh token from the login, the
+        // access token from a refresh), each nearly a whole capped reply.
+        let mut big = sample();
+        big.tokens.access_token = AccessToken::new("a".repeat(MAX_RESPONSE_BYTES - 100));
+        big.tokens.refresh_token = Some(RefreshToken::new("r".repeat(MAX_RESPONSE_BYTES - 100)));
+        big.tokens.scope = Some("s".repeat(MAX_RESPONSE_BYTES - 100));
+        store.save(&big).unwrap();
+        assert_eq!(store.load().unwrap().unwrap().tokens, big.tokens);
+        // Past the file's cap the save refuses (exit 9) and the file stays as it was.
+        let before = fs::read(store.path()).unwrap();
+        let mut huge = sample();
+        huge.tokens.scope = Some("s".repeat(MAX_FILE_BYTES as usize));
+        let e = store.save(&huge).unwrap_err();
+        assert_eq!(e.exit, Exit::Storage);
+        assert!(e.message.contains("more than the"), "{}", e.message);
+        assert_eq!(fs::read(store.path()).unwrap(), before);
+    }
+
+    #[test]
+    fn unsafe_directories_are_refused_with_the_fix() {
+        let dir = tempdir();
+        let sub = dir.join("shared");
+        fs::create_dir(&sub).unwrap();
+        fs::set_permissions(&sub, fs::Permissions::from_mode(0o775)).unwrap();
+        let store = TokenStore::new(sub.join("token.json"));
+        let e = store.save(&sample()).unwrap_err();
+        assert_eq!(e.exit, Exit::Usage);
+        assert!(e.message.contains("writable by its group (mode 0775)"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("chmod go-w"));
+        assert!(!store.path().exists());
+        let e = store.check_writable().unwrap_err();
+        assert_eq!(e.exit, Exit::Usage);
+        // Another owner: the check itself, for any uid that is not root.
+        let meta = fs::metadata(&dir).unwrap();
+        let other = meta.uid().wrapping_add(1).max(1);
+        if meta.uid() != 0 {
+            let e = check_owner(&dir, &meta, other).unwrap_err();
+            assert!(e.message.contains("belongs to another user"), "{}", e.message);
+        }
+        assert!(check_owner(&dir, &meta, meta.uid()).is_ok());
+    }
+
     fn tempdir() -> PathBuf {
         let d = std::env::temp_dir().join(format!(
             "zd-store-{}-{:?}",
