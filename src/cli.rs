@@ -134,9 +134,10 @@ pub enum Command {
     /// file, each finding with its fix. Safe to paste: prints no secret.
     ///
     /// Exits 0 when no check failed (warnings allowed), else with the exit code of the first
-    /// failure: 2 configuration (a token file others can read included), 5 client rejected,
-    /// 6 token unusable, 7 network or clock, 8 unsafe server data in the token file, 9 the token
-    /// file cannot be read (a directory, FIFO or link in its place, an I/O error).
+    /// failure: 2 configuration (a token file others can read, a token directory others can
+    /// write or another user owns, included), 5 client rejected, 6 token unusable, 7 network or
+    /// clock, 8 unsafe server data in the token file, 9 the token file cannot be read or a new
+    /// one written (a directory, FIFO or link in its place, a full or read-only disk).
     Doctor {
         /// JSON output.
         #[arg(long)]

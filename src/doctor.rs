@@ -379,16 +379,14 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
                     None,
                 ));
             }
-            if let Some(dir) = path.parent()
-                && let Ok(dm) = std::fs::metadata(dir)
-                && dm.permissions().mode() & 0o022 != 0
-            {
-                out.push(f(
-                    Level::Warn,
-                    "token file",
-                    format!("{} is writable by others", dir.display()),
-                    Some("chmod 700 the directory"),
-                ));
+            // What a refresh would need: a directory safe to write in, with room for the token.
+            if let Err(e) = ctx.store.check_writable() {
+                out.push(Finding {
+                    level: Level::Fail(e.exit),
+                    check: "token file",
+                    detail: e.message,
+                    fix: e.hint,
+                });
             }
         }
     }
