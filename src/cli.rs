@@ -58,6 +58,7 @@ pub struct GlobalArgs {
     pub scope: Option<String>,
     /// Token file. Default: $STATE_DIRECTORY/token.json under systemd, else
     /// $XDG_STATE_HOME/zoho-device/token.json (~/.local/state/zoho-device/token.json).
+    /// Its directory must belong to you (or root) and not be writable by group or others.
     #[arg(long, global = true, value_name = "PATH", env = "ZOHO_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Protocol profile: zoho (default) or rfc8628 (any standard device-flow server).
