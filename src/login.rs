@@ -204,9 +204,8 @@ async fn revoke_unsaved(ctx: &Context, new: &StoredToken, err: AppError) -> AppE
         "it holds no refresh token, so nothing lingers at the server".to_string()
     } else {
         match ctx.revoke(new, 2).await {
-            Ok(Revoked::Done | Revoked::AlreadyInvalid) => {
-                "its new refresh token was revoked at the server".to_string()
-            }
+            Ok(Revoked::Done) => "its new refresh token was revoked at the server".to_string(),
+            Ok(Revoked::AlreadyInvalid) => "its new refresh token is already invalid at the server".to_string(),
             Ok(Revoked::NoRefreshToken) => "it holds no refresh token, so nothing lingers at the server".to_string(),
             Ok(Revoked::NoEndpoint) => {
                 "the server has no revocation endpoint, so its new refresh token stays live".to_string()
