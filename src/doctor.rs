@@ -380,9 +380,14 @@ fn token_file(ctx: &Context) -> Vec<Finding> {
                 ));
             }
             // What a refresh would need: a directory safe to write in, with room for the token.
+            // Another user's directory is theirs to write (root checking a service's): a warning.
             if let Err(e) = ctx.store.check_writable() {
                 out.push(Finding {
-                    level: Level::Fail(e.exit),
+                    level: if crate::store::is_foreign_directory(&e) {
+                        Level::Warn
+                    } else {
+                        Level::Fail(e.exit)
+                    },
                     check: "token file",
                     detail: e.message,
                     fix: e.hint,

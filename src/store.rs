@@ -474,6 +474,14 @@ fn check_mode(dir: &Path, meta: &fs::Metadata) -> Result<(), AppError> {
     )))
 }
 
+const FOREIGN_OWNER: &str = "it belongs to another user";
+
+/// Whether `e` is [`TokenStore::check_writable`] refusing a directory of another user (which
+/// that user, running zoho-device, may use: `doctor` run as root for a service's directory).
+pub fn is_foreign_directory(e: &AppError) -> bool {
+    e.exit == Exit::Usage && e.message.contains(FOREIGN_OWNER)
+}
+
 /// The directory belongs to another user (root's directories are trusted): its owner could
 /// plant links or files where the token is written, as ssh refuses for `~/.ssh`.
 fn check_owner(dir: &Path, meta: &fs::Metadata, our_uid: u32) -> Result<(), AppError> {
@@ -486,7 +494,7 @@ fn check_owner(dir: &Path, meta: &fs::Metadata, our_uid: u32) -> Result<(), AppE
         .unwrap_or(format!("uid {owner}"));
     let run_as = user_name(owner).unwrap_or_else(|| format!("#{owner}"));
     Err(AppError::usage(format!(
-        "refusing to write in {}: it belongs to another user ({name}), not to uid {our_uid} running zoho-device",
+        "refusing to write in {}: {FOREIGN_OWNER} ({name}), not to uid {our_uid} running zoho-device",
         dir.display()
     ))
     .hint(format!(

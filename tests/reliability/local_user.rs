@@ -150,6 +150,10 @@ fn a_token_directory_of_another_user_is_refused() {
     let o = w.run(LOGIN);
     o.code(2);
     assert_eq!(w.sim().stats().codes_issued, 1, "only the first login's code");
+    // `doctor` (root checking a service's token) warns: the owner may refresh there.
+    let o = w.run(&["doctor"]);
+    assert!(o.stdout.contains("it belongs to another user"), "{}", o.stdout);
+    assert!(o.stdout.contains("[warn] token file"), "{}", o.stdout);
     // Reading is not writing: status still works, and so does root's `logout` of a service's
     // token (the lock file exists; the delete follows no link).
     w.run(&["status"]).code(0);
