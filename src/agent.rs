@@ -95,9 +95,13 @@ pub fn retry_bounds(lead: Duration) -> (Duration, Duration) {
 
 /// Runs the agent until SIGTERM (exit 0) or a configuration error (exit 2).
 pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
-    // The state file sits beside the token file, in its 0700 directory.
-    if let Err(e) = ctx.store.ensure_dir() {
-        tracing::warn!("cannot create the directory of {}: {e}", ctx.store.path().display());
+    // The state file sits beside the token file, in its 0700 directory. A directory another
+    // user owns or others can write stops the agent (a configuration error); a full or
+    // read-only disk does not (it may clear; each save says so meanwhile).
+    match ctx.store.check_writable() {
+        Err(e) if e.exit == Exit::Usage => return Err(e),
+        Err(e) => tracing::warn!("{}", e.message),
+        Ok(()) => {}
     }
     let notifier = Arc::new(Notifier::from_env().with_state_file(ctx.store.agent_state_path()));
     let sig_err = |e: std::io::Error| AppError::new(Exit::Unexpected, format!("cannot handle signals: {e}"));

@@ -339,6 +339,19 @@ impl Context {
         if !stored.tokens.expires_within(wall_now(), margin) {
             return Ok(stored);
         }
+        // Before the lock too: a read-only or unsafe directory is no reason to fail while
+        // the stored token is still good.
+        if let Err(unsavable) = self.writable_before_refresh(&stored) {
+            if !stored.tokens.expires_within(wall_now(), Duration::ZERO) {
+                tracing::warn!(
+                    "not refreshing, as the new token could not be saved ({}); the stored access token is still valid for {} s and is used",
+                    unsavable.message,
+                    stored.tokens.expires_in(wall_now()).as_secs()
+                );
+                return Ok(stored);
+            }
+            return Err(not_refreshing(unsavable));
+        }
         let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
         if !stored.tokens.expires_within(wall_now(), margin) {
@@ -357,6 +370,10 @@ impl Context {
     /// token is returned instead of minting again (Zoho allows 10 mints per 10 minutes).
     pub async fn force_refresh(&self, rejected: Option<&StoredToken>) -> Result<StoredToken, AppError> {
         crate::clock::require_plausible()?;
+        // Not paired is said first; then, before the lock and any mint, whether a new token
+        // could be saved at all.
+        self.store.load_required()?;
+        self.store.check_writable().map_err(not_refreshing)?;
         let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
         if let Some(old) = rejected
@@ -370,6 +387,15 @@ impl Context {
             return Err(AppError::not_paired("there is no refresh token to refresh with"));
         }
         self.refresh_and_save(&stored).await
+    }
+
+    /// Before minting (Zoho allows 10 per refresh token per 10 minutes): can the new token be
+    /// saved? A token that could not be saved would be minted again by the next call.
+    fn writable_before_refresh(&self, stored: &StoredToken) -> Result<(), AppError> {
+        if stored.tokens.refresh_token.is_none() {
+            return Ok(());
+        }
+        self.store.check_writable()
     }
 
     async fn refresh_locked(&self, stored: StoredToken) -> Result<StoredToken, AppError> {
@@ -395,6 +421,14 @@ impl Context {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A refresh refused because its token could not be saved (`e` says why).
+fn not_refreshing(e: AppError) -> AppError {
+    AppError {
+        message: format!("not refreshing, as the new token could not be saved: {}", e.message),
+        ..e
     }
 }
 

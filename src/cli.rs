@@ -13,7 +13,8 @@ The client secret is never taken from argv: use ZOHO_CLIENT_SECRET, ZOHO_CLIENT_
 Exit codes: 0 ok · 1 unexpected · 2 usage/configuration · 3 denied · 4 code expired or no longer
 accepted · 5 client rejected (invalid_client, invalid_client_secret, wrong DC) · 6 not paired /
 pair again · 7 Zoho or network unavailable, throttled, the clock not set yet, or the refresh lock
-held elsewhere over 60 s · 8 unsafe server data refused · 130 interrupted.
+held elsewhere over 60 s · 8 unsafe server data refused · 9 the token file, its directory or
+lock could not be read or written (disk full, read-only, wrong file type) · 130 interrupted.
 
 Examples:
   zoho-device demo                                   # the whole flow against a built-in simulator
@@ -57,6 +58,7 @@ pub struct GlobalArgs {
     pub scope: Option<String>,
     /// Token file. Default: $STATE_DIRECTORY/token.json under systemd, else
     /// $XDG_STATE_HOME/zoho-device/token.json (~/.local/state/zoho-device/token.json).
+    /// Its directory must belong to you (or root) and not be writable by group or others.
     #[arg(long, global = true, value_name = "PATH", env = "ZOHO_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// Protocol profile: zoho (default) or rfc8628 (any standard device-flow server).
@@ -148,8 +150,10 @@ pub enum Command {
     /// file, each finding with its fix. Safe to paste: prints no secret.
     ///
     /// Exits 0 when no check failed (warnings allowed), else with the exit code of the first
-    /// failure: 2 configuration (a token file others can read included), 5 client rejected,
-    /// 6 token unusable, 7 network or clock, 8 unsafe server data in the token file.
+    /// failure: 2 configuration (a token file others can read, a token directory others can
+    /// write or another user owns, included), 5 client rejected, 6 token unusable, 7 network or
+    /// clock, 8 unsafe server data in the token file, 9 the token file cannot be read or a new
+    /// one written (a directory, FIFO or link in its place, a full or read-only disk).
     Doctor {
         /// JSON output.
         #[arg(long)]

@@ -268,12 +268,9 @@ async fn logout(ctx: &Context) -> Result<(), AppError> {
             Err(e) => revoke_error = Some(e),
         }
     }
-    ctx.store.delete().map_err(|e| {
-        AppError::new(
-            Exit::Unexpected,
-            format!("cannot delete {}: {e}", ctx.store.path().display()),
-        )
-    })?;
+    ctx.store
+        .delete()
+        .map_err(|e| crate::store::storage_error("delete", ctx.store.path(), &e))?;
     eprintln!("Deleted the token file {}.", ctx.store.path().display());
     match revoke_error {
         Some(e) => Err(AppError {

@@ -388,16 +388,19 @@ async fn token_file(ctx: &Context) -> Vec<Finding> {
                     None,
                 ));
             }
-            if let Some(dir) = path.parent()
-                && let Ok(dm) = std::fs::metadata(dir)
-                && dm.permissions().mode() & 0o022 != 0
-            {
-                out.push(f(
-                    Level::Warn,
-                    "token file",
-                    format!("{} is writable by others", dir.display()),
-                    Some("chmod 700 the directory"),
-                ));
+            // What a refresh would need: a directory safe to write in, with room for the token.
+            // Another user's directory is theirs to write (root checking a service's): a warning.
+            if let Err(e) = ctx.store.check_writable() {
+                out.push(Finding {
+                    level: if crate::store::is_foreign_directory(&e) {
+                        Level::Warn
+                    } else {
+                        Level::Fail(e.exit)
+                    },
+                    check: "token file",
+                    detail: e.message,
+                    fix: e.hint,
+                });
             }
         }
     }

@@ -11,6 +11,7 @@
 //! | 6 | not paired, or the refresh token is no longer valid: pair again |
 //! | 7 | Zoho or the network unavailable after retries, Zoho's token throttle, a clock not set yet, or the refresh lock held elsewhere over 60 s |
 //! | 8 | unsafe server data refused (`api_domain` outside the allow-list, non-https server) |
+//! | 9 | the device's own state could not be read or written: the token file, its directory or the lock (disk full, read-only file system, a directory or FIFO where the file should be, an I/O error); the message names the path and the cause |
 
 use std::fmt;
 
@@ -38,6 +39,8 @@ pub enum Exit {
     Unavailable = 7,
     /// 8.
     Unsafe = 8,
+    /// 9.
+    Storage = 9,
 }
 
 impl Exit {
@@ -58,6 +61,7 @@ impl Exit {
             Exit::NeedsPairing => "needs_pairing",
             Exit::Unavailable => "unavailable",
             Exit::Unsafe => "unsafe",
+            Exit::Storage => "storage",
         }
     }
 }

@@ -1,13 +1,14 @@
 //! `zoho-device login`: the device flow with displays and events, then the token saved.
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use zoho_device_core::reqwest_driver::{self, MonotonicClock};
 use zoho_device_core::{DeviceFlow, Error, FlowConfig, KioskPolicy, Server};
 
 use crate::app::{self, Context, Revoked};
-use crate::exit::AppError;
+use crate::exit::{AppError, Exit};
 use crate::settings::Endpoint;
 use crate::store::StoredToken;
 use crate::ui::PairingUi;
@@ -21,8 +22,32 @@ pub struct LoginOptions {
     pub min_interval: Option<Duration>,
 }
 
+/// What an interruption (Ctrl-C) now means for the token file and the pairings, when it is not
+/// "the token file is unchanged": set once a new pairing is saved, or while an approved pairing
+/// that could not be saved is being revoked.
+static INTERRUPTED_NOTE: Mutex<Option<String>> = Mutex::new(None);
+
+fn note_for_interrupt(note: Option<String>) {
+    *INTERRUPTED_NOTE.lock().unwrap_or_else(|e| e.into_inner()) = note;
+}
+
+/// What `main` says when Ctrl-C ends the program: "the token file is unchanged", or what
+/// really happened when a login had already saved a new pairing or was revoking one.
+pub fn interrupted_message() -> String {
+    INTERRUPTED_NOTE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(|| "interrupted; the token file is unchanged".to_string())
+}
+
 /// Runs the device flow and saves the token. The existing token file is untouched unless
 /// pairing succeeds. Ctrl-C cancels (exit 130 in `main`).
+///
+/// Before a code is asked for, the token must be savable ([`crate::store::TokenStore::check_can_save`]):
+/// nobody approves a pairing that would then be lost. Should saving still fail after approval,
+/// the new refresh token is revoked (best effort; it would count towards Zoho's 20 per user
+/// and client) and the error (exit 9) names the path and the cause.
 pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
     let result = run(ctx, ui, opts).await;
     if let Err(e) = &result {
@@ -33,6 +58,7 @@ pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Re
 
 async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
     let client = ctx.settings.client()?;
+    ctx.store.check_can_save()?;
     let mut started_at: Option<String> = None;
     let mut discovered = None;
     let server = match &ctx.settings.endpoint {
@@ -157,12 +183,12 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     }
     // Under the refresh lock, so that a refresh of the old pairing by another process cannot
     // land on top of the new one.
-    let replaced = {
+    let saved = async {
         // An approved pairing is never thrown away: if another process has held the lock for
         // over a minute (hung), save without it and say so.
         let _lock = match ctx.lock().await {
             Ok(l) => Some(l),
-            Err(e) if e.exit == crate::exit::Exit::Unavailable => {
+            Err(e) if e.exit == Exit::Unavailable => {
                 tracing::warn!("{}; saving the new pairing without the lock", e.message);
                 None
             }
@@ -170,14 +196,63 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         };
         let replaced = ctx.store.load().ok().flatten();
         ctx.store.save(&stored)?;
-        replaced
+        Ok(replaced)
+    }
+    .await;
+    let replaced = match saved {
+        Ok(r) => r,
+        Err(e) => return Err(revoke_unsaved(ctx, &stored, e).await),
     };
     ui.authorized(&stored.tokens, expires_in);
     tracing::info!(path = %ctx.store.path().display(), "token saved");
+    note_for_interrupt(Some(format!(
+        "interrupted; the new pairing is saved in {}",
+        ctx.store.path().display()
+    )));
     if let Some(old) = replaced {
         revoke_replaced(ctx, &old, &stored).await;
     }
     Ok(stored)
+}
+
+/// The approved pairing `new` could not be saved (`err`): revokes its refresh token so that it
+/// does not linger at the server, and returns `err` saying what became of it.
+async fn revoke_unsaved(ctx: &Context, new: &StoredToken, err: AppError) -> AppError {
+    let path = ctx.store.path().display().to_string();
+    note_for_interrupt(Some(format!(
+        "interrupted while revoking the approved pairing that could not be saved to {path}: the token file is unchanged, and the new refresh token may still be live ({})",
+        app::revoke_by_hand_hint(Some(new))
+    )));
+    let outcome = if new.tokens.refresh_token.is_none() {
+        "it holds no refresh token, so nothing lingers at the server".to_string()
+    } else {
+        match ctx.revoke(new, 2).await {
+            Ok(Revoked::Done) => "its new refresh token was revoked at the server".to_string(),
+            Ok(Revoked::AlreadyInvalid) => "its new refresh token is already invalid at the server".to_string(),
+            Ok(Revoked::NoRefreshToken) => "it holds no refresh token, so nothing lingers at the server".to_string(),
+            Ok(Revoked::NoEndpoint) => {
+                "the server has no revocation endpoint, so its new refresh token stays live".to_string()
+            }
+            Err(e) => format!(
+                "its new refresh token could not be revoked ({}): {}",
+                e.message,
+                app::revoke_by_hand_hint(Some(new))
+            ),
+        }
+    };
+    note_for_interrupt(None);
+    let hint = match &err.hint {
+        Some(h) => format!("{h}; then run `zoho-device login` again"),
+        None => "fix that, then run `zoho-device login` again".to_string(),
+    };
+    AppError {
+        message: format!(
+            "the pairing was approved, but it could not be saved: {}; {outcome}",
+            err.message
+        ),
+        hint: Some(hint),
+        ..err
+    }
 }
 
 /// Revokes the refresh token of the pairing a new login replaced: nobody can use it any more,
@@ -190,7 +265,17 @@ async fn revoke_replaced(ctx: &Context, old: &StoredToken, new: &StoredToken) {
     if new.tokens.refresh_token.as_ref().map(|r| r.expose()) == Some(old_refresh.expose()) {
         return;
     }
-    match ctx.revoke(old, 2).await {
+    note_for_interrupt(Some(format!(
+        "interrupted; the new pairing is saved in {}, but the replaced pairing's refresh token may not have been revoked ({})",
+        ctx.store.path().display(),
+        app::revoke_by_hand_hint(Some(old))
+    )));
+    let result = ctx.revoke(old, 2).await;
+    note_for_interrupt(Some(format!(
+        "interrupted; the new pairing is saved in {}",
+        ctx.store.path().display()
+    )));
+    match result {
         Ok(Revoked::Done) => tracing::info!("revoked the refresh token of the pairing this login replaced"),
         Ok(Revoked::AlreadyInvalid) => tracing::debug!("the replaced pairing's refresh token was already invalid"),
         Ok(Revoked::NoRefreshToken | Revoked::NoEndpoint) => {}

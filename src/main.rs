@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit.code())
         }
         None => {
-            eprintln!("\ninterrupted; the token file is unchanged");
+            eprintln!("\n{}", zoho_device::login::interrupted_message());
             ExitCode::from(130)
         }
     }

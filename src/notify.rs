@@ -156,8 +156,8 @@ pub struct AgentState {
 impl AgentState {
     /// Reads the state file; `None` when there is none or it is unreadable.
     pub fn read(path: &std::path::Path) -> Option<AgentState> {
-        let text = std::fs::read_to_string(path).ok()?;
-        serde_json::from_str(&text).ok()
+        let bytes = crate::settings::read_regular_file(path, 64 * 1024, false).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Whether the process that wrote it still runs (Linux `/proc`).

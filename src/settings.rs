@@ -1,5 +1,6 @@
 //! Settings: flags over environment over the config file, validated once.
 
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -133,6 +134,10 @@ impl Settings {
     /// Resolves settings from flags (which clap already merged with the environment), the
     /// secret's environment variables, and the config file.
     pub fn resolve(args: &GlobalArgs) -> Result<Settings, AppError> {
+        if let Err(std::env::VarError::NotUnicode(_)) = std::env::var("ZOHO_CLIENT_SECRET") {
+            return Err(AppError::usage("ZOHO_CLIENT_SECRET is set but is not valid UTF-8 text")
+                .hint("set it to the secret shown in api-console.zoho.com (plain text), or use --client-secret-file"));
+        }
         Settings::resolve_with(args, &|k| std::env::var(k).ok())
     }
 
@@ -234,7 +239,7 @@ impl Settings {
         }
 
         let token_file = match args.token_file.clone().or(file.token_file) {
-            Some(p) => p,
+            Some(p) => expand_home("token file path", p, env)?,
             None => default_token_file(env)?,
         };
 
@@ -307,7 +312,7 @@ fn load_config_file(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(ConfigFile, Option<PathBuf>), AppError> {
     let path = match explicit {
-        Some(p) => Some(p.to_path_buf()),
+        Some(p) => Some(expand_home("config file path", p.to_path_buf(), env)?),
         None => {
             let xdg = env("XDG_CONFIG_HOME")
                 .filter(|s| !s.is_empty())
@@ -323,9 +328,9 @@ fn load_config_file(
     let Some(path) = path else {
         return Ok((ConfigFile::default(), None));
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = read_text_file(&path, MAX_CONFIG_BYTES).map_err(|e| {
         AppError::usage(format!("cannot read the config file {}: {e}", path.display()))
-            .hint("check the path given with --config (or ZOHO_DEVICE_CONFIG)")
+            .hint("check the path given with --config (or ZOHO_DEVICE_CONFIG): a regular file of TOML")
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
@@ -340,9 +345,9 @@ fn load_secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Option<ClientSecret>, Option<SecretSource>), AppError> {
     let read = |path: &Path, source: SecretSource| -> Result<(Option<ClientSecret>, Option<SecretSource>), AppError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_text_file(path, MAX_SECRET_BYTES).map_err(|e| {
             AppError::usage(format!("cannot read the client secret file {}: {e}", path.display()))
-                .hint("check the path and that this user may read it")
+                .hint("check the path and that this user may read it: a regular file holding only the secret")
         })?;
         let secret = text.trim();
         if secret.is_empty() {
@@ -354,7 +359,8 @@ fn load_secret(
         Ok((Some(ClientSecret::new(secret)), Some(source)))
     };
     if let Some(p) = &args.client_secret_file {
-        return read(p, SecretSource::File(p.clone()));
+        let p = expand_home("client secret file path", p.clone(), env)?;
+        return read(&p, SecretSource::File(p.clone()));
     }
     if let Some(s) = env("ZOHO_CLIENT_SECRET").filter(|s| !s.trim().is_empty()) {
         return Ok((Some(ClientSecret::new(s.trim())), Some(SecretSource::Env)));
@@ -366,7 +372,8 @@ fn load_secret(
         }
     }
     if let Some(p) = file_secret {
-        return read(p, SecretSource::File(p.to_path_buf()));
+        let p = expand_home("client_secret_file", p.to_path_buf(), env)?;
+        return read(&p, SecretSource::File(p.clone()));
     }
     Ok((None, None))
 }
@@ -390,4 +397,151 @@ fn default_token_file(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, A
                 .hint("set --token-file or ZOHO_TOKEN_FILE")
         })?;
     Ok(base.join("zoho-device/token.json"))
+}
+
+/// The largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+/// The largest client secret file read (a Zoho secret is 42 characters).
+pub const MAX_SECRET_BYTES: u64 = 4 * 1024;
+
+/// Reads `path`, which must be a regular file of at most `max` bytes: a FIFO, a device such
+/// as `/dev/zero`, a directory or a socket is refused at once (the file is opened non-blocking
+/// and checked with `fstat` before any read, so a FIFO without a writer cannot hang the
+/// program), and so is a file over `max` (checked again while reading, should it grow). With
+/// `follow_links` false a symbolic link as the last component is refused too (`O_NOFOLLOW`).
+///
+/// The errors read well after "cannot read FILE: ": "it is a FIFO (named pipe), not a regular
+/// file", "it is 1048577 bytes, more than the 65536 allowed", or the OS error. A missing file is
+/// `ErrorKind::NotFound`; a refused kind of file `InvalidInput`; an oversize one `FileTooLarge`.
+pub fn read_regular_file(path: &Path, max: u64, follow_links: bool) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow_links {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| {
+            if !follow_links && e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is a symbolic link, which is not followed here (a link planted beside it could redirect the read)",
+                )
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "something else"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    let too_large = |len: u64| {
+        io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("it is {len} bytes, more than the {max} allowed"),
+        )
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular_file`] (links followed) for text: UTF-8 or an error saying it is not.
+pub fn read_text_file(path: &Path, max: u64) -> io::Result<String> {
+    let bytes = read_regular_file(path, max, true)?;
+    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "it is not UTF-8 text"))
+}
+
+/// Expands a leading `~` or `~/` in a configured path to `HOME` (as a shell would, also where
+/// no shell ran: the config file, `--token-file=~/…`, a systemd `Environment=`). `~user` is
+/// refused rather than taken literally, and so is `~` without `HOME`.
+pub fn expand_home(what: &str, path: PathBuf, env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, AppError> {
+    let Some(text) = path.to_str() else { return Ok(path) };
+    let rest = match text.strip_prefix('~') {
+        None => return Ok(path),
+        Some("") => "",
+        Some(r) if r.starts_with('/') => r.trim_start_matches('/'),
+        Some(_) => {
+            return Err(
+                AppError::usage(format!("the {what} {text:?} starts with ~user, which is not expanded"))
+                    .hint("give the full path (e.g. /home/NAME/...)"),
+            );
+        }
+    };
+    let home = env("HOME").filter(|h| !h.is_empty()).ok_or_else(|| {
+        AppError::usage(format!("the {what} {text:?} starts with ~, but HOME is not set"))
+            .hint("give an absolute path, or set HOME")
+    })?;
+    Ok(if rest.is_empty() {
+        PathBuf::from(home)
+    } else {
+        PathBuf::from(home).join(rest)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_tilde_is_home_and_tilde_user_is_refused() {
+        let env = |k: &str| (k == "HOME").then(|| "/home/kiosk".to_string());
+        let x = |p: &str| expand_home("token file path", PathBuf::from(p), &env);
+        assert_eq!(x("~/a/token.json").unwrap(), PathBuf::from("/home/kiosk/a/token.json"));
+        assert_eq!(x("~").unwrap(), PathBuf::from("/home/kiosk"));
+        assert_eq!(x("/abs/~/x").unwrap(), PathBuf::from("/abs/~/x"));
+        assert_eq!(x("rel/x").unwrap(), PathBuf::from("rel/x"));
+        assert!(x("~bob/x").unwrap_err().message.contains("~user"));
+        let no_home = |_: &str| None;
+        let e = expand_home("token file path", PathBuf::from("~/x"), &no_home).unwrap_err();
+        assert!(e.message.contains("HOME is not set"), "{}", e.message);
+    }
+
+    #[test]
+    fn only_regular_files_under_the_cap_are_read() {
+        let e = read_regular_file(Path::new("/dev/zero"), 10, true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("a character device"), "{e}");
+        let e = read_regular_file(Path::new("/"), 10, true).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        let dir = std::env::temp_dir().join(format!("zd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, b"0123456789A").unwrap();
+        let e = read_regular_file(&f, 10, true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(read_regular_file(&f, 11, true).unwrap(), b"0123456789A");
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(read_regular_file(&link, 11, true).is_ok());
+        let e = read_regular_file(&link, 11, false).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -55,6 +55,7 @@ fn help_documents_every_command_env_var_and_exit_code() {
         ("6", "not paired"),
         ("7", "Zoho or network unavailable, throttled, the clock not set yet"),
         ("8", "unsafe server data refused"),
+        ("9", "the token file, its directory or"),
         ("130", "interrupted"),
     ] {
         assert!(

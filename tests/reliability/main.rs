@@ -10,8 +10,10 @@ mod docs;
 #[allow(dead_code)] // helpers shared by the modules; not every module uses every one
 mod harness;
 mod hostile;
+mod local_user;
 mod matrix;
 mod parsers;
 mod power;
 mod proxy;
 mod secrets;
+mod storage;

@@ -138,6 +138,12 @@ pub fn render_png(screen: &Screen, width: u32, height: u32) -> io::Result<Vec<u8
 
 /// Writes `bytes` to `path` so that readers see the old or the new file, never half of one:
 /// a temporary file in the same directory, fsync, rename, fsync of the directory.
+///
+/// The temporary file gets a name nobody can guess (`.NAME.PID.RANDOM.tmp`) and is created
+/// exclusively (`O_EXCL`): whatever another user planted under that name — a symbolic link to
+/// one of their files included — makes the create fail instead of being written through, so
+/// the image never lands anywhere but beside `path`. The rename then replaces `path` itself
+/// (a link at `path` is replaced, never followed).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -149,11 +155,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             format!("{} is not a file path", path.display()),
         )
     })?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let (tmp, mut f) = create_temp(dir, &name.to_string_lossy())
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))?;
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        drop(f);
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -165,6 +172,27 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Creates `.NAME.PID.RANDOM.tmp` in `dir` with `create_new` (`O_CREAT|O_EXCL`, which fails
+/// on any existing entry, a dangling or planted symbolic link included).
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, fs::File)> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut last = None;
+    for _ in 0..16 {
+        // RandomState is keyed from the OS's random source: the name cannot be guessed ahead.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        let tmp = dir.join(format!(".{name}.{}.{:016x}.tmp", std::process::id(), h.finish()));
+        match fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
 }
 
 /// The file format of a [`FileDisplay`].

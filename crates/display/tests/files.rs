@@ -229,3 +229,24 @@ fn unwritable_path_is_an_error() {
     let e = zoho_device_display::Display::show(&mut d, &waiting(false)).unwrap_err();
     assert!(e.to_string().contains("/nonexistent-dir/x/pair.svg"), "{e}");
 }
+
+#[test]
+fn temp_files_are_never_written_through_a_planted_link() {
+    // Another user who can write the directory plants links: at the temp name this process
+    // used to write (`.NAME.PID.tmp`), and at the file itself.
+    let dir = temp_dir("links");
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"someone else's file").unwrap();
+    let path = dir.join("pair.svg");
+    std::os::unix::fs::symlink(&victim, dir.join(format!(".pair.svg.{}.tmp", std::process::id()))).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    let mut d = FileDisplay::svg(&path, 320, 240);
+    assert!(d.show_at(&waiting(false), Instant::now()).unwrap());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"someone else's file");
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.is_file(), "the link at the path is replaced, not followed");
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with("<svg"));
+    // Only the victim, the planted temp link and the image are there.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+    std::fs::remove_dir_all(dir).unwrap();
+}
