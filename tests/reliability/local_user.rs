@@ -107,9 +107,11 @@ fn a_token_directory_others_can_write_is_refused_with_the_fix() {
         );
         assert_eq!(w.sim().stats().refreshes, 0, "mode {mode:o}: a token was minted");
         assert_eq!(w.token_bytes(), before);
-        // Due for a refresh but valid: `token` prints it with a warning, minting nothing.
+        // Due for a refresh (an hour's token in its last 100 s) but valid: `token` prints it
+        // with a warning, minting nothing.
         w.edit_token(|m| {
             m.insert("expires_at".into(), (now_ms() + 100_000).into());
+            m.insert("refreshed_at".into(), (now_ms() + 100_000 - 3_600_000).into());
         });
         let o = w.run(&["token"]);
         o.code(0)

@@ -354,9 +354,11 @@ fn token_on_a_full_disk_never_mints_and_uses_the_stored_token_while_it_lasts() {
     }
     let w = World::new(sim_config());
     w.login();
-    // Due for a refresh (within `token`'s margin) but still valid for 100 s.
+    // Due for a refresh (within `token`'s margin: an hour's token, minted an hour ago) but still
+    // valid for 100 s.
     w.edit_token(|m| {
         m.insert("expires_at".into(), (now_ms() + 100_000).into());
+        m.insert("refreshed_at".into(), (now_ms() + 100_000 - 3_600_000).into());
     });
     let access = w.token_json()["access_token"].as_str().unwrap().to_string();
     std::fs::copy(w.token_path(), w.home.path().join("valid.json")).unwrap();
