@@ -16,9 +16,11 @@ pair again · 7 Zoho or network unavailable, throttled, the clock not set yet, o
 held elsewhere over 60 s · 8 unsafe server data refused · 130 interrupted.
 
 Examples:
-  zoho-device demo                                   # the whole flow against a built-in simulator
-  ZOHO_CLIENT_ID=1004.XXXX ZOHO_CLIENT_SECRET_FILE=~/.zoho-secret zoho-device login --dc eu
-  curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" https://www.zohoapis.eu/books/v3/organizations
+  zoho-device demo              # the whole flow against a built-in simulator
+  ZOHO_CLIENT_ID=1004.XXXX ZOHO_CLIENT_SECRET_FILE=~/.zoho-secret \\
+      zoho-device login --dc eu
+  curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" \\
+      https://www.zohoapis.eu/books/v3/organizations
   zoho-device books organizations --json";
 
 /// Pair this device with Zoho through the OAuth device flow, and keep it authorised.
@@ -33,8 +35,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options accepted before or after the subcommand.
+/// Options accepted before or after the subcommand. Every subcommand's `--help` lists them
+/// under one heading of their own, after the subcommand's own options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (TOML).
     #[arg(long, global = true, value_name = "PATH", env = "ZOHO_DEVICE_CONFIG")]
@@ -120,9 +124,18 @@ pub enum Command {
     },
     /// Refresh the access token now.
     Refresh,
-    /// Revoke the refresh token at Zoho, then delete the token file (deleted even when the
-    /// revocation fails; the failure is reported).
-    Logout,
+    /// Revoke the refresh token at Zoho, then delete the token file.
+    ///
+    /// When Zoho cannot be reached to revoke it, the file is deleted anyway and the failure is
+    /// reported (exit 7). When the configuration cannot revoke it (no client secret, a rejected
+    /// client), nothing is deleted (exit 2 or 5): fix the configuration, or delete the file
+    /// without revoking with --local-only.
+    Logout {
+        /// Delete the token file without revoking the refresh token at the server; it stays
+        /// valid until removed under Connected Apps at accounts.zoho.com.
+        #[arg(long)]
+        local_only: bool,
+    },
     /// Zoho Books API v3.
     Books {
         /// Books command.
@@ -150,8 +163,13 @@ pub enum Command {
         /// Shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write zoho-device.1, zoho-device-login.1, ... (one per command) into this
+        /// directory instead of printing the main page.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// `login` options.
@@ -217,4 +235,49 @@ pub struct AgentArgs {
     /// Refresh this long before expiry (plus up to a quarter of it as random jitter).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub refresh_margin: u64,
+}
+
+/// The completion script for `shell`, generated from this definition.
+///
+/// For bash, clap_complete 4.6 spells the states of a hyphenated program name two ways: the
+/// loop that reads the words computes `zoho__device__subcmd__login` while the case arms are
+/// labelled `zoho__subcmd__device__subcmd__login`, so nothing below the top level completed.
+/// The arms are relabelled the way the loop spells them (a no-op once clap_complete agrees).
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, BIN, &mut out);
+    if shell == clap_complete::Shell::Bash {
+        let loop_spelling = BIN.replace('-', "__");
+        let arm_spelling = BIN.replace('-', "__subcmd__");
+        let fixed = String::from_utf8_lossy(&out).replace(
+            &format!("{arm_spelling}__subcmd__"),
+            &format!("{loop_spelling}__subcmd__"),
+        );
+        out = fixed.into_bytes();
+    }
+    out
+}
+
+/// The program's name, as installed.
+pub const BIN: &str = "zoho-device";
+
+/// The man pages: `zoho-device.1` and one per subcommand (`zoho-device-login.1`,
+/// `zoho-device-books-organizations.1`, ...), each as (file name, roff).
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        let man = clap_mangen::Man::new(cmd.clone());
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        out.push((man.get_filename(), page));
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, out)?;
+        }
+        Ok(())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    walk(&cmd, &mut pages)?;
+    Ok(pages)
 }

@@ -64,6 +64,13 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
             server
         }
     };
+    ui.talking_to(&match &server {
+        Server::Zoho { accounts, .. } => vec![accounts.as_str()],
+        Server::Standard {
+            device_authorization_url,
+            token_url,
+        } => vec![device_authorization_url.as_str(), token_url.as_str()],
+    });
     let mut config = FlowConfig {
         profile: ctx.settings.profile,
         scopes: ctx.settings.scopes.clone(),

@@ -170,6 +170,7 @@ impl TokenStore {
         let mut bytes = serde_json::to_vec_pretty(token).map_err(|e| io_err("encode", io::Error::other(e)))?;
         bytes.push(b'\n');
         write_atomically(&self.path, &bytes).map_err(|e| io_err("write", e))?;
+        CHANGED_THIS_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
         self.sweep_orphans(&dir);
         Ok(())
     }
@@ -210,6 +211,7 @@ impl TokenStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
+        CHANGED_THIS_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(dir) = self.path.parent() {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }
@@ -318,6 +320,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
+}
+
+/// Set once this process has saved or deleted a token file (what `main` says on Ctrl-C).
+static CHANGED_THIS_RUN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process has saved or deleted a token file.
+pub fn changed_this_run() -> bool {
+    CHANGED_THIS_RUN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]
