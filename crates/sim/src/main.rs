@@ -168,6 +168,17 @@ fn config(args: Args) -> Result<(SimConfig, bool), String> {
     Ok((cfg, args.log_requests))
 }
 
+/// `value` as one POSIX shell word: as it is when it is made of safe characters, else in
+/// single quotes.
+fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:/,@%+=".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
 fn main() -> ExitCode {
     let (cfg, log_requests) = match config(Args::parse()) {
         Ok(c) => c,
@@ -176,6 +187,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let first_client = cfg.clients.first().map(|c| (c.id.clone(), c.secret.clone(), c.locations.first().cloned()));
     let clients: Vec<String> = cfg
         .clients
         .iter()
@@ -200,6 +212,18 @@ fn main() -> ExitCode {
     }
     println!("  clients: {}", clients.join(", "));
     println!("  users:   {}", users.join(", "));
+    if let Some((id, secret, Some(home))) = &first_client {
+        // Ready to paste: the CLI pointed at this simulator, with its own token file beside
+        // (never over) a real pairing's.
+        println!("\nTo point zoho-device at it, paste into a shell:\n");
+        println!(
+            "export ZOHO_CLIENT_ID={} ZOHO_CLIENT_SECRET={} ZOHO_ACCOUNTS_URL={} \\\n       ZOHO_TOKEN_FILE=\"${{XDG_STATE_HOME:-$HOME/.local/state}}/zoho-device/sim-token.json\"",
+            shell_quote(id),
+            shell_quote(secret),
+            shell_quote(&sim.accounts_url(home))
+        );
+        println!("zoho-device login\n");
+    }
     let mut seen = 0;
     loop {
         std::thread::sleep(Duration::from_millis(200));
