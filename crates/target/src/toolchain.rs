@@ -217,6 +217,24 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The toolchain's `rust-objcopy` (LLVM's objcopy, every target): in
+/// `$(rustc --print sysroot)/lib/rustlib/HOST/bin`, else on `PATH`.
+pub fn rust_objcopy() -> Option<PathBuf> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc).args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let host = Command::new(&rustc).args(["--version", "--verbose"]).output().ok()?;
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))?;
+    let bundled = sysroot.join("lib/rustlib").join(host).join("bin/rust-objcopy");
+    if bundled.is_file() {
+        Some(bundled)
+    } else {
+        which("rust-objcopy").or_else(|| which("llvm-objcopy"))
+    }
+}
+
 fn runs(program: &Path, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
