@@ -6,7 +6,7 @@ use crate::util::*;
 /// What the demo must leave alone: the paired token file's bytes and its refresh token at the
 /// (real, here simulated) server.
 fn assert_untouched(w: &World, before: &[u8], refresh: &str, what: &str) {
-    assert_eq!(w.token_bytes(), before, "{what}: the real token file changed");
+    assert!(w.token_bytes() == before, "{what}: the real token file changed");
     assert!(
         w.sim.refresh_tokens(USER).iter().any(|t| t == refresh),
         "{what}: the real refresh token was revoked"
@@ -32,6 +32,12 @@ fn demo_leaves_a_real_pairing_byte_identical_and_unrevoked() {
     // The token file by environment (with the rest of a real configuration around it).
     w.set("ZOHO_TOKEN_FILE", Some(&path));
     let out = w.run(&["demo", "--approve-after", "0", "--display", "none"]);
+    // First what matters most: the real pairing (then what the demo said about it).
+    assert!(w.token_bytes() == before, "ZOHO_TOKEN_FILE: the real token file changed");
+    assert!(
+        w.sim.refresh_tokens(USER).iter().any(|t| t == &refresh),
+        "ZOHO_TOKEN_FILE: the real refresh token was revoked"
+    );
     out.code(0).stderr_has(&[
         "The demo ignores",
         "--token-file/ZOHO_TOKEN_FILE",
@@ -55,8 +61,8 @@ fn demo_leaves_a_real_pairing_byte_identical_and_unrevoked() {
         &["demo", "--token-file", path.as_str(), "--approve-after", "0", "--display", "none"],
     ] {
         let out = w.run(args);
-        out.code(0).stderr_has(&["--token-file/ZOHO_TOKEN_FILE"]);
         assert_untouched(&w, &before, &refresh, "--token-file");
+        out.code(0).stderr_has(&["--token-file/ZOHO_TOKEN_FILE"]);
     }
 
     // Its own state is gone afterwards: nothing left in TMPDIR.
