@@ -58,6 +58,10 @@ pub const FISH_COMPLETION: &str = "/usr/share/fish/vendor_completions.d/zoho-dev
 pub const LINTIAN_OVERRIDES: &str = "/usr/share/lintian/overrides/zoho-device";
 /// The Debian package name.
 pub const DEB_PACKAGE: &str = "zoho-device";
+/// The Debian revision of the package of an upstream version (`0.1.0-1`): this packaging is
+/// kept apart from the program's releases, as for any package Debian builds from upstream
+/// sources, so its changelog is `changelog.Debian.gz`.
+pub const DEB_REVISION: &str = "1";
 /// The `Maintainer:` field unless `$DEB_MAINTAINER` says otherwise.
 pub const DEFAULT_MAINTAINER: &str = "zoho-device developers <maintainers@zoho-device.invalid>";
 /// The project's home page.
@@ -222,12 +226,17 @@ impl PackageSpec<'_> {
         format!("{DEB_PACKAGE}-{}-{}", self.version, self.flavour())
     }
 
-    /// `zoho-device_0.1.0_pi4_arm64.deb`: Debian's `name_version_arch` with the board in
+    /// The Debian version: the program's version and the packaging's revision (`0.1.0-1`).
+    pub fn deb_version(&self) -> String {
+        format!("{}-{DEB_REVISION}", self.version)
+    }
+
+    /// `zoho-device_0.1.0-1_pi4_arm64.deb`: Debian's `name_version_arch` with the board in
     /// between, because two different armhf builds exist (ARMv6 for the Pi Zero, ARMv7).
     pub fn deb_file_name(&self) -> String {
         format!(
             "{DEB_PACKAGE}_{}_{}_{}.deb",
-            self.version,
+            self.deb_version(),
             self.flavour(),
             self.board.deb_arch
         )
@@ -258,9 +267,11 @@ impl PackageSpec<'_> {
         entries.push(Entry::bytes(&rel(BASH_COMPLETION), 0o644, self.docs.bash.clone()));
         entries.push(Entry::bytes(&rel(ZSH_COMPLETION), 0o644, self.docs.zsh.clone()));
         entries.push(Entry::bytes(&rel(FISH_COMPLETION), 0o644, self.docs.fish.clone()));
+        let mut overrides = LINTIAN_OVERRIDE_NOT_IN_DEBIAN.to_owned();
         if self.libc == Libc::Musl {
-            entries.push(Entry::bytes(&rel(LINTIAN_OVERRIDES), 0o644, LINTIAN_STATIC_OVERRIDE));
+            overrides.push_str(LINTIAN_STATIC_OVERRIDE);
         }
+        entries.push(Entry::bytes(&rel(LINTIAN_OVERRIDES), 0o644, overrides));
         entries
     }
 
@@ -269,10 +280,11 @@ impl PackageSpec<'_> {
     pub fn changelog(&self) -> String {
         let maintainer = std::env::var("DEB_MAINTAINER").unwrap_or_else(|_| DEFAULT_MAINTAINER.to_owned());
         format!(
-            "{DEB_PACKAGE} ({version}) unstable; urgency=medium\n\n  \
-             * Release {version}, built for {board} ({target}) by `cargo board package`\n    \
-             from the upstream sources; see {HOMEPAGE}.\n\n \
+            "{DEB_PACKAGE} ({deb_version}) unstable; urgency=medium\n\n  \
+             * zoho-device {version} for {board} ({target}),\n    \
+             packaged by `cargo board package`.\n\n \
              -- {maintainer}  {date}\n",
+            deb_version = self.deb_version(),
             version = self.version,
             board = self.board.name,
             target = self.board.target(self.libc),
@@ -328,7 +340,7 @@ impl PackageSpec<'_> {
         let _ = write!(
             control,
             "Package: {DEB_PACKAGE}\n\
-             Version: {version}\n\
+             Version: {deb_version}\n\
              Architecture: {arch}\n\
              Maintainer: {maintainer}\n\
              Installed-Size: {installed_size_kib}\n\
@@ -343,7 +355,7 @@ impl PackageSpec<'_> {
              .\n \
              Built for {models}\n \
              ({target}, {linkage}).\n",
-            version = self.version,
+            deb_version = self.deb_version(),
             arch = self.board.deb_arch,
             depends = depends.join(", "),
             models = self.board.models,
@@ -402,6 +414,14 @@ pub fn copyright() -> String {
          /usr/share/common-licenses/Apache-2.0.\n"
     )
 }
+
+/// The override of lintian's check for an ITP bug closed by a first Debian upload, with its
+/// reason.
+pub const LINTIAN_OVERRIDE_NOT_IN_DEBIAN: &str = "\
+# Not uploaded to Debian: the project builds and publishes this package itself, so its first
+# changelog entry has no Intent To Package bug to close.
+zoho-device: initial-upload-closes-no-bugs [usr/share/doc/zoho-device/changelog.Debian.gz:1]
+";
 
 /// The override of lintian's `statically-linked-binary`, with its reason.
 pub const LINTIAN_STATIC_OVERRIDE: &str = "\

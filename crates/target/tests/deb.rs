@@ -74,7 +74,7 @@ fn deb_info_names_the_architecture_and_dependencies() {
         assert_eq!(out.deb, dir.join(spec.deb_file_name()));
         let info = stdout_of(Command::new("dpkg-deb").arg("--info").arg(&out.deb));
         assert_eq!(info_field(&info, "Package").as_deref(), Some("zoho-device"));
-        assert_eq!(info_field(&info, "Version").as_deref(), Some("0.1.0"));
+        assert_eq!(info_field(&info, "Version").as_deref(), Some("0.1.0-1"));
         assert_eq!(info_field(&info, "Architecture").as_deref(), Some(arch), "{board}");
         assert_eq!(info_field(&info, "Depends").as_deref(), Some(depends), "{board}");
         for script in ["postinst", "prerm", "postrm", "conffiles", "control", "md5sums"] {
@@ -293,15 +293,15 @@ fn deb_file_names_tell_the_two_armhf_builds_apart() {
     let bin = Path::new("/nonexistent");
     assert_eq!(
         spec("pi-zero", Libc::Musl, bin).deb_file_name(),
-        "zoho-device_0.1.0_pi-zero_armhf.deb"
+        "zoho-device_0.1.0-1_pi-zero_armhf.deb"
     );
     assert_eq!(
         spec("pi2", Libc::Musl, bin).deb_file_name(),
-        "zoho-device_0.1.0_pi2_armhf.deb"
+        "zoho-device_0.1.0-1_pi2_armhf.deb"
     );
     assert_eq!(
         spec("pi4", Libc::Gnu, bin).deb_file_name(),
-        "zoho-device_0.1.0_pi4-gnu_arm64.deb"
+        "zoho-device_0.1.0-1_pi4-gnu_arm64.deb"
     );
 }
 
@@ -338,7 +338,8 @@ fn man_pages_completions_changelog_and_md5sums_unpack_as_debian_expects() {
 
     // The changelog names this version and has a signature line dpkg-parsechangelog accepts.
     let changelog = gunzip(&at("/usr/share/doc/zoho-device/changelog.Debian.gz"));
-    assert!(changelog.starts_with("zoho-device (0.1.0) unstable; urgency=medium\n"), "{changelog}");
+    assert!(changelog.starts_with("zoho-device (0.1.0-1) unstable; urgency=medium\n"), "{changelog}");
+    assert!(changelog.lines().all(|l| l.len() <= 80), "{changelog}");
     let sig = changelog.lines().find(|l| l.starts_with(" -- ")).unwrap();
     assert!(sig.ends_with(" +0000") && sig.contains(">  "), "{sig}");
 
@@ -365,7 +366,23 @@ fn man_pages_completions_changelog_and_md5sums_unpack_as_debian_expects() {
     assert!(overrides.contains("zoho-device: statically-linked-binary"));
     assert!(overrides.lines().any(|l| l.starts_with('#') && l.contains("musl")));
     let gnu = spec_gnu(&bin);
-    assert!(!gnu.data_entries().iter().any(|e| format!("/{}", e.path) == LINTIAN_OVERRIDES));
+    let gnu_overrides = gnu
+        .data_entries()
+        .into_iter()
+        .find(|e| format!("/{}", e.path) == LINTIAN_OVERRIDES)
+        .map(|e| match e.contents {
+            package::Contents::Bytes(b) => String::from_utf8(b).unwrap(),
+            package::Contents::File(_) => unreachable!(),
+        })
+        .unwrap();
+    assert!(!gnu_overrides.contains("statically-linked-binary"), "{gnu_overrides}");
+    // Every override says why, on the comment lines just above it.
+    for text in [&overrides, &gnu_overrides] {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate().filter(|(_, l)| l.starts_with("zoho-device: ")) {
+            assert!(i > 0 && lines[i - 1].starts_with("# "), "no reason above {l}");
+        }
+    }
 }
 
 fn spec_gnu(bin: &Path) -> PackageSpec<'_> {
