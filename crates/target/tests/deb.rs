@@ -339,7 +339,10 @@ fn man_pages_completions_changelog_and_md5sums_unpack_as_debian_expects() {
     // The changelog names this version and has a signature line dpkg-parsechangelog accepts.
     let changelog = gunzip(&at("/usr/share/doc/zoho-device/changelog.Debian.gz"));
     assert!(changelog.starts_with("zoho-device (0.1.0-1) unstable; urgency=medium\n"), "{changelog}");
-    assert!(changelog.lines().all(|l| l.len() <= 80), "{changelog}");
+    assert!(
+        changelog.lines().filter(|l| !l.starts_with(" -- ")).all(|l| l.len() <= 80),
+        "{changelog}"
+    );
     let sig = changelog.lines().find(|l| l.starts_with(" -- ")).unwrap();
     assert!(sig.ends_with(" +0000") && sig.contains(">  "), "{sig}");
 
