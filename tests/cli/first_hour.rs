@@ -182,3 +182,47 @@ fn the_agent_interrupted_after_pairing_does_not_claim_the_file_is_unchanged() {
         out.stderr
     );
 }
+
+#[test]
+fn man_writes_a_page_for_every_command_a_page_refers_to() {
+    let w = World::new(sim_config());
+    let dir = w.path("man1");
+    let out = w.run(&["man", "--out-dir", dir.to_str().unwrap()]);
+    out.code(0);
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for command in [
+        "zoho-device.1",
+        "zoho-device-login.1",
+        "zoho-device-token.1",
+        "zoho-device-logout.1",
+        "zoho-device-books.1",
+        "zoho-device-books-organizations.1",
+        "zoho-device-agent.1",
+        "zoho-device-man.1",
+    ] {
+        assert!(pages.iter().any(|p| p == command), "no {command} in {pages:?}");
+    }
+    // Every `zoho-device-…(1)` a page names exists, and each page is titled by its name.
+    for page in &pages {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        let name = page.trim_end_matches(".1");
+        assert!(text.contains(&format!(".TH {name} 1")), "{page}: wrong title");
+        for (i, _) in text.match_indices("zoho\\-device\\-") {
+            let rest = &text[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '\\' || c == '-'))
+                .unwrap_or(rest.len());
+            if !rest[end..].starts_with("(1)") {
+                continue;
+            }
+            let referred = format!("{}.1", rest[..end].replace("\\-", "-"));
+            assert!(pages.contains(&referred), "{page} refers to {referred}, not written");
+        }
+    }
+    // `man` without --out-dir prints the main page, as before.
+    w.run(&["man"]).code(0).stdout_has(&[".TH zoho-device 1"]);
+}
