@@ -62,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
     };
     if args.manual {
         match (visible, events) {
-            (true, _) => eprintln!("Approve in a browser: open the URL shown below and press Accept.\n"),
+            (true, _) => eprintln!("Approve in a browser: open the URL shown with the code and press Accept.\n"),
             (false, true) => eprintln!(
                 "Approve in a browser: open the verification_uri_complete of the `code` event (stdout) and press Accept.\n"
             ),
