@@ -18,7 +18,9 @@ use crate::ui::{PairingUi, Signals, open_displays};
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     match &cli.command {
-        Command::Completions { shell } => return crate::ui::stdout(&String::from_utf8_lossy(&crate::cli::completions(*shell))),
+        Command::Completions { shell } => {
+            return crate::ui::stdout(&String::from_utf8_lossy(&crate::cli::completions(*shell)));
+        }
         Command::Man { out_dir } => return man(out_dir.as_deref()),
         #[cfg(feature = "sim")]
         Command::Demo(args) => return crate::demo::run(&cli.global, args).await,
@@ -202,14 +204,14 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
         let _ = writeln!(out, "Scope:           {}", t.tokens.scope.as_deref().unwrap_or("-"));
         if left > 0 {
             let _ = writeln!(
-            out,
+                out,
                 "Access token:    valid for {} min {} s",
                 left / 60_000,
                 (left / 1000) % 60
             );
         } else {
             let _ = writeln!(
-            out,
+                out,
                 "Access token:    expired {} min ago (refreshed on next use)",
                 -left / 60_000
             );
@@ -273,7 +275,9 @@ async fn logout(ctx: &Context, local_only: bool) -> Result<(), AppError> {
                     ),
                     hint: Some(format!(
                         "{}; or delete the file without revoking: zoho-device logout --local-only",
-                        e.hint.as_deref().unwrap_or("fix the configuration and run logout again")
+                        e.hint
+                            .as_deref()
+                            .unwrap_or("fix the configuration and run logout again")
                     )),
                     ..e
                 });
@@ -313,8 +317,7 @@ fn man(out_dir: Option<&Path>) -> Result<(), AppError> {
     let Some(dir) = out_dir else {
         return crate::ui::stdout(&String::from_utf8_lossy(&pages[0].1));
     };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| AppError::usage(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| AppError::usage(format!("cannot create {}: {e}", dir.display())))?;
     for (name, page) in &pages {
         let path = dir.join(name);
         std::fs::write(&path, page).map_err(|e| AppError::usage(format!("cannot write {}: {e}", path.display())))?;

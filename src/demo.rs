@@ -67,8 +67,11 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
                 "Approve in a browser: open the verification_uri_complete of the `code` event (stdout) and press Accept.\n"
             ),
             (false, false) => {
-                return Err(AppError::usage("--manual with nothing that shows the code (--display none)")
-                    .hint("drop --display none, or add --display terminal (or --events json) to see the URL to approve"));
+                return Err(
+                    AppError::usage("--manual with nothing that shows the code (--display none)").hint(
+                        "drop --display none, or add --display terminal (or --events json) to see the URL to approve",
+                    ),
+                );
             }
         }
     } else {
@@ -148,7 +151,10 @@ fn ignored_settings(g: &GlobalArgs) -> Vec<&'static str> {
     [
         (g.config.is_some(), "--config/ZOHO_DEVICE_CONFIG"),
         (g.client_id.is_some(), "--client-id/ZOHO_CLIENT_ID"),
-        (g.client_secret_file.is_some(), "--client-secret-file/ZOHO_CLIENT_SECRET_FILE"),
+        (
+            g.client_secret_file.is_some(),
+            "--client-secret-file/ZOHO_CLIENT_SECRET_FILE",
+        ),
         (std::env::var_os("ZOHO_CLIENT_SECRET").is_some(), "ZOHO_CLIENT_SECRET"),
         (g.dc.is_some(), "--dc/ZOHO_DC"),
         (g.accounts_url.is_some(), "--accounts-url/ZOHO_ACCOUNTS_URL"),
@@ -156,7 +162,10 @@ fn ignored_settings(g: &GlobalArgs) -> Vec<&'static str> {
         (g.token_file.is_some(), "--token-file/ZOHO_TOKEN_FILE"),
         (g.profile.is_some(), "--profile/ZOHO_PROFILE"),
         (
-            g.issuer.is_some() || g.device_authorization_url.is_some() || g.token_url.is_some() || g.revocation_url.is_some(),
+            g.issuer.is_some()
+                || g.device_authorization_url.is_some()
+                || g.token_url.is_some()
+                || g.revocation_url.is_some(),
             "the rfc8628 endpoints",
         ),
         (g.no_offline_access, "--no-offline-access"),

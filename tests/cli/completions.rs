@@ -52,7 +52,10 @@ fn words(out: &std::process::Output) -> Vec<String> {
 #[track_caller]
 fn assert_completes_login_flags(shell: &str, got: &[String]) {
     for want in ["--dc", "--display"] {
-        assert!(got.iter().any(|g| g == want), "{shell}: `login --d` lacks {want}: {got:?}");
+        assert!(
+            got.iter().any(|g| g == want),
+            "{shell}: `login --d` lacks {want}: {got:?}"
+        );
     }
     assert!(
         got.iter().all(|g| g.starts_with("--d")),
@@ -142,7 +145,11 @@ fn fish_completes_a_subcommand_flag() {
     let w = World::new(sim_config());
     let file = script(&w, "fish", "zoho-device.fish");
     let out = Command::new("fish")
-        .args(["--no-config", "-c", "source $argv[1]; complete -C 'zoho-device login --d'"])
+        .args([
+            "--no-config",
+            "-c",
+            "source $argv[1]; complete -C 'zoho-device login --d'",
+        ])
         .arg(&file)
         .env("HOME", w.home.path())
         .env("XDG_CONFIG_HOME", w.path("config"))

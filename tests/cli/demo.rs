@@ -33,7 +33,10 @@ fn demo_leaves_a_real_pairing_byte_identical_and_unrevoked() {
     w.set("ZOHO_TOKEN_FILE", Some(&path));
     let out = w.run(&["demo", "--approve-after", "0", "--display", "none"]);
     // First what matters most: the real pairing (then what the demo said about it).
-    assert!(w.token_bytes() == before, "ZOHO_TOKEN_FILE: the real token file changed");
+    assert!(
+        w.token_bytes() == before,
+        "ZOHO_TOKEN_FILE: the real token file changed"
+    );
     assert!(
         w.sim.refresh_tokens(USER).iter().any(|t| t == &refresh),
         "ZOHO_TOKEN_FILE: the real refresh token was revoked"
@@ -46,7 +49,11 @@ fn demo_leaves_a_real_pairing_byte_identical_and_unrevoked() {
         "ZOHO_CLIENT_SECRET",
         "Zoho Books organizations",
     ]);
-    assert!(!out.stderr.contains(&path), "the demo saved nowhere near {path}:\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains(&path),
+        "the demo saved nowhere near {path}:\n{}",
+        out.stderr
+    );
     assert_eq!(
         w.sim.requests().len(),
         requests_before,
@@ -57,8 +64,24 @@ fn demo_leaves_a_real_pairing_byte_identical_and_unrevoked() {
     // The token file by flag, before and after the subcommand.
     w.set("ZOHO_TOKEN_FILE", None);
     for args in [
-        &["--token-file", path.as_str(), "demo", "--approve-after", "0", "--display", "none"][..],
-        &["demo", "--token-file", path.as_str(), "--approve-after", "0", "--display", "none"],
+        &[
+            "--token-file",
+            path.as_str(),
+            "demo",
+            "--approve-after",
+            "0",
+            "--display",
+            "none",
+        ][..],
+        &[
+            "demo",
+            "--token-file",
+            path.as_str(),
+            "--approve-after",
+            "0",
+            "--display",
+            "none",
+        ],
     ] {
         let out = w.run(args);
         assert_untouched(&w, &before, &refresh, "--token-file");

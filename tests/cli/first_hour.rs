@@ -11,7 +11,11 @@ fn logs_have_colour_only_on_a_terminal_without_no_color() {
     w.set("ZOHO_CLIENT_ID", Some("1000.SELFCLIENT"));
     let out = w.run(&["login", "--display", "none"]);
     out.stderr_has(&["WARN", "1000.SELFCLIENT"]);
-    assert!(!out.stderr.contains('\x1b'), "escape codes in a file:\n{:?}", out.stderr);
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "escape codes in a file:\n{:?}",
+        out.stderr
+    );
 
     // On a terminal (script(1) gives it a pseudo-terminal): colour, unless NO_COLOR is set.
     if which("script").is_none() {
@@ -51,15 +55,28 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 #[test]
 fn impossible_client_ids_exit_2_before_the_network() {
     let w = World::new(sim_config());
-    for id in ["hello", "1004 .ABC", "1004.ABC DEF", "1004.ab-cd", "1004.", ".ABC", "abc.DEF"] {
+    for id in [
+        "hello",
+        "1004 .ABC",
+        "1004.ABC DEF",
+        "1004.ab-cd",
+        "1004.",
+        ".ABC",
+        "abc.DEF",
+    ] {
         let out = w.run(&["login", "--display", "none", "--client-id", id]);
-        out.code(2).stderr_has(&["cannot be a Zoho client ID", "Non-browser Application", "hint:"]);
+        out.code(2)
+            .stderr_has(&["cannot be a Zoho client ID", "Non-browser Application", "hint:"]);
     }
     // The same from the environment, and for the agent.
     let mut w2 = World::new(sim_config());
     w2.set("ZOHO_CLIENT_ID", Some("hello"));
     w2.run(&["agent", "--display", "none"]).code(2);
-    assert!(w.sim.requests().is_empty(), "nothing went to the network: {:?}", w.sim.requests().len());
+    assert!(
+        w.sim.requests().is_empty(),
+        "nothing went to the network: {:?}",
+        w.sim.requests().len()
+    );
     assert!(w2.sim.requests().is_empty());
     // `doctor` does not stop on it (it reports everything), and status does not need it.
     w2.run(&["status"]).code(6);
@@ -70,7 +87,10 @@ fn an_unusual_client_id_prefix_is_a_warning_naming_the_client_type() {
     let mut w = World::new(auto_config().client("1000.SERVERBASED", SECRET, &["us"]));
     w.set("ZOHO_CLIENT_ID", Some("1000.SERVERBASED"));
     let out = w.run(&["login", "--events", "json", "--display", "none"]);
-    out.stderr_has(&["1000.SERVERBASED does not start with 1004.", "\"Non-browser Applications\""]);
+    out.stderr_has(&[
+        "1000.SERVERBASED does not start with 1004.",
+        "\"Non-browser Applications\"",
+    ]);
 }
 
 #[test]
@@ -127,7 +147,10 @@ fn help_examples_survive_copy_and_paste() {
     // And it runs: the two lines, joined as a shell joins them, make one command.
     let joined = format!("{}\n{}", lines[curl], lines[curl + 1]);
     let words = Command::new("sh")
-        .args(["-c", &format!("set -- {}; echo $#", joined.replace("$(zoho-device token)", "T"))])
+        .args([
+            "-c",
+            &format!("set -- {}; echo $#", joined.replace("$(zoho-device token)", "T")),
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&words.stdout).trim(), "4", "curl -H HEADER URL");
@@ -164,7 +187,8 @@ fn the_wrong_dc_hint_names_the_setting_the_user_gave() {
         .stderr_has(&["data centre eu", &format!("--accounts-url (ZOHO_ACCOUNTS_URL) to {eu}")]);
     assert!(!out.stderr.contains("use --dc eu (or"), "{}", out.stderr);
     let out = w.run(&["doctor"]);
-    out.code(5).stdout_has(&[&format!("--accounts-url (ZOHO_ACCOUNTS_URL) to {eu}")]);
+    out.code(5)
+        .stdout_has(&[&format!("--accounts-url (ZOHO_ACCOUNTS_URL) to {eu}")]);
 }
 
 #[test]

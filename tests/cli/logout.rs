@@ -94,7 +94,8 @@ fn logout_with_another_clients_configuration_keeps_the_pairing_and_exits_2() {
     let before = w.token_bytes();
     w.set("ZOHO_CLIENT_ID", Some("1004.SOMEONEELSE"));
     let out = w.run(&["logout"]);
-    out.code(2).stderr_has(&["is kept", "belongs to client", "--local-only"]);
+    out.code(2)
+        .stderr_has(&["is kept", "belongs to client", "--local-only"]);
     assert_eq!(w.token_bytes(), before);
     assert!(w.sim.requests_to("/oauth/v2/token/revoke").is_empty());
 }
@@ -109,6 +110,10 @@ fn logout_local_only_deletes_without_revoking_and_says_so() {
     let out = w.run(&["logout", "--local-only"]);
     out.code(0).stderr_has(&["Deleted the token file", "without revoking"]);
     assert!(!w.token_path().exists());
-    assert_eq!(w.sim.refresh_tokens(USER), [refresh], "still live at the server, as said");
+    assert_eq!(
+        w.sim.refresh_tokens(USER),
+        [refresh],
+        "still live at the server, as said"
+    );
     assert!(w.sim.requests_to("/oauth/v2/token/revoke").is_empty());
 }

@@ -47,7 +47,10 @@ fn run_with_closed_stdout(w: &World, args: &[&str], stop_after: Option<Duration>
         out.status.signal()
     );
     for bad in ["panicked", "stack backtrace", "RUST_BACKTRACE", "Broken pipe"] {
-        assert!(!stderr.contains(bad), "zoho-device {args:?}: {bad:?} on stderr\n{stderr}");
+        assert!(
+            !stderr.contains(bad),
+            "zoho-device {args:?}: {bad:?} on stderr\n{stderr}"
+        );
     }
     (out.status.code(), stderr)
 }
@@ -84,7 +87,10 @@ fn commands_of_a_paired_device_end_quietly() {
     let w = World::new(auto_config());
     // Pairing with events on a closed stdout still pairs (the events have no reader).
     quiet(&w, &["login", "--events", "json", "--display", "none"], &[0]);
-    assert!(w.token_path().exists(), "login paired even though nobody read its events");
+    assert!(
+        w.token_path().exists(),
+        "login paired even though nobody read its events"
+    );
     for args in [
         &["token"][..],
         &["status"],

@@ -198,7 +198,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let first_client = cfg.clients.first().map(|c| (c.id.clone(), c.secret.clone(), c.locations.first().cloned()));
+    let first_client = cfg
+        .clients
+        .first()
+        .map(|c| (c.id.clone(), c.secret.clone(), c.locations.first().cloned()));
     let clients: Vec<String> = cfg
         .clients
         .iter()

@@ -129,7 +129,10 @@ impl GeneratedDocs {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".1") {
-                man_pages.push((name, fs::read(entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?));
+                man_pages.push((
+                    name,
+                    fs::read(entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?,
+                ));
             }
         }
         let _ = fs::remove_dir_all(&dir);
@@ -384,7 +387,13 @@ pub fn copyright() -> String {
     let mit = LICENSE_MIT
         .lines()
         .skip_while(|l| !l.starts_with("Permission is hereby granted"))
-        .map(|l| if l.trim().is_empty() { " .".to_owned() } else { format!(" {l}") })
+        .map(|l| {
+            if l.trim().is_empty() {
+                " .".to_owned()
+            } else {
+                format!(" {l}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let holder = LICENSE_MIT
@@ -503,7 +512,10 @@ pub fn without_unneeded_sections(binary: &Path, dir: &Path) -> Result<PathBuf, S
     }
     // Same modification time: archive dates follow the build, not the packaging.
     if let Ok(modified) = fs::metadata(binary).and_then(|m| m.modified()) {
-        let _ = fs::File::options().write(true).open(&out).and_then(|f| f.set_modified(modified));
+        let _ = fs::File::options()
+            .write(true)
+            .open(&out)
+            .and_then(|f| f.set_modified(modified));
     }
     Ok(out)
 }

@@ -338,9 +338,15 @@ fn man_pages_completions_changelog_and_md5sums_unpack_as_debian_expects() {
 
     // The changelog names this version and has a signature line dpkg-parsechangelog accepts.
     let changelog = gunzip(&at("/usr/share/doc/zoho-device/changelog.Debian.gz"));
-    assert!(changelog.starts_with("zoho-device (0.1.0-1) unstable; urgency=medium\n"), "{changelog}");
     assert!(
-        changelog.lines().filter(|l| !l.starts_with(" -- ")).all(|l| l.len() <= 80),
+        changelog.starts_with("zoho-device (0.1.0-1) unstable; urgency=medium\n"),
+        "{changelog}"
+    );
+    assert!(
+        changelog
+            .lines()
+            .filter(|l| !l.starts_with(" -- "))
+            .all(|l| l.len() <= 80),
         "{changelog}"
     );
     let sig = changelog.lines().find(|l| l.starts_with(" -- ")).unwrap();
@@ -351,17 +357,29 @@ fn man_pages_completions_changelog_and_md5sums_unpack_as_debian_expects() {
     assert!(copyright.starts_with("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"));
     assert!(copyright.contains("License: MIT or Apache-2.0\n"));
     assert!(copyright.contains("/usr/share/common-licenses/Apache-2.0"));
-    assert!(!copyright.contains("TERMS AND CONDITIONS FOR USE, REPRODUCTION"), "no full Apache text");
+    assert!(
+        !copyright.contains("TERMS AND CONDITIONS FOR USE, REPRODUCTION"),
+        "no full Apache text"
+    );
 
     // md5sums: every file but the conffile, each sum right (md5sum -c agrees).
     let md5 = stdout_of(Command::new("dpkg-deb").arg("--info").arg(&out.deb).arg("md5sums"));
     let listed: Vec<&str> = md5.lines().map(|l| l.split_once("  ").unwrap().1).collect();
     assert!(listed.contains(&"usr/bin/zoho-device"), "{md5}");
     assert!(listed.contains(&"usr/share/man/man1/zoho-device-login.1.gz"), "{md5}");
-    assert!(!listed.iter().any(|p| format!("/{p}") == CONFIG_PATH), "conffiles are not listed");
+    assert!(
+        !listed.iter().any(|p| format!("/{p}") == CONFIG_PATH),
+        "conffiles are not listed"
+    );
     if have("md5sum") {
         fs::write(root.join("md5sums"), &md5).unwrap();
-        stdout_of(Command::new("md5sum").arg("-c").arg("--quiet").arg("md5sums").current_dir(&root));
+        stdout_of(
+            Command::new("md5sum")
+                .arg("-c")
+                .arg("--quiet")
+                .arg("md5sums")
+                .current_dir(&root),
+        );
     }
 
     // The static-binary override is there for musl builds only, with its reason.
@@ -406,7 +424,10 @@ fn maintainer_scripts_use_the_debian_systemd_helpers() {
         assert!(script.contains("deb-systemd-"), "{name}");
     }
     assert!(package::POSTINST.contains("deb-systemd-invoke try-restart"));
-    assert!(!package::POSTINST.contains("deb-systemd-helper enable"), "never enabled by the package");
+    assert!(
+        !package::POSTINST.contains("deb-systemd-helper enable"),
+        "never enabled by the package"
+    );
     assert!(package::PRERM.contains("deb-systemd-invoke stop"));
     assert!(package::POSTRM.contains("deb-systemd-helper purge"));
 }
