@@ -5,15 +5,20 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Configuration: flags override environment variables, which override the config file
-(--config PATH, else $XDG_CONFIG_HOME/zoho-device/config.toml, else /etc/zoho-device/config.toml).
-The client secret is never taken from argv: use ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE,
---client-secret-file, or the systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
+Configuration: flags override environment variables, which override the config
+file (--config PATH, else $XDG_CONFIG_HOME/zoho-device/config.toml, else
+/etc/zoho-device/config.toml). The client secret is never taken from argv: use
+ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE, --client-secret-file, or the
+systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
 
-Exit codes: 0 ok · 1 unexpected · 2 usage/configuration · 3 denied · 4 code expired or no longer
-accepted · 5 client rejected (invalid_client, invalid_client_secret, wrong DC) · 6 not paired /
-pair again · 7 Zoho or network unavailable, throttled, the clock not set yet, or the refresh lock
-held elsewhere over 60 s · 8 unsafe server data refused · 130 interrupted.
+Exit codes:
+  0 ok · 1 unexpected · 2 usage/configuration · 3 denied
+  4 code expired or no longer accepted
+  5 client rejected (invalid_client, invalid_client_secret, wrong DC)
+  6 not paired / pair again
+  7 Zoho or network unavailable, throttled, the clock not set yet, or the
+    refresh lock held elsewhere over 60 s
+  8 unsafe server data refused · 130 interrupted
 
 Examples:
   zoho-device demo              # the whole flow against a built-in simulator
@@ -127,9 +132,9 @@ pub enum Command {
     /// Revoke the refresh token at Zoho, then delete the token file.
     ///
     /// When Zoho cannot be reached to revoke it, the file is deleted anyway and the failure is
-    /// reported (exit 7). When the configuration cannot revoke it (no client secret, a rejected
-    /// client), nothing is deleted (exit 2 or 5): fix the configuration, or delete the file
-    /// without revoking with --local-only.
+    /// reported (exit 7). When the configuration cannot revoke it (no client secret, a token
+    /// file of another client), nothing is deleted (exit 2): fix the configuration, or delete
+    /// the file without revoking with --local-only.
     Logout {
         /// Delete the token file without revoking the refresh token at the server; it stays
         /// valid until removed under Connected Apps at accounts.zoho.com.

@@ -141,6 +141,14 @@ fn help_examples_survive_copy_and_paste() {
     for l in &lines {
         assert!(l.chars().count() <= 80, "wider than 80 columns: {l:?}");
     }
+    // The exit codes stay one per line at 80 columns (not re-wrapped mid-phrase).
+    for line in [
+        "  4 code expired or no longer accepted",
+        "  5 client rejected (invalid_client, invalid_client_secret, wrong DC)",
+        "  6 not paired / pair again",
+    ] {
+        assert!(lines.contains(&line), "no line {line:?} in\n{}", out.stdout);
+    }
     let curl = lines.iter().position(|l| l.contains("curl -H")).unwrap();
     assert!(lines[curl].ends_with('\\'), "{}", lines[curl]);
     assert!(lines[curl + 1].contains("https://www.zohoapis.eu/books/v3/organizations"));
