@@ -62,6 +62,12 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     let client_id = s.client_id.clone();
     match &client_id {
         None => out.push(f(Level::Fail(Exit::Usage), "client id", "no client ID configured", Some("create a \"Non-browser Application\" at https://api-console.zoho.com and set ZOHO_CLIENT_ID or --client-id"))),
+        Some(id) if s.profile == Profile::Zoho && crate::commands::client_id_problem(id).is_some() => out.push(f(
+            Level::Fail(Exit::Usage),
+            "client id",
+            format!("{id:?} cannot be a Zoho client ID: {}", crate::commands::client_id_problem(id).unwrap_or_default()),
+            Some("copy the Client ID of your \"Non-browser Application\" from https://api-console.zoho.com"),
+        )),
         Some(id) if s.profile == Profile::Zoho && !id.starts_with("1004.") => out.push(f(
             Level::Warn,
             "client id",

@@ -121,10 +121,14 @@ fn zsh_completes_a_subcommand_flag() {
         zpty -w z 'bindkey "^I" complete-word; print -r -- READY'
         zpty -r z line '*READY*'
         zpty -w -n z "$2"$'\t'
-        sleep 1
+        # Read until candidates arrive (then half a second more), at most 20 s.
+        out=""; seen=0
+        for i in {1..200}; do
+            while zpty -r -t z chunk; do out+=$chunk; done
+            if [[ $out == *'<<'* ]]; then (( seen++ )); (( seen > 5 )) && break; fi
+            sleep 0.1
+        done
         zpty -w -n z $'\C-c'
-        out=""
-        while zpty -r -t z chunk; do out+=$chunk; done
         zpty -d z
         print -r -- "$out" | grep -ao '<<[^>]*>>' | tr -d '<>'
     "#;

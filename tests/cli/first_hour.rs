@@ -78,7 +78,11 @@ fn impossible_client_ids_exit_2_before_the_network() {
         w.sim.requests().len()
     );
     assert!(w2.sim.requests().is_empty());
-    // `doctor` does not stop on it (it reports everything), and status does not need it.
+    // `doctor` reports it among its findings (a configuration failure), and status does not
+    // need it.
+    w2.run(&["doctor"])
+        .code(2)
+        .stdout_has(&["FAIL", "cannot be a Zoho client ID"]);
     w2.run(&["status"]).code(6);
 }
 

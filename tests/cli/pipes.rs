@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// Runs `zoho-device ARGS` with a closed stdout; with `stop_after`, sends SIGTERM then (the
-/// agent runs until stopped). Returns (exit code, stderr).
-fn run_with_closed_stdout(w: &World, args: &[&str], stop_after: Option<Duration>) -> (Option<i32>, String) {
+/// Runs `zoho-device ARGS` with a closed stdout; with `stop_when`, sends SIGTERM once it holds
+/// (the agent runs until stopped). Returns (exit code, stderr).
+fn run_with_closed_stdout(w: &World, args: &[&str], stop_when: Option<&dyn Fn() -> bool>) -> (Option<i32>, String) {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let mut child = Command::new(env!("CARGO_BIN_EXE_zoho-device"))
@@ -25,8 +25,11 @@ fn run_with_closed_stdout(w: &World, args: &[&str], stop_after: Option<Duration>
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    if let Some(after) = stop_after {
-        std::thread::sleep(after);
+    if let Some(ready) = stop_when {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready() && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     }
     let started = Instant::now();
@@ -115,7 +118,7 @@ fn the_agent_and_the_demo_end_quietly() {
     let (code, stderr) = run_with_closed_stdout(
         &w,
         &["agent", "--events", "json", "--display", "none"],
-        Some(Duration::from_secs(3)),
+        Some(&|| w.token_path().exists()),
     );
     assert_eq!(code, Some(0), "the agent stops cleanly on SIGTERM\n{stderr}");
     assert!(w.token_path().exists(), "the agent paired\n{stderr}");
