@@ -497,18 +497,23 @@ pub fn without_unneeded_sections(binary: &Path, dir: &Path) -> Result<PathBuf, S
     if !head.starts_with(b"\x7fELF") {
         return Ok(binary.to_owned());
     }
-    let objcopy = crate::toolchain::rust_objcopy()
+    let mut objcopy = crate::toolchain::rust_objcopy()
         .ok_or("rust-objcopy not found in the Rust toolchain (rustup ships it in lib/rustlib/HOST/bin)")?;
+    let name = objcopy.get_program().to_string_lossy().into_owned();
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = dir.join("zoho-device");
-    let status = Command::new(&objcopy)
+    let result = objcopy
         .args(["--remove-section=.comment", "--remove-section=.note.gnu.gold-version"])
         .arg(binary)
         .arg(&out)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", objcopy.display()))?;
-    if !status.success() {
-        return Err(format!("{} failed on {}", objcopy.display(), binary.display()));
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    if !result.status.success() {
+        return Err(format!(
+            "{name} failed on {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&result.stderr).trim()
+        ));
     }
     // Same modification time: archive dates follow the build, not the packaging.
     if let Ok(modified) = fs::metadata(binary).and_then(|m| m.modified()) {

@@ -217,9 +217,11 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The toolchain's `rust-objcopy` (LLVM's objcopy, every target): in
-/// `$(rustc --print sysroot)/lib/rustlib/HOST/bin`, else on `PATH`.
-pub fn rust_objcopy() -> Option<PathBuf> {
+/// The toolchain's `rust-objcopy` (LLVM's objcopy, every target), ready to run: from
+/// `$(rustc --print sysroot)/lib/rustlib/HOST/bin` with the toolchain's `lib` (its libLLVM) on
+/// the library path, as rustup's proxies would set it, else `rust-objcopy` or `llvm-objcopy` on
+/// `PATH`.
+pub fn rust_objcopy() -> Option<Command> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let out = Command::new(&rustc).args(["--print", "sysroot"]).output().ok()?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -229,9 +231,19 @@ pub fn rust_objcopy() -> Option<PathBuf> {
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))?;
     let bundled = sysroot.join("lib/rustlib").join(host).join("bin/rust-objcopy");
     if bundled.is_file() {
-        Some(bundled)
+        let mut libs = vec![sysroot.join("lib")];
+        if let Some(existing) = env::var_os("LD_LIBRARY_PATH") {
+            libs.extend(env::split_paths(&existing));
+        }
+        let mut cmd = Command::new(bundled);
+        if let Ok(joined) = env::join_paths(libs) {
+            cmd.env("LD_LIBRARY_PATH", joined);
+        }
+        Some(cmd)
     } else {
-        which("rust-objcopy").or_else(|| which("llvm-objcopy"))
+        which("rust-objcopy")
+            .or_else(|| which("llvm-objcopy"))
+            .map(Command::new)
     }
 }
 

@@ -449,3 +449,53 @@ fn control_description_lines_fit_80_columns() {
         }
     }
 }
+
+#[test]
+fn the_packaged_binary_loses_its_comment_section_and_still_runs() {
+    // This test binary is an ELF with a `.comment` naming the compiler, as a board build has.
+    let me = std::env::current_exe().unwrap();
+    let before = elf64_section_names(&fs::read(&me).unwrap());
+    if !before.iter().any(|n| n == ".comment") {
+        eprintln!("skipped: this test binary has no .comment to remove ({before:?})");
+        return;
+    }
+    let dir = scratch("objcopy");
+    let out = package::without_unneeded_sections(&me, &dir).unwrap();
+    assert_ne!(out, me);
+    let after = elf64_section_names(&fs::read(&out).unwrap());
+    assert!(
+        !after.iter().any(|n| n == ".comment"),
+        ".comment is still there: {after:?}"
+    );
+    assert!(after.iter().any(|n| n == ".text"), "{after:?}");
+    // Everything else is intact: the copy runs and lists this very test.
+    let list = stdout_of(Command::new(&out).args(["--list", "the_packaged_binary_loses"]));
+    assert!(
+        list.contains("the_packaged_binary_loses_its_comment_section_and_still_runs"),
+        "{list}"
+    );
+    // Anything that is not ELF (a script) is packaged as it is.
+    let script = fake_binary(&dir);
+    assert_eq!(package::without_unneeded_sections(&script, &dir).unwrap(), script);
+}
+
+/// The section names of a little-endian 64-bit ELF file (what `readelf -S` lists).
+fn elf64_section_names(elf: &[u8]) -> Vec<String> {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    assert!(
+        elf.starts_with(b"\x7fELF") && elf[4] == 2 && elf[5] == 1,
+        "not a 64-bit LE ELF"
+    );
+    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + i * shentsize;
+    let strtab = u64_at(header(shstrndx) + 0x18);
+    (0..shnum)
+        .map(|i| {
+            let start = strtab + u32_at(header(i));
+            let end = start + elf[start..].iter().position(|&b| b == 0).unwrap();
+            String::from_utf8_lossy(&elf[start..end]).into_owned()
+        })
+        .collect()
+}
