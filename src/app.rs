@@ -85,7 +85,7 @@ impl Context {
         }
         if stored.profile() == Profile::Zoho && self.settings.client_secret.is_none() {
             return Err(
-                AppError::usage("no client secret configured (needed to refresh the token)")
+                AppError::usage("no client secret configured (needed to refresh or revoke the token)")
                     .hint("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file"),
             );
         }
@@ -601,9 +601,21 @@ pub async fn wrong_dc_hint(ctx: &Context, client_id: &str) -> Option<String> {
         .ok()?
         .ok()?;
     let (loc, url) = found.first()?;
-    Some(format!(
-        "the client is registered in data centre {loc} ({url}): use --dc {loc} (or --dc auto)"
-    ))
+    Some(dc_fix(&ctx.settings, loc, url))
+}
+
+/// What to change when the client is registered in data centre `loc` at `url`: the setting the
+/// user gave (an accounts server override is fixed by another URL, not by `--dc`).
+pub fn dc_fix(settings: &Settings, loc: &str, url: &ServerUrl) -> String {
+    match &settings.endpoint {
+        Endpoint::Zoho {
+            accounts_override: Some(given),
+            ..
+        } => format!(
+            "the client is registered in data centre {loc} ({url}), not at {given}: set --accounts-url (ZOHO_ACCOUNTS_URL) to {url}, or remove it and use --dc {loc}"
+        ),
+        _ => format!("the client is registered in data centre {loc} ({url}): use --dc {loc} (or --dc auto)"),
+    }
 }
 
 /// Converts flow tokens (monotonic expiry) to a stored token (Unix expiry).

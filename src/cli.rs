@@ -5,21 +5,29 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
-Configuration: flags override environment variables, which override the config file
-(--config PATH, else $XDG_CONFIG_HOME/zoho-device/config.toml, else /etc/zoho-device/config.toml).
-The client secret is never taken from argv: use ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE,
---client-secret-file, or the systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
+Configuration: flags override environment variables, which override the config
+file (--config PATH, else $XDG_CONFIG_HOME/zoho-device/config.toml, else
+/etc/zoho-device/config.toml). The client secret is never taken from argv: use
+ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE, --client-secret-file, or the
+systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
 
-Exit codes: 0 ok · 1 unexpected · 2 usage/configuration · 3 denied · 4 code expired or no longer
-accepted · 5 client rejected (invalid_client, invalid_client_secret, wrong DC) · 6 not paired /
-pair again · 7 Zoho or network unavailable, throttled, the clock not set yet, or the refresh lock
-held elsewhere over 60 s · 8 unsafe server data refused · 9 the token file, its directory or
-lock could not be read or written (disk full, read-only, wrong file type) · 130 interrupted.
+Exit codes:
+  0 ok · 1 unexpected · 2 usage/configuration · 3 denied
+  4 code expired or no longer accepted
+  5 client rejected (invalid_client, invalid_client_secret, wrong DC)
+  6 not paired / pair again
+  7 Zoho or network unavailable, throttled, the clock not set yet, or the
+    refresh lock held elsewhere over 60 s
+  8 unsafe server data refused
+  9 the token file, its directory or lock could not be read or written
+    (disk full, read-only, wrong file type) · 130 interrupted
 
 Examples:
-  zoho-device demo                                   # the whole flow against a built-in simulator
-  ZOHO_CLIENT_ID=1004.XXXX ZOHO_CLIENT_SECRET_FILE=~/.zoho-secret zoho-device login --dc eu
-  curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" https://www.zohoapis.eu/books/v3/organizations
+  zoho-device demo              # the whole flow against a built-in simulator
+  ZOHO_CLIENT_ID=1004.XXXX ZOHO_CLIENT_SECRET_FILE=~/.zoho-secret \\
+      zoho-device login --dc eu
+  curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" \\
+      https://www.zohoapis.eu/books/v3/organizations
   zoho-device books organizations --json";
 
 /// Pair this device with Zoho through the OAuth device flow, and keep it authorised.
@@ -34,8 +42,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options accepted before or after the subcommand.
+/// Options accepted before or after the subcommand. Every subcommand's `--help` lists them
+/// under one heading of their own, after the subcommand's own options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (TOML).
     #[arg(long, global = true, value_name = "PATH", env = "ZOHO_DEVICE_CONFIG")]
@@ -137,9 +147,18 @@ pub enum Command {
     },
     /// Refresh the access token now.
     Refresh,
-    /// Revoke the refresh token at Zoho, then delete the token file (deleted even when the
-    /// revocation fails; the failure is reported).
-    Logout,
+    /// Revoke the refresh token at Zoho, then delete the token file.
+    ///
+    /// When Zoho cannot be reached to revoke it, the file is deleted anyway and the failure is
+    /// reported (exit 7). When the configuration cannot revoke it (no client secret, a token
+    /// file of another client), nothing is deleted (exit 2): fix the configuration, or delete
+    /// the file without revoking with --local-only.
+    Logout {
+        /// Delete the token file without revoking the refresh token at the server; it stays
+        /// valid until removed under Connected Apps at accounts.zoho.com.
+        #[arg(long)]
+        local_only: bool,
+    },
     /// Zoho Books API v3.
     Books {
         /// Books command.
@@ -169,8 +188,13 @@ pub enum Command {
         /// Shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write zoho-device.1, zoho-device-login.1, ... (one per command) into this
+        /// directory instead of printing the main page.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// `login` options.
@@ -236,4 +260,49 @@ pub struct AgentArgs {
     /// Refresh this long before expiry (plus up to a quarter of it as random jitter).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub refresh_margin: u64,
+}
+
+/// The completion script for `shell`, generated from this definition.
+///
+/// For bash, clap_complete 4.6 spells the states of a hyphenated program name two ways: the
+/// loop that reads the words computes `zoho__device__subcmd__login` while the case arms are
+/// labelled `zoho__subcmd__device__subcmd__login`, so nothing below the top level completed.
+/// The arms are relabelled the way the loop spells them (a no-op once clap_complete agrees).
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, BIN, &mut out);
+    if shell == clap_complete::Shell::Bash {
+        let loop_spelling = BIN.replace('-', "__");
+        let arm_spelling = BIN.replace('-', "__subcmd__");
+        let fixed = String::from_utf8_lossy(&out).replace(
+            &format!("{arm_spelling}__subcmd__"),
+            &format!("{loop_spelling}__subcmd__"),
+        );
+        out = fixed.into_bytes();
+    }
+    out
+}
+
+/// The program's name, as installed.
+pub const BIN: &str = "zoho-device";
+
+/// The man pages: `zoho-device.1` and one per subcommand (`zoho-device-login.1`,
+/// `zoho-device-books-organizations.1`, ...), each as (file name, roff).
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+        let man = clap_mangen::Man::new(cmd.clone());
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        out.push((man.get_filename(), page));
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            walk(sub, out)?;
+        }
+        Ok(())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    walk(&cmd, &mut pages)?;
+    Ok(pages)
 }

@@ -62,6 +62,12 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     let client_id = s.client_id.clone();
     match &client_id {
         None => out.push(f(Level::Fail(Exit::Usage), "client id", "no client ID configured", Some("create a \"Non-browser Application\" at https://api-console.zoho.com and set ZOHO_CLIENT_ID or --client-id"))),
+        Some(id) if s.profile == Profile::Zoho && crate::commands::client_id_problem(id).is_some() => out.push(f(
+            Level::Fail(Exit::Usage),
+            "client id",
+            format!("{id:?} cannot be a Zoho client ID: {}", crate::commands::client_id_problem(id).unwrap_or_default()),
+            Some("copy the Client ID of your \"Non-browser Application\" from https://api-console.zoho.com"),
+        )),
         Some(id) if s.profile == Profile::Zoho && !id.starts_with("1004.") => out.push(f(
             Level::Warn,
             "client id",
@@ -146,7 +152,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                 ProbeResult::Unknown => {
                     let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
                     let fix = match found.first() {
-                        Some((loc, url)) => format!("the client is registered in {loc} ({url}): use --dc {loc}, or --dc auto"),
+                        Some((loc, url)) => app::dc_fix(s, loc, url),
                         None => "no data centre knows this client ID: check it in https://api-console.zoho.com (copy it again)".to_string(),
                     };
                     out.push(Finding { level: Level::Fail(Exit::ClientRejected), check: "registration", detail: format!("{accounts} answers invalid_client for {id}"), fix: Some(fix) });
@@ -467,22 +473,36 @@ fn fmt_secs(s: u64) -> String {
     }
 }
 
-/// Prints the findings for people.
-pub fn print(findings: &[Finding]) {
+/// The findings for people, one line each (plus its fix), then the tally.
+pub fn render(findings: &[Finding]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     for x in findings {
         let mark = match x.level {
             Level::Ok => "ok  ",
             Level::Warn => "warn",
             Level::Fail(_) => "FAIL",
         };
-        println!("[{mark}] {:<14} {}", x.check, x.detail);
+        let _ = writeln!(out, "[{mark}] {:<14} {}", x.check, x.detail);
         if let Some(fix) = &x.fix {
-            println!("       {:<14} fix: {fix}", "");
+            let _ = writeln!(out, "       {:<14} fix: {fix}", "");
         }
     }
     let fails = failed(findings).count();
     let warns = findings.iter().filter(|x| x.level == Level::Warn).count();
-    println!("\n{} checks: {} failed, {} warnings", findings.len(), fails, warns);
+    let _ = writeln!(
+        out,
+        "\n{} checks: {} failed, {}",
+        findings.len(),
+        fails,
+        plural(warns, "warning", "warnings")
+    );
+    out
+}
+
+/// `1 warning`, `2 warnings`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The findings as JSON.

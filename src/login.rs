@@ -38,7 +38,13 @@ pub fn interrupted_message() -> String {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone()
-        .unwrap_or_else(|| "interrupted; the token file is unchanged".to_string())
+        .unwrap_or_else(|| {
+            if crate::store::changed_this_run() {
+                "interrupted (the token file had already been updated)".to_string()
+            } else {
+                "interrupted; the token file is unchanged".to_string()
+            }
+        })
 }
 
 /// Runs the device flow and saves the token. The existing token file is untouched unless
@@ -105,6 +111,13 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
                 .unwrap_or_default(),
         ),
     };
+    ui.talking_to(&match &server {
+        Server::Zoho { accounts, .. } => vec![accounts.as_str()],
+        Server::Standard {
+            device_authorization_url,
+            token_url,
+        } => vec![device_authorization_url.as_str(), token_url.as_str()],
+    });
     let mut config = FlowConfig {
         profile: ctx.settings.profile,
         scopes: ctx.settings.scopes.clone(),

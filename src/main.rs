@@ -1,5 +1,6 @@
 //! `zoho-device`: see `zoho-device --help`.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,7 +27,10 @@ fn main() -> ExitCode {
     match result {
         Some(Ok(())) => ExitCode::SUCCESS,
         Some(Err(e)) => {
-            eprintln!("error: {}", e.message);
+            // An empty message: the command has already said it (e.g. `status`, not paired).
+            if !e.message.is_empty() {
+                eprintln!("error: {}", e.message);
+            }
             if let Some(hint) = &e.hint {
                 eprintln!("hint: {hint}");
             }
@@ -55,6 +59,11 @@ fn init_logs(verbose: u8, quiet: bool) {
         .ok()
         .and_then(|s| s.parse::<Targets>().ok())
         .unwrap_or_else(|| default.parse().expect("the default filter parses"));
+    // Colour (level names in yellow, red, ...) only for a person at a terminal: never in a file,
+    // a pipe or journald, never with NO_COLOR (https://no-color.org) or TERM=dumb.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     tracing_subscriber::registry()
@@ -62,6 +71,7 @@ fn init_logs(verbose: u8, quiet: bool) {
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_target(false)
+                .with_ansi(colour)
                 .without_time(),
         )
         .with(filter)

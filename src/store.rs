@@ -191,6 +191,7 @@ impl TokenStore {
         }
         let (dir, meta) = self.prepare_dir()?;
         write_in(&dir, &meta, &self.path, &bytes)?;
+        CHANGED_THIS_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
         self.sweep_orphans(&dir);
         Ok(())
     }
@@ -283,6 +284,7 @@ impl TokenStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
         };
+        CHANGED_THIS_RUN.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = File::open(self.dir()).and_then(|d| d.sync_all());
         Ok(existed)
     }
@@ -588,6 +590,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     check_mode(dir, &meta)
         .and_then(|()| write_in(dir, &meta, path, bytes))
         .map_err(|e| io::Error::other(e.message))
+}
+
+/// Set once this process has saved or deleted a token file (what `main` says on Ctrl-C).
+static CHANGED_THIS_RUN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process has saved or deleted a token file.
+pub fn changed_this_run() -> bool {
+    CHANGED_THIS_RUN.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

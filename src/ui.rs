@@ -10,6 +10,21 @@ use zoho_device_display::{Display, DisplaySpec, Screen};
 
 use crate::exit::{AppError, Exit};
 
+/// Writes a command's result on stdout, all of it, then flushes.
+///
+/// A reader that went away (`zoho-device doctor | head -1`, `| true`) is not an error: the
+/// program ends there, quietly and with exit 0, as `cat` and ripgrep do, since nobody is left
+/// to read the rest. (Rust ignores SIGPIPE, so a plain `println!` would panic instead.) Every
+/// result on stdout goes through here; any other write error is reported.
+pub fn stdout(text: &str) -> Result<(), AppError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(AppError::new(Exit::Unexpected, format!("cannot write to stdout: {e}"))),
+    }
+}
+
 /// Writes one JSON object per line on stdout.
 #[derive(Debug, Default)]
 pub struct JsonEvents;
@@ -90,6 +105,8 @@ pub struct PairingUi {
     /// Whether the displays have shown anything yet (an error before pairing started is only
     /// printed by `main`, not drawn as a screen).
     drawn: bool,
+    /// The host(s) the flow talks to, named in network warnings.
+    server: Option<String>,
 }
 
 impl PairingUi {
@@ -100,7 +117,21 @@ impl PairingUi {
             events: events.then_some(JsonEvents),
             current: None,
             drawn: false,
+            server: None,
         }
+    }
+
+    /// The server(s) the flow talks to (URLs; only their hosts are kept), so that a network
+    /// warning says which host did not resolve or answer.
+    pub fn talking_to(&mut self, urls: &[&str]) {
+        let mut hosts: Vec<String> = Vec::new();
+        for u in urls {
+            let host = host_of(u);
+            if !host.is_empty() && !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        self.server = (!hosts.is_empty()).then(|| hosts.join(" / "));
     }
 
     /// Emits a JSON event when events are on.
@@ -164,6 +195,7 @@ impl PairingUi {
                 self.event("slow_down", json!({ "interval_s": secs_f(*interval) }));
             }
             Notice::OtherDc { location, accounts_url } => {
+                self.talking_to(&[accounts_url]);
                 tracing::info!("the account lives in data centre {location}; polling {accounts_url}");
                 self.event(
                     "other_dc",
@@ -171,7 +203,10 @@ impl PairingUi {
                 );
             }
             Notice::Retry { reason, delay } => {
-                tracing::warn!("{reason}; retrying in {:.1} s", delay.as_secs_f64());
+                match &self.server {
+                    Some(host) => tracing::warn!("{host}: {reason}; retrying in {:.1} s", delay.as_secs_f64()),
+                    None => tracing::warn!("{reason}; retrying in {:.1} s", delay.as_secs_f64()),
+                }
                 self.event("retry", json!({ "reason": reason.code(), "delay_s": secs_f(*delay) }));
             }
             Notice::CodeExpired { pause } => {
@@ -232,6 +267,14 @@ impl PairingUi {
             });
         }
     }
+}
+
+/// `accounts.zoho.eu` of `https://accounts.zoho.eu/oauth/v3/device/code` (with the port when
+/// there is one).
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string()
 }
 
 fn secs_f(d: Duration) -> f64 {

@@ -4,7 +4,7 @@
 # ARMv6), run them under qemu-user on the boards' CPU models (cortex-a72, arm1176) against the
 # simulator, and package them. Called from .ci/run; needs Rust through rustup.
 #
-# What it installs: qemu-user-static (and python3-venv when missing) from apt; the rest is
+# What it installs: qemu-user-static, lintian (and python3-venv when missing) from apt; the rest is
 # installed by `cargo board build` itself: the rustup targets (or rust-src for -Zbuild-std where
 # rustup has no rust-std), and zig + cargo-zigbuild from PyPI into ~/.cache/zigenv.
 #
@@ -22,10 +22,11 @@ export ZOHO_DEVICE_REQUIRE_TOOLS=1
 
 step() { printf '\n=== [%4ss] %s\n' "$SECONDS" "$*"; }
 
-step "apt: qemu-user-static, python3-venv"
+step "apt: qemu-user-static, python3-venv, lintian"
 need=()
 command -v qemu-aarch64-static >/dev/null && command -v qemu-arm-static >/dev/null \
     || need+=(qemu-user-static)
+command -v lintian >/dev/null || need+=(lintian)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then
     apt-get update -qq
@@ -44,12 +45,17 @@ cargo board build "${board_args[@]}" --max-size-mb 3.0
 step "smoke ${BOARDS} under qemu-user"
 cargo board smoke "${board_args[@]}"
 
-step "package ${BOARDS}"
+step "package ${BOARDS} (builds again only what changed; man pages and completions from a host build)"
 out=$(mktemp -d)
 cargo board package "${board_args[@]}" --out-dir "$out"
 for deb in "$out"/*.deb; do
     dpkg-deb --info "$deb" >/dev/null
     dpkg-deb --contents "$deb" | grep ' ./usr/bin/zoho-device$' >/dev/null
+done
+
+step "lintian ${BOARDS}: fails on any error or warning (overrides in the package say why)"
+for deb in "$out"/*.deb; do
+    lintian --fail-on error,warning --display-info "$deb"
 done
 rm -rf "$out"
 

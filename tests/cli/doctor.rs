@@ -37,7 +37,7 @@ fn doctor_names_the_dc_of_a_wrong_dc_client() {
     let out = w.run(&["doctor"]);
     // Exit 5, as `login` would: Zoho rejects the client at this DC.
     out.code(5)
-        .stdout_has(&["FAIL", "invalid_client", "registered in eu", "--dc eu"])
+        .stdout_has(&["FAIL", "invalid_client", "registered in data centre eu", "--dc eu"])
         .stderr_has(&["1 check(s) failed: registration", "run `zoho-device doctor` again"]);
     w.assert_no_secret_leaked();
 }

@@ -68,3 +68,52 @@ fn logout_deletes_a_corrupt_token_file() {
     assert!(!w.token_path().exists());
     assert!(w.sim.requests_to("/oauth/v2/token/revoke").is_empty());
 }
+
+#[test]
+fn logout_without_a_secret_keeps_the_pairing_and_exits_2() {
+    let mut w = World::new(auto_config());
+    w.login();
+    let before = w.token_bytes();
+    w.set("ZOHO_CLIENT_SECRET", None);
+    let out = w.run(&["logout"]);
+    out.code(2).stderr_has(&[
+        "cannot revoke",
+        "is kept",
+        "no client secret configured",
+        "--local-only",
+    ]);
+    assert!(!out.stderr.contains("needed to refresh the token)"), "{}", out.stderr);
+    assert_eq!(w.token_bytes(), before, "the pairing is kept");
+    assert_eq!(w.sim.refresh_tokens(USER).len(), 1);
+}
+
+#[test]
+fn logout_with_another_clients_configuration_keeps_the_pairing_and_exits_2() {
+    let mut w = World::new(auto_config());
+    w.login();
+    let before = w.token_bytes();
+    w.set("ZOHO_CLIENT_ID", Some("1004.SOMEONEELSE"));
+    let out = w.run(&["logout"]);
+    out.code(2)
+        .stderr_has(&["is kept", "belongs to client", "--local-only"]);
+    assert_eq!(w.token_bytes(), before);
+    assert!(w.sim.requests_to("/oauth/v2/token/revoke").is_empty());
+}
+
+#[test]
+fn logout_local_only_deletes_without_revoking_and_says_so() {
+    let mut w = World::new(auto_config());
+    w.login();
+    let refresh = w.token_json()["refresh_token"].as_str().unwrap().to_string();
+    // No secret needed to forget a pairing locally.
+    w.set("ZOHO_CLIENT_SECRET", None);
+    let out = w.run(&["logout", "--local-only"]);
+    out.code(0).stderr_has(&["Deleted the token file", "without revoking"]);
+    assert!(!w.token_path().exists());
+    assert_eq!(
+        w.sim.refresh_tokens(USER),
+        [refresh],
+        "still live at the server, as said"
+    );
+    assert!(w.sim.requests_to("/oauth/v2/token/revoke").is_empty());
+}

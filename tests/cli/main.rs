@@ -2,10 +2,14 @@
 
 mod bad_input;
 mod books;
+mod completions;
+mod demo;
 mod docs;
 mod doctor;
+mod first_hour;
 mod login;
 mod logout;
+mod pipes;
 mod secrets;
 mod token;
 mod util;

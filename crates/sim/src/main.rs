@@ -168,6 +168,28 @@ fn config(args: Args) -> Result<(SimConfig, bool), String> {
     Ok((cfg, args.log_requests))
 }
 
+/// The `export` line that points zoho-device at this simulator: client, secret, accounts
+/// server, and a token file of its own (never a real pairing's).
+fn export_block(id: &str, secret: &str, accounts_url: &str) -> String {
+    format!(
+        "export ZOHO_CLIENT_ID={} ZOHO_CLIENT_SECRET={} ZOHO_ACCOUNTS_URL={} \\\n       ZOHO_TOKEN_FILE=\"${{XDG_STATE_HOME:-$HOME/.local/state}}/zoho-device/sim-token.json\"",
+        shell_quote(id),
+        shell_quote(secret),
+        shell_quote(accounts_url)
+    )
+}
+
+/// `value` as one POSIX shell word: as it is when it is made of safe characters, else in
+/// single quotes.
+fn shell_quote(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.:/,@%+=".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
 fn main() -> ExitCode {
     let (cfg, log_requests) = match config(Args::parse()) {
         Ok(c) => c,
@@ -176,6 +198,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let first_client = cfg
+        .clients
+        .first()
+        .map(|c| (c.id.clone(), c.secret.clone(), c.locations.first().cloned()));
     let clients: Vec<String> = cfg
         .clients
         .iter()
@@ -200,6 +226,13 @@ fn main() -> ExitCode {
     }
     println!("  clients: {}", clients.join(", "));
     println!("  users:   {}", users.join(", "));
+    if let Some((id, secret, Some(home))) = &first_client {
+        // Ready to paste: the CLI pointed at this simulator, with its own token file beside
+        // (never over) a real pairing's.
+        println!("\nTo point zoho-device at it, paste into a shell:\n");
+        println!("{}", export_block(id, secret, &sim.accounts_url(home)));
+        println!("zoho-device login\n");
+    }
     let mut seen = 0;
     loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -222,5 +255,29 @@ fn main() -> ExitCode {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_export_block_sets_every_variable_when_pasted_into_sh() {
+        let block = export_block("1004.SIMCLIENT", "it's a secret $HOME", "http://127.0.0.1:4242");
+        let script = format!(
+            "{block}\nprintf '%s\\n' \"$ZOHO_CLIENT_ID\" \"$ZOHO_CLIENT_SECRET\" \"$ZOHO_ACCOUNTS_URL\" \"$ZOHO_TOKEN_FILE\""
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("HOME", "/home/someone")
+            .env_remove("XDG_STATE_HOME")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "1004.SIMCLIENT\nit's a secret $HOME\nhttp://127.0.0.1:4242\n/home/someone/.local/state/zoho-device/sim-token.json\n"
+        );
     }
 }

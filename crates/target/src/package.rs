@@ -46,8 +46,22 @@ pub const UNIT_PATH: &str = "/lib/systemd/system/zoho-device.service";
 pub const CONFIG_PATH: &str = "/etc/zoho-device/config.toml";
 /// The Debian documentation directory.
 pub const DOC_DIR: &str = "/usr/share/doc/zoho-device";
+/// Where the `.deb` installs the man pages (gzipped, one per command).
+pub const MAN_DIR: &str = "/usr/share/man/man1";
+/// Where bash-completion looks for the completion of `zoho-device`.
+pub const BASH_COMPLETION: &str = "/usr/share/bash-completion/completions/zoho-device";
+/// Where zsh looks for packaged completions.
+pub const ZSH_COMPLETION: &str = "/usr/share/zsh/vendor-completions/_zoho-device";
+/// Where fish looks for packaged completions.
+pub const FISH_COMPLETION: &str = "/usr/share/fish/vendor_completions.d/zoho-device.fish";
+/// Lintian's overrides of this package, each with its reason.
+pub const LINTIAN_OVERRIDES: &str = "/usr/share/lintian/overrides/zoho-device";
 /// The Debian package name.
 pub const DEB_PACKAGE: &str = "zoho-device";
+/// The Debian revision of the package of an upstream version (`0.1.0-1`): this packaging is
+/// kept apart from the program's releases, as for any package Debian builds from upstream
+/// sources, so its changelog is `changelog.Debian.gz`.
+pub const DEB_REVISION: &str = "1";
 /// The `Maintainer:` field unless `$DEB_MAINTAINER` says otherwise.
 pub const DEFAULT_MAINTAINER: &str = "zoho-device developers <maintainers@zoho-device.invalid>";
 /// The project's home page.
@@ -66,6 +80,73 @@ pub struct PackageSpec<'a> {
     pub version: &'a str,
     /// The README shipped in the tarball and in `/usr/share/doc`.
     pub readme: &'a str,
+    /// The man pages and shell completions, generated from the program's command line
+    /// ([`GeneratedDocs::from_program`]).
+    pub docs: &'a GeneratedDocs,
+}
+
+/// What the program generates about itself: its man pages and shell completions.
+#[derive(Clone, Debug, Default)]
+pub struct GeneratedDocs {
+    /// `(file name, roff)`: `zoho-device.1`, `zoho-device-login.1`, ...
+    pub man_pages: Vec<(String, Vec<u8>)>,
+    /// The bash completion script.
+    pub bash: Vec<u8>,
+    /// The zsh completion function (`_zoho-device`).
+    pub zsh: Vec<u8>,
+    /// The fish completions.
+    pub fish: Vec<u8>,
+}
+
+impl GeneratedDocs {
+    /// Runs `program` (a `zoho-device` that runs on this machine, e.g. `cargo run -q -p
+    /// zoho-device --`: the cross-built board binary cannot run here) to write its man pages
+    /// into a scratch directory and print its completions.
+    pub fn from_program(program: &[String], scratch: &Path) -> Result<GeneratedDocs, String> {
+        let (exe, pre) = program.split_first().ok_or("no program to generate the docs with")?;
+        let run = |args: &[&str]| -> Result<Vec<u8>, String> {
+            let out = Command::new(exe)
+                .args(pre)
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run {exe}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{} {} failed: {}",
+                    program.join(" "),
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            Ok(out.stdout)
+        };
+        let dir = scratch.join(".man");
+        let _ = fs::remove_dir_all(&dir);
+        let dir_str = dir.to_str().ok_or("a scratch path that is not UTF-8")?;
+        run(&["man", "--out-dir", dir_str])?;
+        let mut man_pages = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".1") {
+                man_pages.push((
+                    name,
+                    fs::read(entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?,
+                ));
+            }
+        }
+        let _ = fs::remove_dir_all(&dir);
+        man_pages.sort();
+        if !man_pages.iter().any(|(n, _)| n == "zoho-device.1") {
+            return Err(format!("{} man wrote no zoho-device.1", program.join(" ")));
+        }
+        Ok(GeneratedDocs {
+            man_pages,
+            bash: run(&["completions", "bash"])?,
+            zsh: run(&["completions", "zsh"])?,
+            fish: run(&["completions", "fish"])?,
+        })
+    }
 }
 
 /// What goes into a file of the package.
@@ -148,12 +229,17 @@ impl PackageSpec<'_> {
         format!("{DEB_PACKAGE}-{}-{}", self.version, self.flavour())
     }
 
-    /// `zoho-device_0.1.0_pi4_arm64.deb`: Debian's `name_version_arch` with the board in
+    /// The Debian version: the program's version and the packaging's revision (`0.1.0-1`).
+    pub fn deb_version(&self) -> String {
+        format!("{}-{DEB_REVISION}", self.version)
+    }
+
+    /// `zoho-device_0.1.0-1_pi4_arm64.deb`: Debian's `name_version_arch` with the board in
     /// between, because two different armhf builds exist (ARMv6 for the Pi Zero, ARMv7).
     pub fn deb_file_name(&self) -> String {
         format!(
             "{DEB_PACKAGE}_{}_{}_{}.deb",
-            self.version,
+            self.deb_version(),
             self.flavour(),
             self.board.deb_arch
         )
@@ -162,7 +248,7 @@ impl PackageSpec<'_> {
     /// The files of the installed system, relative to `/`.
     pub fn data_entries(&self) -> Vec<Entry> {
         let rel = |p: &str| p.trim_start_matches('/').to_owned();
-        vec![
+        let mut entries = vec![
             Entry {
                 path: rel(BINARY_PATH),
                 mode: 0o755,
@@ -172,7 +258,41 @@ impl PackageSpec<'_> {
             Entry::bytes(&rel(CONFIG_PATH), 0o644, CONFIG),
             Entry::bytes(&format!("{}/README.md", rel(DOC_DIR)), 0o644, self.readme),
             Entry::bytes(&format!("{}/copyright", rel(DOC_DIR)), 0o644, copyright()),
-        ]
+        ];
+        entries.push(Entry::bytes(
+            &format!("{}/changelog.Debian.gz", rel(DOC_DIR)),
+            0o644,
+            gzip(self.changelog().as_bytes()),
+        ));
+        for (name, page) in &self.docs.man_pages {
+            entries.push(Entry::bytes(&format!("{}/{name}.gz", rel(MAN_DIR)), 0o644, gzip(page)));
+        }
+        entries.push(Entry::bytes(&rel(BASH_COMPLETION), 0o644, self.docs.bash.clone()));
+        entries.push(Entry::bytes(&rel(ZSH_COMPLETION), 0o644, self.docs.zsh.clone()));
+        entries.push(Entry::bytes(&rel(FISH_COMPLETION), 0o644, self.docs.fish.clone()));
+        let mut overrides = LINTIAN_OVERRIDE_NOT_IN_DEBIAN.to_owned();
+        if self.libc == Libc::Musl {
+            overrides.push_str(LINTIAN_STATIC_OVERRIDE);
+        }
+        entries.push(Entry::bytes(&rel(LINTIAN_OVERRIDES), 0o644, overrides));
+        entries
+    }
+
+    /// `/usr/share/doc/zoho-device/changelog.Debian.gz`, uncompressed: one entry for this
+    /// build, dated like the archive's files.
+    pub fn changelog(&self) -> String {
+        let maintainer = std::env::var("DEB_MAINTAINER").unwrap_or_else(|_| DEFAULT_MAINTAINER.to_owned());
+        format!(
+            "{DEB_PACKAGE} ({deb_version}) unstable; urgency=medium\n\n  \
+             * zoho-device {version} for {board} ({target}),\n    \
+             packaged by `cargo board package`.\n\n \
+             -- {maintainer}  {date}\n",
+            deb_version = self.deb_version(),
+            version = self.version,
+            board = self.board.name,
+            target = self.board.target(self.libc),
+            date = rfc2822(mtime_for(self.binary)),
+        )
     }
 
     /// The files of the tarball, relative to its top directory.
@@ -191,10 +311,11 @@ impl PackageSpec<'_> {
         ]
     }
 
-    /// The `.deb`'s `DEBIAN/` files (control, conffiles, maintainer scripts).
-    pub fn control_entries(&self, installed_size_kib: u64) -> Vec<Entry> {
+    /// The `.deb`'s `DEBIAN/` files (control, md5sums, conffiles, maintainer scripts).
+    pub fn control_entries(&self, installed_size_kib: u64, md5sums: String) -> Vec<Entry> {
         let mut entries = vec![
             Entry::bytes("control", 0o644, self.control(installed_size_kib)),
+            Entry::bytes("md5sums", 0o644, md5sums),
             Entry::bytes("conffiles", 0o644, format!("{CONFIG_PATH}\n")),
             Entry::bytes("postinst", 0o755, POSTINST),
             Entry::bytes("prerm", 0o755, PRERM),
@@ -222,7 +343,7 @@ impl PackageSpec<'_> {
         let _ = write!(
             control,
             "Package: {DEB_PACKAGE}\n\
-             Version: {version}\n\
+             Version: {deb_version}\n\
              Architecture: {arch}\n\
              Maintainer: {maintainer}\n\
              Installed-Size: {installed_size_kib}\n\
@@ -235,8 +356,9 @@ impl PackageSpec<'_> {
              it shows a code (and a QR) that a person approves on a phone, keeps the\n \
              token fresh as a systemd service, and hands it to local programs.\n \
              .\n \
-             Built for {models} ({target}, {linkage}).\n",
-            version = self.version,
+             Built for {models}\n \
+             ({target}, {linkage}).\n",
+            deb_version = self.deb_version(),
             arch = self.board.deb_arch,
             depends = depends.join(", "),
             models = self.board.models,
@@ -259,14 +381,148 @@ case \"$(uname -m)\" in\n\
 esac\n\
 exit 0\n";
 
-/// `/usr/share/doc/zoho-device/copyright`: both licences in full.
+/// `/usr/share/doc/zoho-device/copyright` in Debian's machine-readable format (DEP-5): the MIT
+/// text in full, Apache-2.0 by reference to the copy every Debian system has.
 pub fn copyright() -> String {
+    let mit = LICENSE_MIT
+        .lines()
+        .skip_while(|l| !l.starts_with("Permission is hereby granted"))
+        .map(|l| {
+            if l.trim().is_empty() {
+                " .".to_owned()
+            } else {
+                format!(" {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let holder = LICENSE_MIT
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Copyright (c) "))
+        .unwrap_or("The zoho-device developers");
     format!(
-        "zoho-device is licensed under either of the MIT licence or the Apache License 2.0,\n\
-         at your option. Source: {HOMEPAGE}\n\n\
-         ==> MIT <==\n\n{LICENSE_MIT}\n\
-         ==> Apache-2.0 <==\n{LICENSE_APACHE}"
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+         Upstream-Name: {DEB_PACKAGE}\n\
+         Source: {HOMEPAGE}\n\
+         \n\
+         Files: *\n\
+         Copyright: {holder}\n\
+         License: MIT or Apache-2.0\n\
+         \n\
+         License: MIT\n\
+         {mit}\n\
+         \n\
+         License: Apache-2.0\n \
+         Licensed under the Apache License, Version 2.0 (the \"License\"); you may not\n \
+         use this file except in compliance with the License. Unless required by\n \
+         applicable law or agreed to in writing, software distributed under the\n \
+         License is distributed on an \"AS IS\" BASIS, WITHOUT WARRANTIES OR CONDITIONS\n \
+         OF ANY KIND, either express or implied.\n \
+         .\n \
+         On Debian systems, the full text of the Apache License, Version 2.0 is in\n \
+         /usr/share/common-licenses/Apache-2.0.\n"
     )
+}
+
+/// The override of lintian's check for an ITP bug closed by a first Debian upload, with its
+/// reason.
+pub const LINTIAN_OVERRIDE_NOT_IN_DEBIAN: &str = "\
+# Not uploaded to Debian: the project builds and publishes this package itself, so its first
+# changelog entry has no Intent To Package bug to close.
+zoho-device: initial-upload-closes-no-bugs [usr/share/doc/zoho-device/changelog.Debian.gz:1]
+";
+
+/// The override of lintian's `statically-linked-binary`, with its reason.
+pub const LINTIAN_STATIC_OVERRIDE: &str = "\
+# Static musl by design: the one binary runs on every Raspberry Pi OS release and on other
+# distributions, with no C library version to match (built with `cargo board build`).
+zoho-device: statically-linked-binary [usr/bin/zoho-device]
+";
+
+/// `bytes` gzipped as `gzip -9n` does: best compression, no file name, no timestamp (the
+/// package is reproducible, and lintian asks for exactly that).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
+    // Writing into a Vec cannot fail.
+    let _ = gz.write_all(bytes);
+    gz.finish().unwrap_or_default()
+}
+
+/// `DEBIAN/md5sums`: `md5  path` for every file but the conffiles (as dh_md5sums writes it).
+pub fn md5sums(data: &[Entry]) -> io::Result<String> {
+    let mut out = String::new();
+    for entry in data {
+        if format!("/{}", entry.path) == CONFIG_PATH {
+            continue;
+        }
+        let digest = md5::compute(entry.read()?);
+        let _ = writeln!(out, "{digest:x}  {}", entry.path);
+    }
+    Ok(out)
+}
+
+/// Unix seconds as an RFC 2822 date (`Sun, 06 Dec 2026 00:13:17 +0000`), as changelogs want.
+pub fn rfc2822(unix: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix / 86_400;
+    let secs = unix % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    #[allow(clippy::cast_possible_truncation)]
+    let (weekday, month_name) = (DAYS[(days % 7) as usize], MONTHS[(month - 1) as usize]);
+    format!(
+        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// A copy of the ELF `binary` in `dir` without the sections a shipped binary does not need
+/// (`.comment`: compiler and linker versions), made with the toolchain's `rust-objcopy`
+/// (LLVM's, which knows every target). Anything that is not ELF is returned as it is.
+pub fn without_unneeded_sections(binary: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let head = fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+    if !head.starts_with(b"\x7fELF") {
+        return Ok(binary.to_owned());
+    }
+    let mut objcopy = crate::toolchain::rust_objcopy()
+        .ok_or("rust-objcopy not found in the Rust toolchain (rustup ships it in lib/rustlib/HOST/bin)")?;
+    let name = objcopy.get_program().to_string_lossy().into_owned();
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let out = dir.join("zoho-device");
+    let result = objcopy
+        .args(["--remove-section=.comment", "--remove-section=.note.gnu.gold-version"])
+        .arg(binary)
+        .arg(&out)
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    if !result.status.success() {
+        return Err(format!(
+            "{name} failed on {}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&result.stderr).trim()
+        ));
+    }
+    // Same modification time: archive dates follow the build, not the packaging.
+    if let Ok(modified) = fs::metadata(binary).and_then(|m| m.modified()) {
+        let _ = fs::File::options()
+            .write(true)
+            .open(&out)
+            .and_then(|f| f.set_modified(modified));
+    }
+    Ok(out)
 }
 
 /// Writes the `.tar.gz` and the `.deb` for `spec` into `out_dir`.
@@ -307,7 +563,8 @@ pub fn write_deb(spec: &PackageSpec<'_>, out_dir: &Path, builder: DebBuilder) ->
         };
         installed += len.div_ceil(1024);
     }
-    let control = spec.control_entries(installed);
+    let md5sums = md5sums(&data).map_err(|e| format!("md5sums: {e}"))?;
+    let control = spec.control_entries(installed, md5sums);
     match builder {
         DebBuilder::DpkgDeb => dpkg_deb_build(&data, &control, out_dir, &path)?,
         DebBuilder::Builtin => {

@@ -217,6 +217,36 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// The toolchain's `rust-objcopy` (LLVM's objcopy, every target), ready to run: from
+/// `$(rustc --print sysroot)/lib/rustlib/HOST/bin` with the toolchain's `lib` (its libLLVM) on
+/// the library path, as rustup's proxies would set it, else `rust-objcopy` or `llvm-objcopy` on
+/// `PATH`.
+pub fn rust_objcopy() -> Option<Command> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc).args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let host = Command::new(&rustc).args(["--version", "--verbose"]).output().ok()?;
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))?;
+    let bundled = sysroot.join("lib/rustlib").join(host).join("bin/rust-objcopy");
+    if bundled.is_file() {
+        let mut libs = vec![sysroot.join("lib")];
+        if let Some(existing) = env::var_os("LD_LIBRARY_PATH") {
+            libs.extend(env::split_paths(&existing));
+        }
+        let mut cmd = Command::new(bundled);
+        if let Ok(joined) = env::join_paths(libs) {
+            cmd.env("LD_LIBRARY_PATH", joined);
+        }
+        Some(cmd)
+    } else {
+        which("rust-objcopy")
+            .or_else(|| which("llvm-objcopy"))
+            .map(Command::new)
+    }
+}
+
 fn runs(program: &Path, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
