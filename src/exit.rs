@@ -135,7 +135,20 @@ impl From<Error> for AppError {
             Error::InvalidClient { .. } => {
                 Some("`zoho-device doctor` probes which data centre knows the client ID; or try --dc auto")
             }
-            Error::InvalidClientSecret => {
+            Error::InvalidClientSecret {
+                location: Some(loc), ..
+            } if zoho_device_core::DataCenter::from_location(loc).is_some() => {
+                let up = loc.to_ascii_uppercase();
+                return AppError {
+                    exit,
+                    message: e.to_string(),
+                    hint: Some(format!(
+                        "set ZOHO_CLIENT_SECRET_{up} (or ZOHO_CLIENT_SECRET_FILE_{up}, client_secret_files.{loc} in the config file, the systemd credential zoho-client-secret-{loc}) to the secret api-console.zoho.com shows for data centre {loc}; data centres without one use ZOHO_CLIENT_SECRET / --client-secret-file"
+                    )),
+                    core: Some(e),
+                };
+            }
+            Error::InvalidClientSecret { .. } => {
                 Some("set ZOHO_CLIENT_SECRET or --client-secret-file to the secret shown in api-console.zoho.com")
             }
             Error::InvalidGrant { .. } => Some("run `zoho-device login` to pair again"),

@@ -28,8 +28,15 @@ pub enum Error {
         /// The accounts server that refused the client.
         accounts_url: String,
     },
-    /// The client secret is wrong or was reset in the API console (`invalid_client_secret`).
-    InvalidClientSecret,
+    /// The client secret is wrong or was reset in the API console (`invalid_client_secret`). A
+    /// client enabled in several data centres (Multi-DC) may have another secret in each:
+    /// `location` names the DC whose server refused it, when known.
+    InvalidClientSecret {
+        /// The accounts server that refused the secret.
+        accounts_url: String,
+        /// Its DC's location code (`eu`), when known.
+        location: Option<String>,
+    },
     /// The refresh token is unknown or revoked (`invalid_code` on refresh): revoked by the user,
     /// evicted as the user's 21st refresh token, password changed. Pair again. (A device code
     /// refused while polling is [`Error::CodeRejected`].)
@@ -52,6 +59,12 @@ pub enum Error {
     Unsafe(String),
     /// `other_dc` named a location no table or `serverinfo` maps to an accounts server.
     UnknownLocation(String),
+    /// `other_dc` named no location (neither `user_location` nor `dc`), and nothing else in the
+    /// reply matched a location `serverinfo` knows. Polling cannot follow the user.
+    OtherDcWithoutLocation {
+        /// What the reply held besides `error` (names and values, printable), for the message.
+        reply: String,
+    },
     /// A JSON error the protocol does not define (e.g. `invalid_scope`), passed through.
     Server {
         /// The `error` field.
@@ -133,7 +146,9 @@ impl Error {
         match self {
             Error::Denied => ErrorKind::Denied,
             Error::CodeExpired | Error::CodeRejected { .. } => ErrorKind::Expired,
-            Error::InvalidClient { .. } | Error::InvalidClientSecret => ErrorKind::ClientRejected,
+            Error::InvalidClient { .. } | Error::InvalidClientSecret { .. } | Error::OtherDcWithoutLocation { .. } => {
+                ErrorKind::ClientRejected
+            }
             Error::InvalidGrant { .. } => ErrorKind::NeedsPairing,
             Error::Throttled | Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Unsafe(_) => ErrorKind::Unsafe,
@@ -155,12 +170,13 @@ impl Error {
             Error::CodeExpired => "expired",
             Error::CodeRejected { .. } => "code_rejected",
             Error::InvalidClient { .. } => "invalid_client",
-            Error::InvalidClientSecret => "invalid_client_secret",
+            Error::InvalidClientSecret { .. } => "invalid_client_secret",
             Error::InvalidGrant { .. } => "invalid_grant",
             Error::Throttled => "throttled",
             Error::Unavailable { .. } => "unavailable",
             Error::Unsafe(_) => "unsafe_server_data",
             Error::UnknownLocation(_) => "unknown_location",
+            Error::OtherDcWithoutLocation { .. } => "other_dc_without_location",
             Error::Server { code, .. } => code,
             Error::Protocol(_) => "protocol",
             Error::Config(_) => "config",
@@ -182,7 +198,14 @@ impl fmt::Display for Error {
                 f,
                 "{accounts_url} does not know this client ID (invalid_client): check the client ID, and that the client was registered in this data centre (or enable it under Multi-DC in the API console)"
             ),
-            Error::InvalidClientSecret => f.write_str("Zoho rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"),
+            Error::InvalidClientSecret { accounts_url, location: Some(loc) } => write!(
+                f,
+                "data centre {loc} ({accounts_url}) rejected the client secret (invalid_client_secret): a client enabled in several data centres (Multi-DC) may have a separate secret in each; give {loc}'s secret from the API console (it changes when reset)"
+            ),
+            Error::InvalidClientSecret { accounts_url, location: None } => write!(
+                f,
+                "{accounts_url} rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"
+            ),
             Error::InvalidGrant { code } => write!(
                 f,
                 "the refresh token is no longer valid ({code}): it was revoked, replaced by newer pairings (Zoho keeps 20 per user and client), or the password changed; pair the device again"
@@ -191,6 +214,10 @@ impl fmt::Display for Error {
             Error::Unavailable { attempts, last } => write!(f, "the server could not be reached after {attempts} attempt(s); last failure: {last}"),
             Error::Unsafe(why) => write!(f, "unsafe server data refused: {why}"),
             Error::UnknownLocation(loc) => write!(f, "the account lives in data centre {loc:?}, which is not known; set the accounts URL explicitly"),
+            Error::OtherDcWithoutLocation { reply } => write!(
+                f,
+                "the server answered other_dc (the account lives in another data centre) without naming it (no user_location, no dc), and serverinfo did not match anything in the reply ({reply}); start the login at the user's data centre (the domain they sign in at: accounts.zoho.eu is eu), with the client enabled there (Multi-DC)"
+            ),
             Error::Server { code, description: Some(d) } => write!(f, "the server answered {code}: {d}"),
             Error::Server { code, description: None } => write!(f, "the server answered {code}"),
             Error::Protocol(why) => write!(f, "unexpected reply from the server: {why}"),

@@ -75,7 +75,7 @@ pub mod reqwest_driver;
 #[cfg(feature = "embedded-svc")]
 pub mod embedded;
 
-pub use codec::{ClientCredentials, Profile};
+pub use codec::{ClientCredentials, DcSecrets, Profile};
 pub use config::{Backoff, FlowConfig, KioskPolicy, Next, Retry};
 pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 pub use error::{Error, ErrorKind, Transient, TransportError};

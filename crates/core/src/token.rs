@@ -117,7 +117,13 @@ impl TokenEndpoint {
             }),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
-            Reply::Error(e) => Err(grant_error(e, &self.token_url)),
+            Reply::Error(e) => Err(match grant_error(e, &self.token_url) {
+                Error::InvalidClientSecret { accounts_url, .. } => Error::InvalidClientSecret {
+                    accounts_url,
+                    location: previous.location.clone(),
+                },
+                other => other,
+            }),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
     }
@@ -165,7 +171,10 @@ pub(crate) fn grant_error(e: codec::OAuthError, url: &str) -> Error {
         "invalid_client" | "unauthorized_client" => Error::InvalidClient {
             accounts_url: origin(url),
         },
-        "invalid_client_secret" => Error::InvalidClientSecret,
+        "invalid_client_secret" => Error::InvalidClientSecret {
+            accounts_url: origin(url),
+            location: None,
+        },
         _ => Error::Server {
             code: e.code,
             description: e.description,
