@@ -55,16 +55,29 @@ impl Context {
             ))
             .hint("use the same client ID, another --token-file, or pair again with `zoho-device login`"));
         }
-        if stored.profile() == Profile::Zoho && self.settings.client_secret.is_none() {
-            return Err(
-                AppError::usage("no client secret configured (needed to refresh the token)")
-                    .hint("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file"),
-            );
-        }
-        Ok(ClientCredentials {
+        // Multi-DC: the token's data centre may have a secret of its own.
+        let location = stored
+            .tokens
+            .location
+            .as_deref()
+            .filter(|_| stored.profile() == Profile::Zoho);
+        let client = ClientCredentials {
             client_id: stored.client_id.clone(),
             client_secret: self.settings.client_secret.clone(),
-        })
+        }
+        .at(&self.settings.dc_secret_map(), location);
+        if stored.profile() == Profile::Zoho && client.client_secret.is_none() {
+            let own = location
+                .and_then(DataCenter::from_location)
+                .map(|dc| format!(" (or {})", crate::settings::dc_secret_settings(dc)))
+                .unwrap_or_default();
+            return Err(
+                AppError::usage("no client secret configured (needed to refresh the token)").hint(format!(
+                    "set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file{own}"
+                )),
+            );
+        }
+        Ok(client)
     }
 
     /// Where a stored token refreshes and revokes.

@@ -1,9 +1,10 @@
 //! Settings: flags over environment over the config file, validated once.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use zoho_device_core::{ClientCredentials, ClientSecret, DataCenter, Profile, ServerUrl};
+use zoho_device_core::{ClientCredentials, ClientSecret, DataCenter, DcSecrets, Profile, ServerUrl};
 
 use crate::cli::{GlobalArgs, ProfileArg};
 use crate::exit::AppError;
@@ -19,6 +20,9 @@ pub struct ConfigFile {
     pub client_id: Option<String>,
     /// Path of a file holding the client secret.
     pub client_secret_file: Option<PathBuf>,
+    /// Multi-DC: files holding the secret of a data centre, by location code
+    /// (`client_secret_files = { eu = "/etc/zoho-device/secret-eu" }`).
+    pub client_secret_files: Option<BTreeMap<String, PathBuf>>,
     /// Data centre or `auto`.
     pub dc: Option<String>,
     /// Accounts server override.
@@ -88,6 +92,8 @@ pub enum Endpoint {
 pub enum SecretSource {
     /// `ZOHO_CLIENT_SECRET`.
     Env,
+    /// Another environment variable, by name (`ZOHO_CLIENT_SECRET_EU`).
+    EnvVar(String),
     /// A file (flag, env or config).
     File(PathBuf),
     /// systemd credential.
@@ -105,6 +111,8 @@ pub struct Settings {
     pub client_secret: Option<ClientSecret>,
     /// Where it came from.
     pub secret_source: Option<SecretSource>,
+    /// Multi-DC: the data centres with a secret of their own (the others use the common one).
+    pub dc_secrets: Vec<DcSecret>,
     /// The server.
     pub endpoint: Endpoint,
     /// Scopes.
@@ -119,6 +127,26 @@ pub struct Settings {
     pub on_needs_pairing: Option<String>,
     /// Ask for a refresh token (`access_type=offline` / the `offline_access` scope).
     pub offline_access: bool,
+}
+
+/// A data centre's own client secret (Zoho Multi-DC), and where it came from.
+#[derive(Clone, Debug)]
+pub struct DcSecret {
+    /// The DC.
+    pub dc: DataCenter,
+    /// Its secret.
+    pub secret: ClientSecret,
+    /// Where it came from.
+    pub source: SecretSource,
+}
+
+/// Where a DC's own secret can be set, for messages: `ZOHO_CLIENT_SECRET_EU`, ….
+pub fn dc_secret_settings(dc: DataCenter) -> String {
+    let loc = dc.location();
+    let up = loc.to_ascii_uppercase();
+    format!(
+        "ZOHO_CLIENT_SECRET_{up}, ZOHO_CLIENT_SECRET_FILE_{up}, client_secret_files.{loc} in the config file, or the systemd credential zoho-client-secret-{loc}"
+    )
 }
 
 impl Settings {
@@ -153,6 +181,10 @@ impl Settings {
         }
 
         let (client_secret, secret_source) = load_secret(args, file.client_secret_file.as_deref(), env)?;
+        let dc_secrets = match profile {
+            Profile::Zoho => load_dc_secrets(file.client_secret_files.as_ref(), env)?,
+            Profile::Rfc8628 => Vec::new(),
+        };
 
         let endpoint = match profile {
             Profile::Zoho => {
@@ -235,6 +267,7 @@ impl Settings {
             client_id,
             client_secret,
             secret_source,
+            dc_secrets,
             endpoint,
             scopes,
             token_file,
@@ -252,15 +285,27 @@ impl Settings {
                 "create a \"Non-browser Application\" at https://api-console.zoho.com, then set --client-id or ZOHO_CLIENT_ID (or try `zoho-device demo`)",
             )
         })?;
-        if self.profile == Profile::Zoho && self.client_secret.is_none() {
+        if self.profile == Profile::Zoho && self.client_secret.is_none() && self.dc_secrets.is_empty() {
             return Err(AppError::usage("no client secret configured").hint(
-                "set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (the secret is never accepted as a flag value)",
+                "set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (the secret is never accepted as a flag value); a client with Multi-DC secrets: ZOHO_CLIENT_SECRET_<DC> or ZOHO_CLIENT_SECRET_FILE_<DC>",
             ));
         }
         Ok(ClientCredentials {
             client_id,
             client_secret: self.client_secret.clone(),
         })
+    }
+}
+
+impl Settings {
+    /// The per-DC secrets for the core ([`zoho_device_core::DeviceFlow::with_dc_secrets`],
+    /// [`ClientCredentials::at`]).
+    pub fn dc_secret_map(&self) -> DcSecrets {
+        let mut out = DcSecrets::new();
+        for s in &self.dc_secrets {
+            out.insert(s.dc.location(), s.secret.clone());
+        }
+        out
     }
 }
 
@@ -298,9 +343,77 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, on_needs_pairing")
+            .hint("keys: client_id, client_secret_file, client_secret_files (a table: eu = \"PATH\"), dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, on_needs_pairing")
     })?;
     Ok((file, Some(path)))
+}
+
+/// Reads a client secret file (trimmed; empty is an error).
+fn read_secret_file(path: &Path) -> Result<ClientSecret, AppError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AppError::usage(format!("cannot read the client secret file {}: {e}", path.display()))
+            .hint("check the path and that this user may read it")
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(AppError::usage(format!(
+            "the client secret file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(ClientSecret::new(secret))
+}
+
+/// Multi-DC secrets, for each DC the first of: `ZOHO_CLIENT_SECRET_FILE_<DC>`,
+/// `ZOHO_CLIENT_SECRET_<DC>`, the systemd credential `zoho-client-secret-<dc>`, the config
+/// file's `client_secret_files.<dc>` — the order of the common secret's sources.
+fn load_dc_secrets(
+    files: Option<&BTreeMap<String, PathBuf>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<DcSecret>, AppError> {
+    if let Some(files) = files
+        && let Some(bad) = files.keys().find(|k| DataCenter::from_location(k).is_none())
+    {
+        return Err(AppError::usage(format!(
+            "config: client_secret_files names {bad:?}, which is not a data centre"
+        ))
+        .hint("use location codes: us, eu, in, au, jp, ca, sa, uk, ae, cn (e.g. client_secret_files = { eu = \"/etc/zoho-device/secret-eu\" })"));
+    }
+    let credentials = env("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let mut out = Vec::new();
+    for dc in DataCenter::ALL {
+        let up = dc.location().to_ascii_uppercase();
+        let file_var = format!("ZOHO_CLIENT_SECRET_FILE_{up}");
+        let value_var = format!("ZOHO_CLIENT_SECRET_{up}");
+        let from_file = |p: PathBuf| -> Result<(ClientSecret, SecretSource), AppError> {
+            Ok((read_secret_file(&p)?, SecretSource::File(p)))
+        };
+        let found = if let Some(p) = env(&file_var).filter(|s| !s.trim().is_empty()) {
+            Some(from_file(PathBuf::from(p))?)
+        } else if let Some(v) = env(&value_var).filter(|s| !s.trim().is_empty()) {
+            Some((ClientSecret::new(v.trim()), SecretSource::EnvVar(value_var)))
+        } else if let Some(p) = credentials
+            .as_ref()
+            .map(|d| d.join(format!("zoho-client-secret-{}", dc.location())))
+            .filter(|p| p.exists())
+        {
+            Some((read_secret_file(&p)?, SecretSource::Credential(p)))
+        } else if let Some(p) = files.and_then(|f| {
+            f.iter()
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(dc.location()))
+                .map(|(_, p)| p.clone())
+        }) {
+            Some(from_file(p)?)
+        } else {
+            None
+        };
+        if let Some((secret, source)) = found {
+            out.push(DcSecret { dc, secret, source });
+        }
+    }
+    Ok(out)
 }
 
 fn load_secret(
@@ -309,18 +422,7 @@ fn load_secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Option<ClientSecret>, Option<SecretSource>), AppError> {
     let read = |path: &Path, source: SecretSource| -> Result<(Option<ClientSecret>, Option<SecretSource>), AppError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            AppError::usage(format!("cannot read the client secret file {}: {e}", path.display()))
-                .hint("check the path and that this user may read it")
-        })?;
-        let secret = text.trim();
-        if secret.is_empty() {
-            return Err(AppError::usage(format!(
-                "the client secret file {} is empty",
-                path.display()
-            )));
-        }
-        Ok((Some(ClientSecret::new(secret)), Some(source)))
+        Ok((Some(read_secret_file(path)?), Some(source)))
     };
     if let Some(p) = &args.client_secret_file {
         return read(p, SecretSource::File(p.clone()));
