@@ -6,6 +6,7 @@ mod docs;
 mod doctor;
 mod login;
 mod logout;
+mod multidc;
 mod secrets;
 mod token;
 mod util;

@@ -211,6 +211,8 @@ pub struct DeviceFlow {
     checked: bool,
     /// The other fields of the last `other_dc` reply that named no location.
     other_dc_fields: Vec<(String, String)>,
+    /// The accounts URL the last `other_dc` gave, while `serverinfo` is asked for its location.
+    other_dc_url: Option<ServerUrl>,
     server: Server,
     /// The accounts server polls go to (Zoho: moves on `other_dc`).
     accounts: Option<ServerUrl>,
@@ -247,6 +249,7 @@ impl DeviceFlow {
             dc_secrets: DcSecrets::new(),
             checked: false,
             other_dc_fields: Vec::new(),
+            other_dc_url: None,
             server,
             accounts,
             location,
@@ -685,23 +688,40 @@ impl DeviceFlow {
     /// URL); a code is mapped with the table (Zoho's servers), then `serverinfo`. A reply that
     /// names none is matched against the table and `serverinfo` by its other fields' values.
     fn other_dc(&mut self, now: Timestamp, code: ActiveCode, e: OAuthError) -> State {
+        self.other_dc_url = None;
         let named = e
             .user_location
             .map(|l| String::from(l.trim()))
             .filter(|l| !l.is_empty());
         if let Some(raw) = named.as_deref().filter(|l| l.contains("://")) {
-            return match ServerUrl::parse(raw) {
-                Ok(url) => {
-                    let location = DataCenter::from_accounts_url(&url)
-                        .map(|dc| String::from(dc.location()))
-                        .or_else(|| self.location_of_url(&url))
-                        .unwrap_or_else(|| String::from(url.host()));
-                    self.move_to(now, code, location, url)
+            let url = match ServerUrl::parse(raw) {
+                Ok(url) => url,
+                Err(why) => {
+                    return self.fail(Error::Unsafe(alloc::format!(
+                        "other_dc gave {raw:?} as the user's accounts server: {why}"
+                    )));
                 }
-                Err(why) => self.fail(Error::Unsafe(alloc::format!(
-                    "other_dc gave {raw:?} as the user's accounts server: {why}"
-                ))),
             };
+            // Refused before anything is asked about it.
+            if let Some(current) = &self.accounts
+                && let Err(why) = dc::check_accounts_move(current, &url)
+            {
+                return self.fail(Error::Unsafe(why));
+            }
+            let location = DataCenter::from_accounts_url(&url)
+                .map(|dc| String::from(dc.location()))
+                .or_else(|| self.location_of_url(&url));
+            if location.is_none() && self.known_locations.is_empty() && self.serverinfo_base().is_some() {
+                // Its location code (which chooses the secret) is asked of serverinfo first.
+                self.other_dc_fields = alloc::vec![(String::from("user_location"), String::from(url.as_str()))];
+                self.other_dc_url = Some(url);
+                return State::Resolve {
+                    code,
+                    location: None,
+                    at: now,
+                };
+            }
+            return self.move_to(now, code, location, url);
         }
         let location = named.map(|l| l.to_ascii_lowercase());
         if location.is_none() {
@@ -725,7 +745,7 @@ impl DeviceFlow {
                     .find_map(|(_, v)| DataCenter::from_location(v)),
             };
             if let Some(dc) = dc {
-                return self.move_to(now, code, String::from(dc.location()), dc.accounts_server());
+                return self.move_to(now, code, Some(String::from(dc.location())), dc.accounts_server());
             }
         }
         // Then what an earlier serverinfo answer said.
@@ -802,14 +822,16 @@ impl DeviceFlow {
     /// Moves to an accounts server named by `serverinfo`, once it proves a valid, safe URL.
     fn follow(&mut self, now: Timestamp, code: ActiveCode, location: String, raw: &str) -> State {
         match ServerUrl::parse(raw) {
-            Ok(url) => self.move_to(now, code, location, url),
+            Ok(url) => self.move_to(now, code, Some(location), url),
             Err(e) => self.fail(Error::Unsafe(alloc::format!(
                 "serverinfo gave {raw:?} as the accounts server of {location:?}: {e}"
             ))),
         }
     }
 
-    fn move_to(&mut self, now: Timestamp, code: ActiveCode, location: String, url: ServerUrl) -> State {
+    /// Moves polling to `url`, the accounts server of `location` (`None`: an accounts URL
+    /// `other_dc` gave whose location nothing names).
+    fn move_to(&mut self, now: Timestamp, code: ActiveCode, location: Option<String>, url: ServerUrl) -> State {
         // A server may only send us to a server of the same kind: Zoho to Zoho accounts hosts,
         // https only, loopback only from loopback (the simulator).
         if let Some(current) = &self.accounts
@@ -818,11 +840,11 @@ impl DeviceFlow {
             return self.fail(Error::Unsafe(why));
         }
         self.out.push_back(Step::Notice(Notice::OtherDc {
-            location: location.clone(),
+            location: location.clone().unwrap_or_else(|| String::from(url.host())),
             accounts_url: url.as_str().to_string(),
         }));
         self.accounts = Some(url);
-        self.location = Some(location);
+        self.location = location;
         // Multi-DC: this DC may need a secret of its own, and there may be none to send.
         if let Some(e) = self.missing_secret() {
             return self.fail(e);
@@ -845,9 +867,11 @@ impl DeviceFlow {
                 self.failures = 0;
                 self.last_transient = None;
                 self.known_locations = locs;
-                match self.learnt(location.as_deref()) {
-                    Some((l, raw)) => self.follow(now, code, l, &raw),
-                    None => {
+                match (self.learnt(location.as_deref()), self.other_dc_url.take()) {
+                    (Some((l, raw)), _) => self.follow(now, code, l, &raw),
+                    // An accounts URL serverinfo does not list: followed, its location unknown.
+                    (None, Some(url)) if location.is_none() => self.move_to(now, code, None, url),
+                    (None, _) => {
                         let e = self.unresolved(location);
                         self.fail(e)
                     }

@@ -312,17 +312,44 @@ fn an_accounts_url_in_other_dc_must_pass_the_accounts_host_check() {
         assert_eq!(run.result.clone().unwrap_err().kind(), ErrorKind::Unsafe, "{bad}");
         assert_eq!(polls(&run).len(), 1, "{bad}: nothing sent there");
     }
-    // From the simulator (loopback), a loopback URL is fine.
+    // From the simulator (loopback), a loopback URL is fine; serverinfo names its location
+    // (which chooses the secret).
+    let secrets = DcSecrets::new().with("eu", ClientSecret::new("eu-secret"));
     let run = drive(
-        flow(Server::zoho(sim())),
+        flow(Server::zoho(sim())).with_dc_secrets(secrets.clone()),
         vec![
             r(200, CODE_MS),
             r(200, r#"{"error":"other_dc","user_location":"http://127.0.0.1:9001"}"#),
+            (200, serverinfo("http://127.0.0.1:9001")),
             r(200, TOKEN_EU),
         ],
     );
-    assert!(run.result.is_ok(), "{:?}", run.transcript);
+    assert_eq!(
+        run.result.as_ref().unwrap().location.as_deref(),
+        Some("eu"),
+        "{:?}",
+        run.transcript
+    );
     assert_eq!(polls(&run)[1].1.url, "http://127.0.0.1:9001/oauth/v3/device/token");
+    assert!(body(&polls(&run)[1].1).contains("client_secret=eu-secret&"));
+    // A URL serverinfo does not list is still followed, its location unknown (common secret).
+    let run = drive(
+        flow(Server::zoho(sim())).with_dc_secrets(secrets),
+        vec![
+            r(200, CODE_MS),
+            r(200, r#"{"error":"other_dc","dc":"http://127.0.0.1:9002/"}"#),
+            (200, serverinfo("http://127.0.0.1:9001")),
+            r(200, TOKEN_EU),
+        ],
+    );
+    assert!(
+        run.transcript
+            .contains(&"other_dc 127.0.0.1 http://127.0.0.1:9002".to_string()),
+        "{:?}",
+        run.transcript
+    );
+    assert_eq!(run.result.as_ref().unwrap().location, None);
+    assert!(body(&polls(&run)[1].1).contains("client_secret=common&"));
 }
 
 #[test]
