@@ -5,6 +5,7 @@
 //! Each test scripts the server's replies and drives the sans-IO flow on a simulated clock.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use zoho_device_core::*;
 
@@ -119,12 +120,12 @@ fn after_other_dc_polls_carry_the_users_dc_secret() {
     let tokens = run.result.as_ref().unwrap();
     assert_eq!(tokens.location.as_deref(), Some("eu"));
     let polls = polls(&run);
-    assert!(polls[0].1.url.starts_with("https://accounts.zoho.com/"));
+    assert!(polls[0].1.url.to_string().starts_with("https://accounts.zoho.com/"));
     assert!(
         body(&polls[0].1).contains("client_secret=common&"),
         "us has no own secret: the common one"
     );
-    assert!(polls[1].1.url.starts_with("https://accounts.zoho.eu/"));
+    assert!(polls[1].1.url.to_string().starts_with("https://accounts.zoho.eu/"));
     assert!(
         body(&polls[1].1).contains("client_secret=eu-secret&"),
         "{}",
@@ -291,7 +292,10 @@ fn other_dc_location_in_dc_is_followed_like_user_location() {
             Some("https://accounts.zoho.eu")
         );
         assert_eq!(t.location.as_deref(), Some("eu"), "{reply}");
-        assert_eq!(polls(&run)[1].1.url, "https://accounts.zoho.eu/oauth/v3/device/token");
+        assert_eq!(
+            polls(&run)[1].1.url.to_string(),
+            "https://accounts.zoho.eu/oauth/v3/device/token"
+        );
     }
 }
 
@@ -330,7 +334,10 @@ fn an_accounts_url_in_other_dc_must_pass_the_accounts_host_check() {
         "{:?}",
         run.transcript
     );
-    assert_eq!(polls(&run)[1].1.url, "http://127.0.0.1:9001/oauth/v3/device/token");
+    assert_eq!(
+        polls(&run)[1].1.url.to_string(),
+        "http://127.0.0.1:9001/oauth/v3/device/token"
+    );
     assert!(body(&polls(&run)[1].1).contains("client_secret=eu-secret&"));
     // A URL serverinfo does not list is still followed, its location unknown (common secret).
     let run = drive(
@@ -413,7 +420,10 @@ fn other_dc_without_a_location_asks_serverinfo_then_says_what_the_reply_held() {
             ),
         ],
     );
-    assert_eq!(run.sent[2].1.url, "https://accounts.zoho.com/oauth/serverinfo");
+    assert_eq!(
+        run.sent[2].1.url.to_string(),
+        "https://accounts.zoho.com/oauth/serverinfo"
+    );
     let msg = run.result.clone().unwrap_err().to_string();
     assert!(msg.contains("nothing besides the error"), "{msg}");
 }
@@ -608,4 +618,61 @@ fn a_legacy_token_lives_an_hour_at_refresh() {
         assert_eq!(t.expires_at.as_millis(), 5_000 + 3_600_000, "{reply}");
         assert_eq!(t.refresh_token.as_ref().map(RefreshToken::expose), Some("1000.r"));
     }
+}
+
+#[test]
+fn the_blocking_driver_carries_each_dcs_secret_end_to_end() {
+    use zoho_device_core::blocking::{self, HttpResponse};
+    struct Clock(u64);
+    impl blocking::Clock for Clock {
+        fn now(&mut self) -> Timestamp {
+            Timestamp::from_millis(self.0)
+        }
+        fn sleep_until(&mut self, deadline: Timestamp) {
+            self.0 = self.0.max(deadline.as_millis());
+        }
+    }
+    let mut replies: VecDeque<(u16, &str)> = vec![
+        (200, CODE_MS),
+        (200, r#"{"error":"other_dc","dc":"eu"}"#),
+        (200, TOKEN_EU),
+        (
+            200,
+            r#"{"access_token":"1000.n","expires_in":3600,"api_domain":"https://www.zohoapis.eu"}"#,
+        ),
+    ]
+    .into();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut transport = |req: &HttpRequest| {
+        seen.push((req.url.to_string(), body(req)));
+        let (status, body) = replies.pop_front().expect("scripted");
+        Ok(HttpResponse {
+            status,
+            body: body.as_bytes().to_vec(),
+        })
+    };
+    let secrets = DcSecrets::new().with("eu", ClientSecret::new("eu-secret"));
+    let mut clock = Clock(0);
+    let mut f = flow(Server::zoho_dc(DataCenter::Us)).with_dc_secrets(secrets.clone());
+    let tokens = blocking::run(&mut f, &mut transport, &mut clock, |_| {
+        core::ops::ControlFlow::Continue(())
+    })
+    .unwrap();
+    let ep = TokenEndpoint::zoho(tokens.accounts_url.as_ref().unwrap());
+    let client = client(Some("common")).at(&secrets, tokens.location.as_deref());
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8), 1);
+    blocking::refresh(&ep, &client, &tokens, &mut transport, &mut clock, 1, &mut backoff).unwrap();
+    let secrets_sent: Vec<(&str, bool)> = seen
+        .iter()
+        .map(|(url, b)| (url.as_str(), b.contains("client_secret=eu-secret&")))
+        .collect();
+    assert_eq!(
+        secrets_sent,
+        [
+            ("https://accounts.zoho.com/oauth/v3/device/code", false),
+            ("https://accounts.zoho.com/oauth/v3/device/token", false),
+            ("https://accounts.zoho.eu/oauth/v3/device/token", true),
+            ("https://accounts.zoho.eu/oauth/v2/token", true),
+        ]
+    );
 }
