@@ -159,7 +159,7 @@ impl Context {
             &mut backoff,
         )
         .await
-        .map_err(AppError::from)?;
+        .map_err(|e| self.refresh_error(e, stored))?;
         let fresh = stored.with_tokens(tokens, wall_now());
         self.store.save(&fresh)?;
         tracing::info!(
@@ -167,6 +167,19 @@ impl Context {
             "access token refreshed"
         );
         Ok(fresh)
+    }
+
+    /// A refresh failure for the user. Zoho's token endpoint answers a wrong secret with
+    /// `invalid_client` too: at a data centre, the hint also names its own secret's settings.
+    fn refresh_error(&self, e: Error, stored: &StoredToken) -> AppError {
+        let dc = stored.tokens.location.as_deref().and_then(DataCenter::from_location);
+        match (e, dc) {
+            (e @ Error::InvalidClient { .. }, Some(dc)) if stored.profile() == Profile::Zoho => AppError::from(e).hint(format!(
+                "Zoho also says invalid_client for a wrong secret: a client enabled in several data centres may have a separate secret in {dc} ({}); `zoho-device doctor` checks each",
+                crate::settings::dc_secret_settings(dc)
+            )),
+            (e, _) => AppError::from(e),
+        }
     }
 
     /// A token valid for at least `margin`: the stored one, or — under the cross-process

@@ -122,7 +122,9 @@ fn refresh_at_the_users_dc_without_its_secret_is_refused_there() {
     let before = w.token_bytes();
     // Without eu's secret the common one goes to eu, which refuses it: nothing is lost.
     w.set("ZOHO_CLIENT_SECRET_EU", None);
-    w.run(&["refresh"]).code(5);
+    w.run(&["refresh"])
+        .code(5)
+        .stderr_has(&["invalid_client", "separate secret in eu", "ZOHO_CLIENT_SECRET_EU"]);
     assert_eq!(w.token_bytes(), before, "a failed refresh keeps the token file");
     let refreshes = w.sim.requests_to("/oauth/v2/token");
     assert_eq!(refreshes.last().unwrap().param("client_secret"), Some(SECRET));
