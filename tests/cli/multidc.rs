@@ -253,3 +253,31 @@ fn a_legacy_token_reply_lives_an_hour_at_login_and_at_refresh() {
     let r = &w.sim.requests_to("/oauth/v2/token")[0];
     assert_eq!(r.status, Some(200));
 }
+
+#[test]
+fn http_400_for_denial_expiry_and_the_throttle_gives_the_same_exit_codes() {
+    let w = World::new(
+        sim_config()
+            .errors_as_400(true)
+            .throttle(1, std::time::Duration::from_secs(600)),
+    );
+    // Denied with HTTP 400: exit 3.
+    let mut run = w.spawn(LOGIN);
+    let code = run.event("code", secs(10));
+    assert!(w.sim.deny(code["user_code"].as_str().unwrap()));
+    run.wait().code(3);
+    // Expired with HTTP 400: exit 4.
+    let mut run = w.spawn(LOGIN);
+    run.event("code", secs(10));
+    w.sim.expire_codes();
+    run.wait().code(4);
+    // The Access Denied throttle with HTTP 400: exit 7, the token file kept.
+    w.pair_by_hand();
+    w.run(&["refresh"]).code(0);
+    let before = w.token_bytes();
+    w.run(&["refresh"]).code(7).stderr_has(&["throttle"]);
+    assert_eq!(w.token_bytes(), before);
+    let throttled = w.sim.requests_to("/oauth/v2/token");
+    assert_eq!(throttled.last().unwrap().status, Some(400));
+    assert_eq!(w.sim.stats().throttled, 1);
+}
