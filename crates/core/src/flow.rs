@@ -849,7 +849,10 @@ impl DeviceFlow {
         if let Some(e) = self.missing_secret() {
             return self.fail(e);
         }
-        // Zoho allows one poll per interval per device code, across DCs: wait one interval.
+        // Zoho allows one poll per interval per device code, across DCs: wait one interval
+        // (at least 30 s when the new server is one of Zoho's own).
+        let mut code = code;
+        code.interval = code.interval.max(self.poll_floor());
         let at = now.saturating_add(code.interval).min(code.expires_at);
         State::Polling { code, at }
     }

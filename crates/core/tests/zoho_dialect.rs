@@ -485,6 +485,20 @@ fn overrides_keep_their_own_interval() {
         vec![r(200, code), r(200, PENDING), r(200, TOKEN_US)],
     );
     assert_eq!(poll_times(&run), [5_000, 10_000]);
+    // From such a server to one of Zoho's hosts: 30 s there.
+    let code = code.replace(r#""expires_in":60"#, r#""expires_in":120"#);
+    let run = drive(
+        flow(Server::zoho(
+            ServerUrl::parse("https://accounts.staging.example").unwrap(),
+        )),
+        vec![
+            r(200, &code),
+            r(200, r#"{"error":"other_dc","dc":"https://accounts.zoho.eu"}"#),
+            r(200, PENDING),
+            r(200, TOKEN_EU),
+        ],
+    );
+    assert_eq!(poll_times(&run), [5_000, 35_000, 65_000]);
 }
 
 // ---------------------------------------------------------------------------------------------
