@@ -295,9 +295,7 @@ impl Settings {
             client_secret: self.client_secret.clone(),
         })
     }
-}
 
-impl Settings {
     /// The per-DC secrets for the core ([`zoho_device_core::DeviceFlow::with_dc_secrets`],
     /// [`ClientCredentials::at`]).
     pub fn dc_secret_map(&self) -> DcSecrets {
@@ -461,4 +459,117 @@ fn default_token_file(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, A
                 .hint("set --token-file or ZOHO_TOKEN_FILE")
         })?;
     Ok(base.join("zoho-device/token.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["zoho-device"];
+        argv.extend_from_slice(extra);
+        argv.push("status");
+        crate::cli::Cli::try_parse_from(argv).unwrap().global
+    }
+
+    #[test]
+    fn each_dcs_secret_comes_from_the_first_of_its_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |name: &str, text: &str| {
+            let p = d.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let eu_config = write("eu-config", "eu-from-config");
+        let jp_config = write("jp-config", "jp-from-config");
+        let ca_config = write("ca-config", "ca-from-config\n");
+        write(
+            "config/zoho-device/config.toml",
+            &format!(
+                "client_secret_files = {{ eu = {:?}, JP = {:?}, ca = {:?} }}\n",
+                eu_config.display().to_string(),
+                jp_config.display().to_string(),
+                ca_config.display().to_string()
+            ),
+        );
+        let eu_file = write("eu-file", " eu-from-file \n");
+        write("creds/zoho-client-secret-jp", "jp-from-credential");
+        write("creds/zoho-client-secret-in", "in-from-credential");
+        let vars: Vec<(String, String)> = vec![
+            ("XDG_CONFIG_HOME".into(), d.join("config").display().to_string()),
+            ("HOME".into(), d.display().to_string()),
+            ("CREDENTIALS_DIRECTORY".into(), d.join("creds").display().to_string()),
+            ("ZOHO_CLIENT_SECRET".into(), "common".into()),
+            ("ZOHO_CLIENT_SECRET_EU".into(), "eu-from-env".into()),
+            ("ZOHO_CLIENT_SECRET_FILE_EU".into(), eu_file.display().to_string()),
+            ("ZOHO_CLIENT_SECRET_AU".into(), "au-from-env".into()),
+            ("ZOHO_CLIENT_SECRET_UK".into(), "  ".into()),
+        ];
+        let env = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let s = Settings::resolve_with(&args(&[]), &env).unwrap();
+        let got: Vec<(&str, &str, String)> = s
+            .dc_secrets
+            .iter()
+            .map(|x| {
+                let src = match &x.source {
+                    SecretSource::Env => "ZOHO_CLIENT_SECRET".to_string(),
+                    SecretSource::EnvVar(n) => n.clone(),
+                    SecretSource::File(p) | SecretSource::Credential(p) => {
+                        p.strip_prefix(d).unwrap().display().to_string()
+                    }
+                };
+                (x.dc.location(), x.secret.expose(), src)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("eu", "eu-from-file", "eu-file".to_string()),
+                ("in", "in-from-credential", "creds/zoho-client-secret-in".to_string()),
+                ("au", "au-from-env", "ZOHO_CLIENT_SECRET_AU".to_string()),
+                ("jp", "jp-from-credential", "creds/zoho-client-secret-jp".to_string()),
+                ("ca", "ca-from-config", "ca-config".to_string()),
+            ]
+        );
+        assert_eq!(s.client_secret.as_ref().map(ClientSecret::expose), Some("common"));
+        let map = s.dc_secret_map();
+        assert_eq!(map.get("EU").map(ClientSecret::expose), Some("eu-from-file"));
+        assert_eq!(map.get("us"), None);
+
+        // The standard profile has no data centres: nothing is read.
+        let s = Settings::resolve_with(
+            &args(&[
+                "--profile",
+                "rfc8628",
+                "--device-authorization-url",
+                "https://x.example/d",
+                "--token-url",
+                "https://x.example/t",
+            ]),
+            &env,
+        )
+        .unwrap();
+        assert!(s.dc_secrets.is_empty());
+    }
+
+    #[test]
+    fn per_dc_secrets_alone_are_enough_to_start() {
+        let vars = [("HOME", "/nonexistent-home"), ("ZOHO_CLIENT_SECRET_EU", "eu-only")];
+        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let s = Settings::resolve_with(&args(&["--client-id", "1004.X"]), &env).unwrap();
+        let client = s.client().unwrap();
+        assert!(client.client_secret.is_none(), "no common secret");
+        let eu = client.at(&s.dc_secret_map(), Some("eu"));
+        assert_eq!(eu.client_secret.as_ref().map(ClientSecret::expose), Some("eu-only"));
+        // Neither: a usage error naming both kinds of setting.
+        let env = |k: &str| (k == "HOME").then(|| "/nonexistent-home".to_string());
+        let e = Settings::resolve_with(&args(&["--client-id", "1004.X"]), &env)
+            .unwrap()
+            .client()
+            .unwrap_err();
+        assert!(e.hint.unwrap().contains("ZOHO_CLIENT_SECRET_<DC>"));
+    }
 }
