@@ -128,25 +128,29 @@ pub fn exit_for(e: &Error) -> Exit {
 impl From<Error> for AppError {
     fn from(e: Error) -> AppError {
         let exit = exit_for(&e);
+        // Multi-DC: a data centre refused the secret; name its own settings.
+        if let Error::InvalidClientSecret {
+            location: Some(loc), ..
+        } = &e
+            && let Some(dc) = zoho_device_core::DataCenter::from_location(loc)
+        {
+            let hint = format!(
+                "set {} to the secret api-console.zoho.com shows for data centre {dc} (the client, Settings, Multi-DC); data centres without one use ZOHO_CLIENT_SECRET / --client-secret-file",
+                crate::settings::dc_secret_settings(dc)
+            );
+            return AppError {
+                exit,
+                message: e.to_string(),
+                hint: Some(hint),
+                core: Some(e),
+            };
+        }
         let hint = match &e {
             Error::Unavailable { .. } => {
                 Some("check the network (and HTTPS_PROXY), then try again; `zoho-device doctor` checks reachability")
             }
             Error::InvalidClient { .. } => {
                 Some("`zoho-device doctor` probes which data centre knows the client ID; or try --dc auto")
-            }
-            Error::InvalidClientSecret {
-                location: Some(loc), ..
-            } if zoho_device_core::DataCenter::from_location(loc).is_some() => {
-                let up = loc.to_ascii_uppercase();
-                return AppError {
-                    exit,
-                    message: e.to_string(),
-                    hint: Some(format!(
-                        "set ZOHO_CLIENT_SECRET_{up} (or ZOHO_CLIENT_SECRET_FILE_{up}, client_secret_files.{loc} in the config file, the systemd credential zoho-client-secret-{loc}) to the secret api-console.zoho.com shows for data centre {loc}; data centres without one use ZOHO_CLIENT_SECRET / --client-secret-file"
-                    )),
-                    core: Some(e),
-                };
             }
             Error::InvalidClientSecret { .. } => {
                 Some("set ZOHO_CLIENT_SECRET or --client-secret-file to the secret shown in api-console.zoho.com")
