@@ -125,10 +125,11 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     // Accounts server reachability and client registration.
     let mut checked_dc: Option<DataCenter> = None;
     if let (Endpoint::Zoho { dc, accounts_override }, Some(id)) = (&s.endpoint, &client_id) {
+        // `--dc auto` probes as login does, also behind an override (its serverinfo lists the DCs).
         let accounts = match (dc, accounts_override) {
+            (DcChoice::Auto, _) => None,
             (_, Some(u)) => Some(u.clone()),
             (DcChoice::Fixed(dc), None) => Some(dc.accounts_server()),
-            (DcChoice::Auto, None) => None,
         };
         if let Some(accounts) = &accounts {
             out.extend(reachability(ctx, accounts).await);
@@ -161,6 +162,9 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                 ProbeResult::Unreachable(why) => out.push(f(Level::Fail(Exit::Unavailable), "registration", format!("could not ask {accounts}: {why}"), Some("check the network, DNS and HTTPS_PROXY"))),
             }
         } else {
+            if let Some(u) = accounts_override {
+                out.extend(reachability(ctx, u).await);
+            }
             let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
             match found.first() {
                 Some((loc, url)) => {

@@ -281,3 +281,28 @@ fn http_400_for_denial_expiry_and_the_throttle_gives_the_same_exit_codes() {
     assert_eq!(throttled.last().unwrap().status, Some(400));
     assert_eq!(w.sim.stats().throttled, 1);
 }
+
+#[test]
+fn doctor_with_dc_auto_checks_the_found_dcs_own_secret() {
+    let mut w = World::new(
+        sim_config()
+            .client(CLIENT_ID, SECRET, &["eu"])
+            .dc_secret(CLIENT_ID, "eu", EU_SECRET),
+    );
+    w.set("ZOHO_CLIENT_SECRET", None);
+    w.set("ZOHO_CLIENT_SECRET_EU", Some(EU_SECRET));
+    let out = w.run(&["doctor", "--dc", "auto"]);
+    out.code(0).stdout_has(&[
+        "no common secret: only eu have one",
+        "registered in eu",
+        "data centre eu: accepted by Zoho",
+    ]);
+    // The found DC's secret is checked once, not again among the other DCs.
+    assert_eq!(
+        out.stdout.matches("data centre eu: accepted").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    w.assert_no_secret_leaked();
+}

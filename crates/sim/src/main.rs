@@ -211,7 +211,18 @@ fn main() -> ExitCode {
     let clients: Vec<String> = cfg
         .clients
         .iter()
-        .map(|c| format!("{} (in {})", c.id, c.locations.join(",")))
+        .map(|c| {
+            let own: Vec<&str> = c.dc_secrets.iter().map(|(l, _)| l.as_str()).collect();
+            match own.is_empty() {
+                true => format!("{} (in {})", c.id, c.locations.join(",")),
+                false => format!(
+                    "{} (in {}; own secret in {})",
+                    c.id,
+                    c.locations.join(","),
+                    own.join(",")
+                ),
+            }
+        })
         .collect();
     let users: Vec<String> = cfg
         .users
