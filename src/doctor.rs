@@ -79,7 +79,7 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
             out.push(f(
                 Level::Ok,
                 "client secret",
-                format!("no common secret: only {} have one", dcs.join(", ")),
+                format!("no common secret; data centres with their own: {} (the others cannot be used)", dcs.join(", ")),
                 None,
             ));
         }

@@ -293,7 +293,7 @@ fn doctor_with_dc_auto_checks_the_found_dcs_own_secret() {
     w.set("ZOHO_CLIENT_SECRET_EU", Some(EU_SECRET));
     let out = w.run(&["doctor", "--dc", "auto"]);
     out.code(0).stdout_has(&[
-        "no common secret: only eu have one",
+        "no common secret; data centres with their own: eu",
         "registered in eu",
         "data centre eu: accepted by Zoho",
     ]);
