@@ -27,6 +27,7 @@ fn settings(
         client_id,
         client_secret: secret.map(ClientSecret::new),
         secret_source: Some(SecretSource::Env),
+        dc_secrets: vec![],
         endpoint: Endpoint::Zoho {
             dc: DcChoice::Fixed(DataCenter::Us),
             accounts_override: accounts,

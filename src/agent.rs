@@ -773,8 +773,8 @@ impl Display for AgentDisplay {
     }
 }
 
-/// Runs `/bin/sh -c CMD` with `vars` (no secrets: the client secret is removed from its
-/// environment), its output on stderr (stdout carries JSON events), killed after two minutes.
+/// Runs `/bin/sh -c CMD` with `vars` (no secrets: the client secrets, common and per data
+/// centre, are removed from its environment), its output on stderr (stdout carries JSON events), killed after two minutes.
 fn run_hook(cmd: &str, vars: &[(&str, &str)]) {
     if tokio::runtime::Handle::try_current().is_err() {
         return;
@@ -789,6 +789,10 @@ fn run_hook(cmd: &str, vars: &[(&str, &str)]) {
         clock::OFFSET_ENV,
     ] {
         c.env_remove(var);
+    }
+    // Multi-DC: each data centre's own secret value too.
+    for dc in zoho_device_core::DataCenter::ALL {
+        c.env_remove(format!("ZOHO_CLIENT_SECRET_{}", dc.location().to_ascii_uppercase()));
     }
     c.envs(vars.iter().copied());
     if let Ok(fd) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {

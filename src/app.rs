@@ -83,16 +83,29 @@ impl Context {
             ))
             .hint("use the same client ID, another --token-file, or pair again with `zoho-device login`"));
         }
-        if stored.profile() == Profile::Zoho && self.settings.client_secret.is_none() {
-            return Err(
-                AppError::usage("no client secret configured (needed to refresh or revoke the token)")
-                    .hint("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file"),
-            );
-        }
-        Ok(ClientCredentials {
+        // Multi-DC: the token's data centre may have a secret of its own.
+        let location = stored
+            .tokens
+            .location
+            .as_deref()
+            .filter(|_| stored.profile() == Profile::Zoho);
+        let client = ClientCredentials {
             client_id: stored.client_id.clone(),
             client_secret: self.settings.client_secret.clone(),
-        })
+        }
+        .at(&self.settings.dc_secret_map(), location);
+        if stored.profile() == Profile::Zoho && client.client_secret.is_none() {
+            let own = location
+                .and_then(DataCenter::from_location)
+                .map(|dc| format!(" (or {})", crate::settings::dc_secret_settings(dc)))
+                .unwrap_or_default();
+            return Err(
+                AppError::usage("no client secret configured (needed to refresh or revoke the token)").hint(format!(
+                    "set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file{own}"
+                )),
+            );
+        }
+        Ok(client)
     }
 
     /// Where a stored token refreshes and revokes — only after every server the token file
@@ -312,7 +325,7 @@ impl Context {
             &mut backoff,
         )
         .await
-        .map_err(AppError::from)?;
+        .map_err(|e| self.refresh_error(e, stored))?;
         let fresh = stored.with_tokens(tokens, wall_now());
         self.store.save(&fresh)?;
         tracing::info!(
@@ -320,6 +333,19 @@ impl Context {
             "access token refreshed"
         );
         Ok(fresh)
+    }
+
+    /// A refresh failure for the user. Zoho's token endpoint answers a wrong secret with
+    /// `invalid_client` too: at a data centre, the hint also names its own secret's settings.
+    fn refresh_error(&self, e: Error, stored: &StoredToken) -> AppError {
+        let dc = stored.tokens.location.as_deref().and_then(DataCenter::from_location);
+        match (e, dc) {
+            (e @ Error::InvalidClient { .. }, Some(dc)) if stored.profile() == Profile::Zoho => AppError::from(e).hint(format!(
+                "Zoho also says invalid_client for a wrong secret: a client enabled in several data centres may have a separate secret in {dc} ({}); `zoho-device doctor` checks each",
+                crate::settings::dc_secret_settings(dc)
+            )),
+            (e, _) => AppError::from(e),
+        }
     }
 
     /// A token valid for at least `margin`: the stored one, or — under the cross-process

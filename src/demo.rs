@@ -86,6 +86,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
         client_id: Some(DEMO_CLIENT_ID.into()),
         client_secret: Some(zoho_device_core::ClientSecret::new(DEMO_SECRET)),
         secret_source: Some(crate::settings::SecretSource::Env),
+        dc_secrets: Vec::new(),
         endpoint: Endpoint::Zoho {
             dc: DcChoice::Fixed(zoho_device_core::DataCenter::Us),
             accounts_override: Some(zoho_device_core::ServerUrl::parse(&us).expect("the simulator URL is valid")),

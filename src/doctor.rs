@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use zoho_device_core::codec::{self, ClientCredentials, Reply};
-use zoho_device_core::{HttpRequest, Profile, Purpose, ServerUrl};
+use zoho_device_core::{DataCenter, HttpRequest, Profile, Purpose, ServerUrl};
 
 use crate::app::{self, Context, ProbeResult};
 use crate::clock;
@@ -78,21 +78,23 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     }
     match (&s.secret_source, &s.client_secret) {
         (Some(src), Some(secret)) => {
-            let from = match src {
-                SecretSource::Env => "ZOHO_CLIENT_SECRET".to_string(),
-                SecretSource::File(p) => format!("file {}", p.display()),
-                SecretSource::Credential(p) => format!("systemd credential {}", p.display()),
-            };
-            out.push(f(Level::Ok, "client secret", format!("from {from} (fingerprint {})", secret.fingerprint()), None));
-            if let SecretSource::File(p) = src
-                && let Ok(m) = std::fs::metadata(p)
-                && m.permissions().mode() & 0o077 != 0
-            {
-                out.push(f(Level::Warn, "client secret", format!("{} is readable by other users (mode {:o})", p.display(), m.permissions().mode() & 0o777), Some("chmod 600 the file")));
-            }
+            out.extend(secret_source_findings(None, src, secret));
+        }
+        _ if s.profile == Profile::Zoho && !s.dc_secrets.is_empty() => {
+            let dcs: Vec<&str> = s.dc_secrets.iter().map(|d| d.dc.location()).collect();
+            out.push(f(
+                Level::Ok,
+                "client secret",
+                format!("no common secret; data centres with their own: {} (the others cannot be used)", dcs.join(", ")),
+                None,
+            ));
         }
         _ if s.profile == Profile::Zoho => out.push(f(Level::Fail(Exit::Usage), "client secret", "no client secret configured", Some("set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (a Client-based/JS client has no secret: create a Non-browser Application)"))),
         _ => out.push(f(Level::Ok, "client secret", "none (public client)", None)),
+    }
+
+    for d in &s.dc_secrets {
+        out.extend(secret_source_findings(Some(d.dc), &d.source, &d.secret));
     }
 
     // Clock.
@@ -134,20 +136,27 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
     }
 
     // Accounts server reachability and client registration.
+    let mut checked_dc: Option<DataCenter> = None;
     if let (Endpoint::Zoho { dc, accounts_override }, Some(id)) = (&s.endpoint, &client_id) {
+        // `--dc auto` probes as login does, also behind an override (its serverinfo lists the DCs).
         let accounts = match (dc, accounts_override) {
+            (DcChoice::Auto, _) => None,
             (_, Some(u)) => Some(u.clone()),
             (DcChoice::Fixed(dc), None) => Some(dc.accounts_server()),
-            (DcChoice::Auto, None) => None,
         };
         if let Some(accounts) = &accounts {
             out.extend(reachability(ctx, accounts).await);
             match app::probe(&ctx.http, accounts, id, &s.scopes).await {
                 ProbeResult::Knows => {
                     out.push(f(Level::Ok, "registration", format!("{accounts} knows client {id}"), None));
-                    if let Some(secret) = &s.client_secret {
-                        out.push(check_secret(ctx, accounts, id, secret.clone()).await);
+                    let location = match (dc, accounts_override) {
+                        (DcChoice::Fixed(dc), None) => Some(*dc),
+                        _ => None,
+                    };
+                    if let Some(x) = check_secret_at(ctx, accounts, location, id).await {
+                        out.push(x);
                     }
+                    checked_dc = location;
                 }
                 ProbeResult::Unknown => {
                     let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
@@ -166,14 +175,23 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
                 ProbeResult::Unreachable(why) => out.push(f(Level::Fail(Exit::Unavailable), "registration", format!("could not ask {accounts}: {why}"), Some("check the network, DNS and HTTPS_PROXY"))),
             }
         } else {
+            if let Some(u) = accounts_override {
+                out.extend(reachability(ctx, u).await);
+            }
             let found = app::find_client_dcs(ctx, id).await.unwrap_or_default();
             match found.first() {
-                Some((loc, url)) => out.push(f(
-                    Level::Ok,
-                    "registration",
-                    format!("--dc auto: client {id} is registered in {loc} ({url})"),
-                    None,
-                )),
+                Some((loc, url)) => {
+                    out.push(f(
+                        Level::Ok,
+                        "registration",
+                        format!("--dc auto: client {id} is registered in {loc} ({url})"),
+                        None,
+                    ));
+                    checked_dc = DataCenter::from_location(loc);
+                    if let Some(x) = check_secret_at(ctx, url, checked_dc, id).await {
+                        out.push(x);
+                    }
+                }
                 None => out.push(f(
                     Level::Fail(Exit::ClientRejected),
                     "registration",
@@ -184,8 +202,130 @@ pub async fn run(ctx: &Context) -> Vec<Finding> {
         }
     }
 
+    // Multi-DC: every other data centre with a secret of its own.
+    if let (Endpoint::Zoho { .. }, Some(id)) = (&s.endpoint, &client_id) {
+        out.extend(other_dc_secrets(ctx, id, checked_dc).await);
+    }
+
     out.extend(token_file(ctx).await);
     out.extend(agent_state(ctx));
+    out
+}
+
+/// Where a secret came from (never the value: a fingerprint), and a warning when its file is
+/// readable by others. `dc`: a data centre's own secret; `None`: the common one.
+fn secret_source_findings(
+    dc: Option<DataCenter>,
+    src: &SecretSource,
+    secret: &zoho_device_core::ClientSecret,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let from = match src {
+        SecretSource::Env => "ZOHO_CLIENT_SECRET".to_string(),
+        SecretSource::EnvVar(name) => name.clone(),
+        SecretSource::File(p) => format!("file {}", p.display()),
+        SecretSource::Credential(p) => format!("systemd credential {}", p.display()),
+    };
+    let whose = dc.map(|dc| format!("data centre {dc}: ")).unwrap_or_default();
+    out.push(f(
+        Level::Ok,
+        "client secret",
+        format!("{whose}from {from} (fingerprint {})", secret.fingerprint()),
+        None,
+    ));
+    if let SecretSource::File(p) | SecretSource::Credential(p) = src
+        && let Ok(m) = std::fs::metadata(p)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        out.push(f(
+            Level::Warn,
+            "client secret",
+            format!(
+                "{} is readable by other users (mode {:o})",
+                p.display(),
+                m.permissions().mode() & 0o777
+            ),
+            Some("chmod 600 the file"),
+        ));
+    }
+    out
+}
+
+/// Checks the secret used at `accounts` (of data centre `dc`, when known): its own, else the
+/// common one. `None` when there is none to check.
+async fn check_secret_at(ctx: &Context, accounts: &ServerUrl, dc: Option<DataCenter>, id: &str) -> Option<Finding> {
+    let s = &ctx.settings;
+    let own = dc.and_then(|dc| s.dc_secrets.iter().find(|d| d.dc == dc));
+    let secret = own.map(|d| d.secret.clone()).or_else(|| s.client_secret.clone())?;
+    let mut x = check_secret(ctx, accounts, id, secret).await;
+    if let Some(dc) = dc.filter(|_| own.is_some() || !s.dc_secrets.is_empty()) {
+        x.detail = format!("data centre {dc}: {}", x.detail);
+        if matches!(x.level, Level::Fail(_)) {
+            x.fix = Some(format!(
+                "copy data centre {dc}'s secret from api-console.zoho.com (the client, Settings, Multi-DC) into {}",
+                crate::settings::dc_secret_settings(dc)
+            ));
+        }
+    }
+    Some(x)
+}
+
+/// Checks the secret of every data centre that has its own, other than the one checked already
+/// (the configured DC, or the one `--dc auto` found): at its accounts server (an override's
+/// `serverinfo` says where), a device code and one poll.
+async fn other_dc_secrets(ctx: &Context, id: &str, checked: Option<DataCenter>) -> Vec<Finding> {
+    let s = &ctx.settings;
+    let mut out = Vec::new();
+    if s.dc_secrets.is_empty() {
+        return out;
+    }
+    let Endpoint::Zoho { accounts_override, .. } = &s.endpoint else {
+        return out;
+    };
+    let servers = match accounts_override {
+        Some(_) => app::candidate_servers(ctx).await.unwrap_or_default(),
+        None => DataCenter::ALL
+            .iter()
+            .map(|dc| (dc.location().to_string(), dc.accounts_server()))
+            .collect(),
+    };
+    for d in s.dc_secrets.iter().filter(|d| Some(d.dc) != checked) {
+        let prefix = format!("data centre {}: ", d.dc);
+        let Some((_, accounts)) = servers.iter().find(|(l, _)| l.eq_ignore_ascii_case(d.dc.location())) else {
+            out.push(f(
+                Level::Warn,
+                "client secret",
+                format!("{prefix}not checked: the accounts server does not list this data centre"),
+                None,
+            ));
+            continue;
+        };
+        match app::probe(&ctx.http, accounts, id, &s.scopes).await {
+            ProbeResult::Knows => {
+                if let Some(x) = check_secret_at(ctx, accounts, Some(d.dc), id).await {
+                    out.push(x);
+                }
+            }
+            ProbeResult::Unknown => out.push(f(
+                Level::Warn,
+                "client secret",
+                format!("{prefix}a secret is configured, but {accounts} does not know client {id} (invalid_client)"),
+                Some("enable the data centre for the client under Multi-DC in api-console.zoho.com (Settings), or remove its secret"),
+            )),
+            ProbeResult::Error(code) => out.push(f(
+                Level::Warn,
+                "client secret",
+                format!("{prefix}not checked: {accounts} refused the device-code request ({code})"),
+                None,
+            )),
+            ProbeResult::Unreachable(why) => out.push(f(
+                Level::Warn,
+                "client secret",
+                format!("{prefix}not checked: could not ask {accounts}: {why}"),
+                Some("check the network, DNS and HTTPS_PROXY"),
+            )),
+        }
+    }
     out
 }
 

@@ -132,6 +132,23 @@ pub fn exit_for(e: &Error) -> Exit {
 impl From<Error> for AppError {
     fn from(e: Error) -> AppError {
         let exit = exit_for(&e);
+        // Multi-DC: a data centre refused the secret; name its own settings.
+        if let Error::InvalidClientSecret {
+            location: Some(loc), ..
+        } = &e
+            && let Some(dc) = zoho_device_core::DataCenter::from_location(loc)
+        {
+            let hint = format!(
+                "set {} to the secret api-console.zoho.com shows for data centre {dc} (the client, Settings, Multi-DC); data centres without one use ZOHO_CLIENT_SECRET / --client-secret-file",
+                crate::settings::dc_secret_settings(dc)
+            );
+            return AppError {
+                exit,
+                message: e.to_string(),
+                hint: Some(hint),
+                core: Some(e),
+            };
+        }
         let hint = match &e {
             Error::Unavailable { .. } => {
                 Some("check the network (and HTTPS_PROXY), then try again; `zoho-device doctor` checks reachability")
@@ -139,7 +156,7 @@ impl From<Error> for AppError {
             Error::InvalidClient { .. } => {
                 Some("`zoho-device doctor` probes which data centre knows the client ID; or try --dc auto")
             }
-            Error::InvalidClientSecret => {
+            Error::InvalidClientSecret { .. } => {
                 Some("set ZOHO_CLIENT_SECRET or --client-secret-file to the secret shown in api-console.zoho.com")
             }
             Error::ClientRejected { .. } => Some(

@@ -67,9 +67,11 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
     ctx.store.check_can_save()?;
     let mut started_at: Option<String> = None;
     let mut discovered = None;
+    let mut start_location = None;
     let server = match &ctx.settings.endpoint {
         Endpoint::Zoho { .. } => {
-            let (accounts, _) = app::start_server(ctx, &client.client_id).await?;
+            let (accounts, location) = app::start_server(ctx, &client.client_id).await?;
+            start_location = location;
             started_at = Some(accounts.as_str().to_string());
             Server::zoho(accounts)
         }
@@ -135,7 +137,9 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         config.backoff_cap = base * 16;
     }
     let clock = MonotonicClock::default();
-    let mut flow = DeviceFlow::new(config, client.clone(), server, clock.now());
+    let mut flow = DeviceFlow::new(config, client.clone(), server, clock.now())
+        .with_dc_secrets(ctx.settings.dc_secret_map())
+        .with_location(start_location);
 
     let ui_cell = RefCell::new(ui);
     let flow_fut = reqwest_driver::run_flow(&mut flow, &ctx.http, &clock, |step| ui_cell.borrow_mut().on_step(step));

@@ -1,10 +1,11 @@
 //! Settings: flags over environment over the config file, validated once.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use zoho_device_core::{ClientAuth, ClientCredentials, ClientSecret, DataCenter, Profile, ServerUrl};
+use zoho_device_core::{ClientAuth, ClientCredentials, ClientSecret, DataCenter, DcSecrets, Profile, ServerUrl};
 
 use crate::cli::{ClientAuthArg, GlobalArgs, ProfileArg};
 use crate::exit::AppError;
@@ -20,6 +21,9 @@ pub struct ConfigFile {
     pub client_id: Option<String>,
     /// Path of a file holding the client secret.
     pub client_secret_file: Option<PathBuf>,
+    /// Multi-DC: files holding the secret of a data centre, by location code
+    /// (`client_secret_files = { eu = "/etc/zoho-device/secret-eu" }`).
+    pub client_secret_files: Option<BTreeMap<String, PathBuf>>,
     /// Data centre or `auto`.
     pub dc: Option<String>,
     /// Accounts server override.
@@ -92,6 +96,8 @@ pub enum Endpoint {
 pub enum SecretSource {
     /// `ZOHO_CLIENT_SECRET`.
     Env,
+    /// Another environment variable, by name (`ZOHO_CLIENT_SECRET_EU`).
+    EnvVar(String),
     /// A file (flag, env or config).
     File(PathBuf),
     /// systemd credential.
@@ -109,6 +115,8 @@ pub struct Settings {
     pub client_secret: Option<ClientSecret>,
     /// Where it came from.
     pub secret_source: Option<SecretSource>,
+    /// Multi-DC: the data centres with a secret of their own (the others use the common one).
+    pub dc_secrets: Vec<DcSecret>,
     /// The server.
     pub endpoint: Endpoint,
     /// Scopes.
@@ -128,6 +136,26 @@ pub struct Settings {
     pub offline_access_explicit: Option<bool>,
     /// rfc8628: the client authentication method given (flag or config key).
     pub client_auth: Option<ClientAuth>,
+}
+
+/// A data centre's own client secret (Zoho Multi-DC), and where it came from.
+#[derive(Clone, Debug)]
+pub struct DcSecret {
+    /// The DC.
+    pub dc: DataCenter,
+    /// Its secret.
+    pub secret: ClientSecret,
+    /// Where it came from.
+    pub source: SecretSource,
+}
+
+/// Where a DC's own secret can be set, for messages: `ZOHO_CLIENT_SECRET_EU`, ….
+pub fn dc_secret_settings(dc: DataCenter) -> String {
+    let loc = dc.location();
+    let up = loc.to_ascii_uppercase();
+    format!(
+        "ZOHO_CLIENT_SECRET_{up}, ZOHO_CLIENT_SECRET_FILE_{up}, client_secret_files.{loc} in the config file, or the systemd credential zoho-client-secret-{loc}"
+    )
 }
 
 impl Settings {
@@ -166,6 +194,10 @@ impl Settings {
         }
 
         let (client_secret, secret_source) = load_secret(args, file.client_secret_file.as_deref(), env)?;
+        let dc_secrets = match profile {
+            Profile::Zoho => load_dc_secrets(file.client_secret_files.as_ref(), env)?,
+            Profile::Rfc8628 => Vec::new(),
+        };
 
         let endpoint = match profile {
             Profile::Zoho => {
@@ -269,6 +301,7 @@ impl Settings {
             client_id,
             client_secret,
             secret_source,
+            dc_secrets,
             endpoint,
             scopes,
             token_file,
@@ -288,15 +321,25 @@ impl Settings {
                 "create a \"Non-browser Application\" at https://api-console.zoho.com, then set --client-id or ZOHO_CLIENT_ID (or try `zoho-device demo`)",
             )
         })?;
-        if self.profile == Profile::Zoho && self.client_secret.is_none() {
+        if self.profile == Profile::Zoho && self.client_secret.is_none() && self.dc_secrets.is_empty() {
             return Err(AppError::usage("no client secret configured").hint(
-                "set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (the secret is never accepted as a flag value)",
+                "set ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE or --client-secret-file (the secret is never accepted as a flag value); a client with Multi-DC secrets: ZOHO_CLIENT_SECRET_<DC> or ZOHO_CLIENT_SECRET_FILE_<DC>",
             ));
         }
         Ok(ClientCredentials {
             client_id,
             client_secret: self.client_secret.clone(),
         })
+    }
+
+    /// The per-DC secrets for the core ([`zoho_device_core::DeviceFlow::with_dc_secrets`],
+    /// [`ClientCredentials::at`]).
+    pub fn dc_secret_map(&self) -> DcSecrets {
+        let mut out = DcSecrets::new();
+        for s in &self.dc_secrets {
+            out.insert(s.dc.location(), s.secret.clone());
+        }
+        out
     }
 }
 
@@ -334,9 +377,77 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing")
+            .hint("keys: client_id, client_secret_file, client_secret_files (a table: eu = \"PATH\"), dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing")
     })?;
     Ok((file, Some(path)))
+}
+
+/// Reads a client secret file (trimmed; empty is an error).
+fn read_secret_file(path: &Path) -> Result<ClientSecret, AppError> {
+    let text = read_text_file(path, MAX_SECRET_BYTES).map_err(|e| {
+        AppError::usage(format!("cannot read the client secret file {}: {e}", path.display()))
+            .hint("check the path and that this user may read it: a regular file holding only the secret")
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(AppError::usage(format!(
+            "the client secret file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(ClientSecret::new(secret))
+}
+
+/// Multi-DC secrets, for each DC the first of: `ZOHO_CLIENT_SECRET_FILE_<DC>`,
+/// `ZOHO_CLIENT_SECRET_<DC>`, the systemd credential `zoho-client-secret-<dc>`, the config
+/// file's `client_secret_files.<dc>` — the order of the common secret's sources.
+fn load_dc_secrets(
+    files: Option<&BTreeMap<String, PathBuf>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<DcSecret>, AppError> {
+    if let Some(files) = files
+        && let Some(bad) = files.keys().find(|k| DataCenter::from_location(k).is_none())
+    {
+        return Err(AppError::usage(format!(
+            "config: client_secret_files names {bad:?}, which is not a data centre"
+        ))
+        .hint("use location codes: us, eu, in, au, jp, ca, sa, uk, ae, cn (e.g. client_secret_files = { eu = \"/etc/zoho-device/secret-eu\" })"));
+    }
+    let credentials = env("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    let mut out = Vec::new();
+    for dc in DataCenter::ALL {
+        let up = dc.location().to_ascii_uppercase();
+        let file_var = format!("ZOHO_CLIENT_SECRET_FILE_{up}");
+        let value_var = format!("ZOHO_CLIENT_SECRET_{up}");
+        let from_file = |p: PathBuf| -> Result<(ClientSecret, SecretSource), AppError> {
+            Ok((read_secret_file(&p)?, SecretSource::File(p)))
+        };
+        let found = if let Some(p) = env(&file_var).filter(|s| !s.trim().is_empty()) {
+            Some(from_file(PathBuf::from(p))?)
+        } else if let Some(v) = env(&value_var).filter(|s| !s.trim().is_empty()) {
+            Some((ClientSecret::new(v.trim()), SecretSource::EnvVar(value_var)))
+        } else if let Some(p) = credentials
+            .as_ref()
+            .map(|d| d.join(format!("zoho-client-secret-{}", dc.location())))
+            .filter(|p| p.exists())
+        {
+            Some((read_secret_file(&p)?, SecretSource::Credential(p)))
+        } else if let Some(p) = files.and_then(|f| {
+            f.iter()
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case(dc.location()))
+                .map(|(_, p)| p.clone())
+        }) {
+            Some(from_file(p)?)
+        } else {
+            None
+        };
+        if let Some((secret, source)) = found {
+            out.push(DcSecret { dc, secret, source });
+        }
+    }
+    Ok(out)
 }
 
 fn load_secret(
@@ -345,18 +456,7 @@ fn load_secret(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Option<ClientSecret>, Option<SecretSource>), AppError> {
     let read = |path: &Path, source: SecretSource| -> Result<(Option<ClientSecret>, Option<SecretSource>), AppError> {
-        let text = read_text_file(path, MAX_SECRET_BYTES).map_err(|e| {
-            AppError::usage(format!("cannot read the client secret file {}: {e}", path.display()))
-                .hint("check the path and that this user may read it: a regular file holding only the secret")
-        })?;
-        let secret = text.trim();
-        if secret.is_empty() {
-            return Err(AppError::usage(format!(
-                "the client secret file {} is empty",
-                path.display()
-            )));
-        }
-        Ok((Some(ClientSecret::new(secret)), Some(source)))
+        Ok((Some(read_secret_file(path)?), Some(source)))
     };
     if let Some(p) = &args.client_secret_file {
         let p = expand_home("client secret file path", p.clone(), env)?;
@@ -507,6 +607,7 @@ pub fn expand_home(what: &str, path: PathBuf, env: &dyn Fn(&str) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn a_leading_tilde_is_home_and_tilde_user_is_refused() {
@@ -543,5 +644,112 @@ mod tests {
         let e = read_regular_file(&link, 11, false).unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn args(extra: &[&str]) -> GlobalArgs {
+        let mut argv = vec!["zoho-device"];
+        argv.extend_from_slice(extra);
+        argv.push("status");
+        crate::cli::Cli::try_parse_from(argv).unwrap().global
+    }
+
+    #[test]
+    fn each_dcs_secret_comes_from_the_first_of_its_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |name: &str, text: &str| {
+            let p = d.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let eu_config = write("eu-config", "eu-from-config");
+        let jp_config = write("jp-config", "jp-from-config");
+        let ca_config = write("ca-config", "ca-from-config\n");
+        write(
+            "config/zoho-device/config.toml",
+            &format!(
+                "client_secret_files = {{ eu = {:?}, JP = {:?}, ca = {:?} }}\n",
+                eu_config.display().to_string(),
+                jp_config.display().to_string(),
+                ca_config.display().to_string()
+            ),
+        );
+        let eu_file = write("eu-file", " eu-from-file \n");
+        write("creds/zoho-client-secret-jp", "jp-from-credential");
+        write("creds/zoho-client-secret-in", "in-from-credential");
+        let vars: Vec<(String, String)> = vec![
+            ("XDG_CONFIG_HOME".into(), d.join("config").display().to_string()),
+            ("HOME".into(), d.display().to_string()),
+            ("CREDENTIALS_DIRECTORY".into(), d.join("creds").display().to_string()),
+            ("ZOHO_CLIENT_SECRET".into(), "common".into()),
+            ("ZOHO_CLIENT_SECRET_EU".into(), "eu-from-env".into()),
+            ("ZOHO_CLIENT_SECRET_FILE_EU".into(), eu_file.display().to_string()),
+            ("ZOHO_CLIENT_SECRET_AU".into(), "au-from-env".into()),
+            ("ZOHO_CLIENT_SECRET_UK".into(), "  ".into()),
+        ];
+        let env = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let s = Settings::resolve_with(&args(&[]), &env).unwrap();
+        let got: Vec<(&str, &str, String)> = s
+            .dc_secrets
+            .iter()
+            .map(|x| {
+                let src = match &x.source {
+                    SecretSource::Env => "ZOHO_CLIENT_SECRET".to_string(),
+                    SecretSource::EnvVar(n) => n.clone(),
+                    SecretSource::File(p) | SecretSource::Credential(p) => {
+                        p.strip_prefix(d).unwrap().display().to_string()
+                    }
+                };
+                (x.dc.location(), x.secret.expose(), src)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("eu", "eu-from-file", "eu-file".to_string()),
+                ("in", "in-from-credential", "creds/zoho-client-secret-in".to_string()),
+                ("au", "au-from-env", "ZOHO_CLIENT_SECRET_AU".to_string()),
+                ("jp", "jp-from-credential", "creds/zoho-client-secret-jp".to_string()),
+                ("ca", "ca-from-config", "ca-config".to_string()),
+            ]
+        );
+        assert_eq!(s.client_secret.as_ref().map(ClientSecret::expose), Some("common"));
+        let map = s.dc_secret_map();
+        assert_eq!(map.get("EU").map(ClientSecret::expose), Some("eu-from-file"));
+        assert_eq!(map.get("us"), None);
+
+        // The standard profile has no data centres: nothing is read.
+        let s = Settings::resolve_with(
+            &args(&[
+                "--profile",
+                "rfc8628",
+                "--device-authorization-url",
+                "https://x.example/d",
+                "--token-url",
+                "https://x.example/t",
+            ]),
+            &env,
+        )
+        .unwrap();
+        assert!(s.dc_secrets.is_empty());
+    }
+
+    #[test]
+    fn per_dc_secrets_alone_are_enough_to_start() {
+        let vars = [("HOME", "/nonexistent-home"), ("ZOHO_CLIENT_SECRET_EU", "eu-only")];
+        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let s = Settings::resolve_with(&args(&["--client-id", "1004.X"]), &env).unwrap();
+        let client = s.client().unwrap();
+        assert!(client.client_secret.is_none(), "no common secret");
+        let eu = client.at(&s.dc_secret_map(), Some("eu"));
+        assert_eq!(eu.client_secret.as_ref().map(ClientSecret::expose), Some("eu-only"));
+        // Neither: a usage error naming both kinds of setting.
+        let env = |k: &str| (k == "HOME").then(|| "/nonexistent-home".to_string());
+        let e = Settings::resolve_with(&args(&["--client-id", "1004.X"]), &env)
+            .unwrap()
+            .client()
+            .unwrap_err();
+        assert!(e.hint.unwrap().contains("ZOHO_CLIENT_SECRET_<DC>"));
     }
 }

@@ -304,7 +304,10 @@ fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
     let mut agent = Agent::start_in(
         dir,
         &sim,
-        &[("HOOK_OUT", out.to_str().unwrap())],
+        &[
+            ("HOOK_OUT", out.to_str().unwrap()),
+            ("ZOHO_CLIENT_SECRET_EU", "eu-secret-never-in-the-hook"),
+        ],
         &["--on-needs-pairing", hook],
     );
     let first = agent.wait_event("needs_pairing", Duration::from_secs(5));
@@ -348,7 +351,7 @@ fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
     assert!(expires > 0 && expires <= 300, "{expires}");
     assert_eq!(var("ZOHO_NEEDS_PAIRING_REASON"), "refresh_token_rejected");
     assert!(
-        !env.contains("ZOHO_CLIENT_SECRET") && !env.contains("sim-secret"),
+        !env.contains("ZOHO_CLIENT_SECRET") && !env.contains("sim-secret") && !env.contains("eu-secret-never"),
         "a secret reached the hook:\n{env}"
     );
     assert!(

@@ -9,6 +9,7 @@ mod doctor;
 mod first_hour;
 mod login;
 mod logout;
+mod multidc;
 mod pipes;
 mod secrets;
 mod token;

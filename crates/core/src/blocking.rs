@@ -129,7 +129,10 @@ pub fn run<T: Transport, C: Clock>(
 }
 
 /// Refreshes `tokens`, retrying transient failures (network, 5xx, throttle) up to `attempts`
-/// times with capped, jittered backoff ([`Retry`]). Permanent failures return at once.
+/// times with capped, jittered backoff ([`Retry`]). Permanent failures return at once. Zoho
+/// Multi-DC: pass the credentials of the tokens' DC,
+/// `client.at(&dc_secrets, tokens.location.as_deref())` (a flow given
+/// [`DeviceFlow::with_dc_secrets`] picks its DC's secret itself).
 pub fn refresh<T: Transport, C: Clock>(
     endpoint: &TokenEndpoint,
     client: &ClientCredentials,

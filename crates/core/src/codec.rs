@@ -13,6 +13,8 @@
 //! | token `expires_in` | seconds; legacy `expires_in_sec` wins, ≥ 360 000 means ms ([`normalize_token_lifetime`]) | seconds |
 //! | URL field | `verification_url` | `verification_uri` |
 //! | expiry error | `expired` | `expired_token` (both accepted in both) |
+//! | `other_dc` location | `user_location`, or `dc` (a code or an accounts URL) | — |
+//! | poll spacing | at least 30 s on Zoho's hosts ([`ZOHO_MIN_POLL_INTERVAL`]) | `interval` |
 //! | client secret | required | optional (public clients) |
 
 use alloc::string::{String, ToString};
@@ -94,6 +96,68 @@ pub struct ClientCredentials {
     pub client_secret: Option<ClientSecret>,
 }
 
+impl ClientCredentials {
+    /// The credentials to use at the data centre `location`: its own secret when `secrets`
+    /// holds one, else the common [`ClientCredentials::client_secret`]. `None` (a server whose
+    /// DC is unknown, a standard server) means the common secret.
+    pub fn at(&self, secrets: &DcSecrets, location: Option<&str>) -> ClientCredentials {
+        let own = location.and_then(|l| secrets.get(l));
+        ClientCredentials {
+            client_id: self.client_id.clone(),
+            client_secret: own.or(self.client_secret.as_ref()).cloned(),
+        }
+    }
+}
+
+/// Client secrets per data centre (Zoho's Multi-DC: a client enabled in several DCs keeps its
+/// client ID but may have another secret in each). Keyed by location code (`us`, `eu`, …,
+/// lower case); a DC without an entry uses the common secret ([`ClientCredentials::at`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DcSecrets {
+    secrets: Vec<(String, ClientSecret)>,
+}
+
+impl DcSecrets {
+    /// No per-DC secret: every DC uses the common one.
+    pub fn new() -> DcSecrets {
+        DcSecrets::default()
+    }
+
+    /// Sets the secret of the DC `location` (case-insensitive), replacing an earlier one.
+    pub fn insert(&mut self, location: &str, secret: ClientSecret) {
+        let location = location.trim().to_ascii_lowercase();
+        match self.secrets.iter_mut().find(|(l, _)| *l == location) {
+            Some(entry) => entry.1 = secret,
+            None => self.secrets.push((location, secret)),
+        }
+    }
+
+    /// [`DcSecrets::insert`], as a builder.
+    pub fn with(mut self, location: &str, secret: ClientSecret) -> DcSecrets {
+        self.insert(location, secret);
+        self
+    }
+
+    /// The secret of the DC `location` (case-insensitive), when one was given.
+    pub fn get(&self, location: &str) -> Option<&ClientSecret> {
+        let location = location.trim();
+        self.secrets
+            .iter()
+            .find(|(l, _)| l.eq_ignore_ascii_case(location))
+            .map(|(_, s)| s)
+    }
+
+    /// The locations with a secret of their own, in the order given.
+    pub fn locations(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(|(l, _)| l.as_str())
+    }
+
+    /// Whether no DC has a secret of its own.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+}
+
 /// Zoho's default code lifetime when `expires_in` is missing.
 pub const DEFAULT_CODE_LIFETIME: Duration = Duration::from_secs(300);
 /// The default poll interval when `interval` is missing (Zoho: 30 s; RFC 8628: 5 s).
@@ -104,6 +168,9 @@ pub const RFC_DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
 /// The longest code lifetime accepted from a server; longer ones are clamped.
 pub const MAX_CODE_LIFETIME: Duration = Duration::from_secs(3600);
+/// Zoho's polling page: two polls of one device code within 30 seconds are answered with
+/// `slow_down`, whatever `interval` said. The flow polls Zoho's own accounts hosts no sooner.
+pub const ZOHO_MIN_POLL_INTERVAL: Duration = Duration::from_secs(30);
 /// An access token lifetime assumed when the server gives none.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// The longest access token lifetime accepted; longer ones are clamped.
@@ -150,10 +217,16 @@ pub struct OAuthError {
     pub code: String,
     /// `error_description`.
     pub description: Option<String>,
-    /// Zoho's `user_location` (with `other_dc`).
+    /// Where `other_dc` says the user's account lives: Zoho's pages name it in `user_location`,
+    /// a public Zoho client reads it from `dc`; the first present wins. A location code (`eu`)
+    /// or, from some servers, a whole accounts URL.
     pub user_location: Option<String>,
     /// `interval` (seconds), which some servers (GitHub) send with `slow_down`.
     pub interval: Option<u64>,
+    /// The body's other fields (not `error`, `error_description`, `user_location`, `dc`) as
+    /// name and value text (control characters blanked, long values cut, at most 16 fields),
+    /// by name: what a message can quote when the reply says less than expected.
+    pub other_fields: Vec<(String, String)>,
 }
 
 /// How a reply body reads.
@@ -357,8 +430,9 @@ fn object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Reply<()>> {
         return Err(Reply::Error(OAuthError {
             code,
             description: str_field(&map, "error_description"),
-            user_location: str_field(&map, "user_location"),
+            user_location: str_field(&map, "user_location").or_else(|| str_field(&map, "dc")),
             interval: num_field(&map, "interval"),
+            other_fields: other_fields(&map),
         }));
     }
     if (400..500).contains(&status)
@@ -374,12 +448,41 @@ fn object(status: u16, body: &[u8]) -> Result<Map<String, Value>, Reply<()>> {
             description: None,
             user_location: None,
             interval: num_field(&map, "interval"),
+            other_fields: Vec::new(),
         }));
     }
     if status >= 500 || status == 429 {
         return Err(Reply::Transient(Transient::Status(status)));
     }
     Ok(map)
+}
+
+/// An error body's fields beyond the ones [`OAuthError`] names, as printable text.
+fn other_fields(map: &Map<String, Value>) -> Vec<(String, String)> {
+    const KNOWN: [&str; 4] = ["error", "error_description", "user_location", "dc"];
+    const MAX: usize = 80;
+    let printable = |s: &str| -> String {
+        let mut out: String = s
+            .chars()
+            .take(MAX)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if s.chars().count() > MAX {
+            out.push('…');
+        }
+        out
+    };
+    map.iter()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .take(16)
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => printable(s),
+                other => printable(&other.to_string()),
+            };
+            (printable(k), text)
+        })
+        .collect()
 }
 
 fn str_field(map: &Map<String, Value>, name: &str) -> Option<String> {
@@ -589,6 +692,7 @@ pub fn parse_revoke(profile: Profile, status: u16, body: &[u8]) -> Reply<()> {
                     description: str_field(&map, "message"),
                     user_location: None,
                     interval: None,
+                    other_fields: Vec::new(),
                 })
             } else {
                 Reply::Malformed("revocation reply without status success".into())
@@ -668,6 +772,13 @@ mod tests {
             );
         }
         let r = parse_token(200, br#"{"error":"other_dc","user_location":"eu"}"#);
+        assert!(matches!(r, Reply::Error(ref e) if e.user_location.as_deref() == Some("eu")));
+        // A public Zoho client reads the location from `dc`; `user_location` wins when both.
+        let r = parse_token(400, br#"{"error":"other_dc","dc":"in","x":1}"#);
+        assert!(
+            matches!(r, Reply::Error(ref e) if e.user_location.as_deref() == Some("in") && e.other_fields == [("x".to_string(), "1".to_string())])
+        );
+        let r = parse_token(200, br#"{"error":"other_dc","user_location":"eu","dc":"in"}"#);
         assert!(matches!(r, Reply::Error(ref e) if e.user_location.as_deref() == Some("eu")));
         assert_eq!(
             parse_token(

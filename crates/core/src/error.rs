@@ -30,8 +30,15 @@ pub enum Error {
         /// The accounts server that refused the client.
         accounts_url: String,
     },
-    /// The client secret is wrong or was reset in the API console (`invalid_client_secret`).
-    InvalidClientSecret,
+    /// The client secret is wrong or was reset in the API console (`invalid_client_secret`). A
+    /// client enabled in several data centres (Multi-DC) may have another secret in each:
+    /// `location` names the DC whose server refused it, when known.
+    InvalidClientSecret {
+        /// The accounts server that refused the secret.
+        accounts_url: String,
+        /// Its DC's location code (`eu`), when known.
+        location: Option<String>,
+    },
     /// A standard server rejected the client (`invalid_client`): unknown client ID, wrong
     /// secret, or an authentication method the client is not registered for.
     ClientRejected {
@@ -80,6 +87,12 @@ pub enum Error {
     Unsafe(String),
     /// `other_dc` named a location no table or `serverinfo` maps to an accounts server.
     UnknownLocation(String),
+    /// `other_dc` named no location (neither `user_location` nor `dc`), and nothing else in the
+    /// reply matched a location `serverinfo` knows. Polling cannot follow the user.
+    OtherDcWithoutLocation {
+        /// What the reply held besides `error` (names and values, printable), for the message.
+        reply: String,
+    },
     /// A JSON error the protocol does not define (e.g. `invalid_scope`), passed through.
     Server {
         /// The `error` field.
@@ -194,7 +207,8 @@ impl Error {
             Error::Denied => ErrorKind::Denied,
             Error::CodeExpired | Error::CodeRejected { .. } => ErrorKind::Expired,
             Error::InvalidClient { .. }
-            | Error::InvalidClientSecret
+            | Error::InvalidClientSecret { .. }
+            | Error::OtherDcWithoutLocation { .. }
             | Error::ClientRejected { .. }
             | Error::GrantNotAllowed { .. } => ErrorKind::ClientRejected,
             Error::InvalidScope { .. } => ErrorKind::Config,
@@ -219,7 +233,7 @@ impl Error {
             Error::CodeExpired => "expired",
             Error::CodeRejected { .. } => "code_rejected",
             Error::InvalidClient { .. } => "invalid_client",
-            Error::InvalidClientSecret => "invalid_client_secret",
+            Error::InvalidClientSecret { .. } => "invalid_client_secret",
             Error::ClientRejected { .. } => "client_rejected",
             Error::GrantNotAllowed { .. } => "grant_not_allowed",
             Error::InvalidScope { .. } => "invalid_scope",
@@ -228,6 +242,7 @@ impl Error {
             Error::Unavailable { .. } => "unavailable",
             Error::Unsafe(_) => "unsafe_server_data",
             Error::UnknownLocation(_) => "unknown_location",
+            Error::OtherDcWithoutLocation { .. } => "other_dc_without_location",
             Error::Server { code, .. } => code,
             Error::Protocol(_) => "protocol",
             Error::Config(_) => "config",
@@ -250,7 +265,14 @@ impl fmt::Display for Error {
                 f,
                 "{accounts_url} does not know this client ID (invalid_client): check the client ID, and that the client was registered in this data centre (or enable it under Multi-DC in the API console)"
             ),
-            Error::InvalidClientSecret => f.write_str("Zoho rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"),
+            Error::InvalidClientSecret { accounts_url, location: Some(loc) } => write!(
+                f,
+                "data centre {loc} ({accounts_url}) rejected the client secret (invalid_client_secret): a client enabled in several data centres (Multi-DC) may have a separate secret in each; give {loc}'s secret from the API console (it changes when reset)"
+            ),
+            Error::InvalidClientSecret { accounts_url, location: None } => write!(
+                f,
+                "{accounts_url} rejected the client secret (invalid_client_secret): copy it again from the API console (it changes when reset)"
+            ),
             Error::ClientRejected { server, description } => {
                 write!(f, "{server} rejected the client (invalid_client")?;
                 if let Some(d) = description {
@@ -288,6 +310,11 @@ impl fmt::Display for Error {
             Error::Server { code, description: None } => write!(f, "the server answered {}", Safe(code)),
             Error::Protocol(why) => write!(f, "unexpected reply from the server: {}", Safe(why)),
             Error::Unsafe(why) => write!(f, "unsafe server data refused: {}", Safe(why)),
+            Error::OtherDcWithoutLocation { reply } => write!(
+                f,
+                "the server answered other_dc (the account lives in another data centre) without naming it (no user_location, no dc), and serverinfo did not match anything in the reply ({}); start the login at the user's data centre (the domain they sign in at: accounts.zoho.eu is eu), with the client enabled there (Multi-DC)",
+                Safe(reply)
+            ),
             Error::Config(why) => write!(f, "configuration error: {why}"),
             Error::Cancelled => f.write_str("cancelled"),
         }

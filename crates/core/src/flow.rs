@@ -17,10 +17,17 @@
 //! `invalid_code` / `invalid_grant` while polling means the device code itself is gone
 //! ([`Error::CodeRejected`]; kiosk mode asks for a new one).
 //!
-//! `other_dc`: Zoho's own servers map the location with the built-in table (no request); a
-//! location the table lacks is asked of `GET {current accounts}/oauth/serverinfo`, an
-//! overridden server (the simulator) asks its `serverinfo` (once: the answer is kept). Either way the answer must
-//! pass [`crate::dc::check_accounts_move`], and the device code is kept while resolving.
+//! `other_dc`: the location comes as `user_location` (Zoho's pages) or `dc` (a public Zoho
+//! client), a code or a whole accounts URL. Zoho's own servers map a code with the built-in
+//! table (no request); a location the table lacks is asked of `GET {current accounts}/oauth/serverinfo`, an
+//! overridden server (the simulator) asks its `serverinfo` (once: the answer is kept). A reply
+//! naming no location is matched by its other fields' values, else fails saying what it held
+//! ([`Error::OtherDcWithoutLocation`]). Either way the answer must pass
+//! [`crate::dc::check_accounts_move`], and the device code is kept while resolving. Polling at
+//! the new DC sends that DC's secret ([`DeviceFlow::with_dc_secrets`]).
+//!
+//! Zoho's own accounts hosts are polled no sooner than every 30 s
+//! ([`codec::ZOHO_MIN_POLL_INTERVAL`]) whatever `interval` says; overrides keep theirs.
 //!
 //! The caller loops: `match flow.poll(now)?` — [`Step::Send`]: send it and feed the answer to
 //! [`DeviceFlow::handle_response`] (or [`DeviceFlow::handle_transport_error`]);
@@ -33,7 +40,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use crate::codec::{self, ClientAuth, ClientCredentials, DeviceAuthorization, OAuthError, Profile, Reply};
+use crate::codec::{self, ClientAuth, ClientCredentials, DcSecrets, DeviceAuthorization, OAuthError, Profile, Reply};
 use crate::config::{Backoff, FlowConfig};
 use crate::dc::{self, ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 use crate::error::{Error, Transient, TransportError};
@@ -176,14 +183,15 @@ enum State {
     Polling { code: ActiveCode, at: Timestamp },
     /// Waiting for a poll reply.
     AwaitPoll { code: ActiveCode },
-    /// Ask `serverinfo` where `location` lives, at or after `at`.
+    /// Ask `serverinfo` where `location` lives (`None`: `other_dc` named none; match the
+    /// reply's other fields), at or after `at`.
     Resolve {
         code: ActiveCode,
-        location: String,
+        location: Option<String>,
         at: Timestamp,
     },
     /// Waiting for the serverinfo reply.
-    AwaitResolve { code: ActiveCode, location: String },
+    AwaitResolve { code: ActiveCode, location: Option<String> },
     /// Paired.
     Done(alloc::boxed::Box<Tokens>),
     /// Failed (sticky).
@@ -197,6 +205,14 @@ enum State {
 pub struct DeviceFlow {
     config: FlowConfig,
     client: ClientCredentials,
+    /// Secrets of DCs that have their own (Multi-DC); others use the client's common one.
+    dc_secrets: DcSecrets,
+    /// Whether the configuration was checked (on the first `poll`, after the builders).
+    checked: bool,
+    /// The other fields of the last `other_dc` reply that named no location.
+    other_dc_fields: Vec<(String, String)>,
+    /// The accounts URL the last `other_dc` gave, while `serverinfo` is asked for its location.
+    other_dc_url: Option<ServerUrl>,
     server: Server,
     /// The accounts server polls go to (Zoho: moves on `other_dc`).
     accounts: Option<ServerUrl>,
@@ -219,7 +235,7 @@ pub struct DeviceFlow {
 }
 
 impl DeviceFlow {
-    /// A new flow; the first `poll` asks for a code.
+    /// A new flow; the first `poll` asks for a code (or reports a configuration error).
     pub fn new(config: FlowConfig, client: ClientCredentials, server: Server, now: Timestamp) -> DeviceFlow {
         let backoff = Backoff::new(config.backoff_base, config.backoff_cap, config.jitter_seed);
         let (accounts, location) = match &server {
@@ -234,6 +250,10 @@ impl DeviceFlow {
             state: State::RequestCode { at: now },
             config,
             client,
+            dc_secrets: DcSecrets::new(),
+            checked: false,
+            other_dc_fields: Vec::new(),
+            other_dc_url: None,
             server,
             accounts,
             location,
@@ -252,14 +272,56 @@ impl DeviceFlow {
         flow
     }
 
+    /// Zoho Multi-DC: the secrets of the DCs that have their own. Polling at a DC (the first
+    /// one, and the user's after `other_dc`) sends that DC's secret, else the common one.
+    pub fn with_dc_secrets(mut self, secrets: DcSecrets) -> DeviceFlow {
+        self.dc_secrets = secrets;
+        self
+    }
+
+    /// Zoho: the location code of the starting accounts server, when the caller knows it and
+    /// the URL does not say (an override found through `serverinfo`, e.g. `--dc auto` against
+    /// the simulator). It chooses the DC's secret and is stored with the tokens. Ignored once
+    /// the flow has started and for standard servers.
+    pub fn with_location(mut self, location: Option<String>) -> DeviceFlow {
+        if !self.checked && matches!(self.server, Server::Zoho { .. }) && location.is_some() {
+            self.location = location.map(|l| l.trim().to_ascii_lowercase());
+        }
+        self
+    }
+
+    /// The credentials for the server polled now: its DC's own secret, else the common one.
+    fn client_here(&self) -> ClientCredentials {
+        self.client.at(&self.dc_secrets, self.location.as_deref())
+    }
+
+    /// The error when Zoho polling at the current DC would have no secret to send.
+    fn missing_secret(&self) -> Option<Error> {
+        if self.config.profile != Profile::Zoho || self.client_here().client_secret.is_some() {
+            return None;
+        }
+        if self.client.client_secret.is_none() && self.dc_secrets.is_empty() {
+            return Some(Error::Config(
+                "Zoho's device flow needs the client secret (a \"Non-browser Application\" client has one)".into(),
+            ));
+        }
+        let here = match (&self.location, &self.accounts) {
+            (Some(l), Some(a)) => alloc::format!("data centre {l} ({a})"),
+            (Some(l), None) => alloc::format!("data centre {l}"),
+            (None, Some(a)) => alloc::format!("{a} (its data centre is not known)"),
+            (None, None) => "this server".into(),
+        };
+        Some(Error::Config(alloc::format!(
+            "no client secret for {here}: give that data centre's secret (API console, Settings, Multi-DC) or a common one"
+        )))
+    }
+
     fn config_error(&self) -> Option<Error> {
         if self.client.client_id.trim().is_empty() {
             return Some(Error::Config("the client ID is empty".into()));
         }
-        if self.config.profile == Profile::Zoho && self.client.client_secret.is_none() {
-            return Some(Error::Config(
-                "Zoho's device flow needs the client secret (a \"Non-browser Application\" client has one)".into(),
-            ));
+        if let Some(e) = self.missing_secret() {
+            return Some(e);
         }
         if self.config.scopes.iter().all(|s| s.trim().is_empty()) && self.config.profile == Profile::Zoho {
             return Some(Error::Config("no scope given (e.g. ZohoBooks.settings.READ)".into()));
@@ -286,6 +348,12 @@ impl DeviceFlow {
 
     /// What to do next at `now`.
     pub fn poll(&mut self, now: Timestamp) -> Result<Step, Error> {
+        if !self.checked {
+            self.checked = true;
+            if let Some(err) = self.config_error() {
+                self.state = State::Failed(err);
+            }
+        }
         if let Some(step) = self.out.pop_front() {
             return Ok(step);
         }
@@ -331,7 +399,7 @@ impl DeviceFlow {
             }
             State::Resolve { code, location, .. } => {
                 let Some(src) = self.serverinfo_base() else {
-                    return (State::Failed(Error::UnknownLocation(location)), Step::Wait(now));
+                    return (State::Failed(self.unresolved(location)), Step::Wait(now));
                 };
                 let req = HttpRequest::get(src.join("/oauth/serverinfo"), Purpose::ServerInfo);
                 (State::AwaitResolve { code, location }, Step::Send(req))
@@ -411,7 +479,7 @@ impl DeviceFlow {
         codec::device_code_request(
             self.config.profile,
             url,
-            &self.client,
+            &self.client_here(),
             &self.config.scopes,
             self.config.offline_access,
             self.config.prompt_consent,
@@ -428,7 +496,7 @@ impl DeviceFlow {
                 .join("/oauth/v3/device/token"),
             Server::Standard { token_url, .. } => token_url.clone(),
         };
-        codec::poll_request(self.config.profile, url, &self.client, code, self.auth)
+        codec::poll_request(self.config.profile, url, &self.client_here(), code, self.auth)
     }
 
     fn current_endpoint(&self) -> String {
@@ -494,7 +562,7 @@ impl DeviceFlow {
             Reply::Ok(auth) => {
                 self.failures = 0;
                 self.last_transient = None;
-                let interval = auth.interval.max(self.config.min_interval);
+                let interval = auth.interval.max(self.config.min_interval).max(self.poll_floor());
                 let expires_at = now.saturating_add(auth.expires_in);
                 let urls = match self.prompt_urls(&auth.verification_url, auth.verification_uri_complete.as_deref()) {
                     Ok(urls) => urls,
@@ -542,6 +610,17 @@ impl DeviceFlow {
         self.out.push_back(Step::Notice(Notice::Retry { reason: t, delay }));
         State::RequestCode {
             at: now.saturating_add(delay),
+        }
+    }
+
+    /// Zoho's one-poll-per-30-seconds rule, on Zoho's own accounts hosts only: an override
+    /// (the simulator, loopback, a test server) keeps the interval it sends.
+    fn poll_floor(&self) -> Duration {
+        match &self.accounts {
+            Some(a) if self.config.profile == Profile::Zoho && a.is_https() && dc::is_zoho_accounts_host(a.host()) => {
+                codec::ZOHO_MIN_POLL_INTERVAL
+            }
+            _ => Duration::ZERO,
         }
     }
 
@@ -693,7 +772,13 @@ impl DeviceFlow {
                         self.fail(err)
                     }
                     _ => {
-                        let err = token::grant_error(self.config.profile, e, &self.current_endpoint());
+                        let err = match token::grant_error(self.config.profile, e, &self.current_endpoint()) {
+                            Error::InvalidClientSecret { accounts_url, .. } => Error::InvalidClientSecret {
+                                accounts_url,
+                                location: self.location.clone(),
+                            },
+                            other => other,
+                        };
                         self.fail(err)
                     }
                 }
@@ -719,28 +804,130 @@ impl DeviceFlow {
         State::Polling { code, at }
     }
 
+    /// `other_dc`: the location comes as `user_location` or `dc` (a code, or a whole accounts
+    /// URL); a code is mapped with the table (Zoho's servers), then `serverinfo`. A reply that
+    /// names none is matched against the table and `serverinfo` by its other fields' values.
     fn other_dc(&mut self, now: Timestamp, code: ActiveCode, e: OAuthError) -> State {
-        let Some(location) = e.user_location.map(|l| l.to_ascii_lowercase()) else {
-            return self.fail(Error::Protocol("other_dc without user_location".into()));
-        };
+        self.other_dc_url = None;
+        let named = e
+            .user_location
+            .map(|l| String::from(l.trim()))
+            .filter(|l| !l.is_empty());
+        if let Some(raw) = named.as_deref().filter(|l| l.contains("://")) {
+            let url = match ServerUrl::parse(raw) {
+                Ok(url) => url,
+                Err(why) => {
+                    return self.fail(Error::Unsafe(alloc::format!(
+                        "other_dc gave {raw:?} as the user's accounts server: {why}"
+                    )));
+                }
+            };
+            // Refused before anything is asked about it.
+            if let Some(current) = &self.accounts
+                && let Err(why) = dc::check_accounts_move(current, &url)
+            {
+                return self.fail(Error::Unsafe(why));
+            }
+            let location = DataCenter::from_accounts_url(&url)
+                .map(|dc| String::from(dc.location()))
+                .or_else(|| self.location_of_url(&url));
+            if location.is_none() && self.known_locations.is_empty() && self.serverinfo_base().is_some() {
+                // Its location code (which chooses the secret) is asked of serverinfo first.
+                self.other_dc_fields = alloc::vec![(String::from("user_location"), String::from(url.as_str()))];
+                self.other_dc_url = Some(url);
+                return State::Resolve {
+                    code,
+                    location: None,
+                    at: now,
+                };
+            }
+            return self.move_to(now, code, location, url);
+        }
+        let location = named.map(|l| l.to_ascii_lowercase());
+        if location.is_none() {
+            self.other_dc_fields = e.other_fields;
+            if let Some(d) = e.description {
+                let d: String = d
+                    .chars()
+                    .take(120)
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                self.other_dc_fields.insert(0, (String::from("error_description"), d));
+            }
+        }
         // The table first (Zoho's own servers): no request for a known location.
-        if self.location_source() == Some(&LocationSource::BuiltIn)
-            && let Some(dc) = DataCenter::from_location(&location)
-        {
-            return self.move_to(now, code, location, dc.accounts_server());
+        if self.location_source() == Some(&LocationSource::BuiltIn) {
+            let dc = match &location {
+                Some(l) => DataCenter::from_location(l),
+                None => self
+                    .other_dc_fields
+                    .iter()
+                    .find_map(|(_, v)| DataCenter::from_location(v)),
+            };
+            if let Some(dc) = dc {
+                return self.move_to(now, code, Some(String::from(dc.location())), dc.accounts_server());
+            }
         }
         // Then what an earlier serverinfo answer said.
-        if let Some(raw) = self.learnt_location(&location) {
-            return self.follow(now, code, location, &raw);
+        if let Some((l, raw)) = self.learnt(location.as_deref()) {
+            return self.follow(now, code, l, &raw);
         }
         if self.serverinfo_base().is_none() {
-            return self.fail(Error::UnknownLocation(location));
+            return self.fail(self.unresolved(location));
         }
         // Ask serverinfo (the device code travels along in the state).
         State::Resolve {
             code,
             location,
             at: now,
+        }
+    }
+
+    /// The error when neither the table nor `serverinfo` knows where `other_dc` points.
+    fn unresolved(&self, location: Option<String>) -> Error {
+        match location {
+            Some(l) => Error::UnknownLocation(l),
+            None => {
+                let mut reply = String::new();
+                for (k, v) in &self.other_dc_fields {
+                    if !reply.is_empty() {
+                        reply.push_str(", ");
+                    }
+                    reply.push_str(&alloc::format!("{k}={v:?}"));
+                }
+                if reply.is_empty() {
+                    reply.push_str("nothing besides the error");
+                } else {
+                    reply.insert_str(0, "it held ");
+                }
+                Error::OtherDcWithoutLocation { reply }
+            }
+        }
+    }
+
+    /// The location `serverinfo` gave this accounts server, when it did.
+    fn location_of_url(&self, url: &ServerUrl) -> Option<String> {
+        self.known_locations
+            .iter()
+            .find(|(_, u)| ServerUrl::parse(u).is_ok_and(|u| u == *url))
+            .map(|(l, _)| l.clone())
+    }
+
+    /// What `serverinfo` said about `location` — or, for an `other_dc` that named none, about
+    /// the first of the reply's values that is a location (or accounts server) it lists.
+    fn learnt(&self, location: Option<&str>) -> Option<(String, String)> {
+        match location {
+            Some(l) => self.learnt_location(l).map(|raw| (String::from(l), raw)),
+            None => self.other_dc_fields.iter().find_map(|(_, v)| {
+                let v = v.trim();
+                self.known_locations
+                    .iter()
+                    .find(|(l, u)| {
+                        l.eq_ignore_ascii_case(v)
+                            || u.trim_end_matches('/').eq_ignore_ascii_case(v.trim_end_matches('/'))
+                    })
+                    .cloned()
+            }),
         }
     }
 
@@ -755,14 +942,16 @@ impl DeviceFlow {
     /// Moves to an accounts server named by `serverinfo`, once it proves a valid, safe URL.
     fn follow(&mut self, now: Timestamp, code: ActiveCode, location: String, raw: &str) -> State {
         match ServerUrl::parse(raw) {
-            Ok(url) => self.move_to(now, code, location, url),
+            Ok(url) => self.move_to(now, code, Some(location), url),
             Err(e) => self.fail(Error::Unsafe(alloc::format!(
                 "serverinfo gave {raw:?} as the accounts server of {location:?}: {e}"
             ))),
         }
     }
 
-    fn move_to(&mut self, now: Timestamp, code: ActiveCode, location: String, url: ServerUrl) -> State {
+    /// Moves polling to `url`, the accounts server of `location` (`None`: an accounts URL
+    /// `other_dc` gave whose location nothing names).
+    fn move_to(&mut self, now: Timestamp, code: ActiveCode, location: Option<String>, url: ServerUrl) -> State {
         // A server may only send us to a server of the same kind: Zoho to Zoho accounts hosts,
         // https only, loopback only from loopback (the simulator).
         if let Some(current) = &self.accounts
@@ -771,12 +960,19 @@ impl DeviceFlow {
             return self.fail(Error::Unsafe(why));
         }
         self.out.push_back(Step::Notice(Notice::OtherDc {
-            location: location.clone(),
+            location: location.clone().unwrap_or_else(|| String::from(url.host())),
             accounts_url: url.as_str().to_string(),
         }));
         self.accounts = Some(url);
-        self.location = Some(location);
-        // Zoho allows one poll per interval per device code, across DCs: wait one interval.
+        self.location = location;
+        // Multi-DC: this DC may need a secret of its own, and there may be none to send.
+        if let Some(e) = self.missing_secret() {
+            return self.fail(e);
+        }
+        // Zoho allows one poll per interval per device code, across DCs: wait one interval
+        // (at least 30 s when the new server is one of Zoho's own).
+        let mut code = code;
+        code.interval = code.interval.max(self.poll_floor());
         let at = now.saturating_add(code.interval).min(code.expires_at);
         State::Polling { code, at }
     }
@@ -785,7 +981,7 @@ impl DeviceFlow {
         &mut self,
         now: Timestamp,
         code: ActiveCode,
-        location: String,
+        location: Option<String>,
         status: u16,
         reply: Reply<Vec<(String, String)>>,
     ) -> State {
@@ -794,9 +990,14 @@ impl DeviceFlow {
                 self.failures = 0;
                 self.last_transient = None;
                 self.known_locations = locs;
-                match self.learnt_location(&location) {
-                    Some(raw) => self.follow(now, code, location, &raw),
-                    None => self.fail(Error::UnknownLocation(location)),
+                match (self.learnt(location.as_deref()), self.other_dc_url.take()) {
+                    (Some((l, raw)), _) => self.follow(now, code, l, &raw),
+                    // An accounts URL serverinfo does not list: followed, its location unknown.
+                    (None, Some(url)) if location.is_none() => self.move_to(now, code, None, url),
+                    (None, _) => {
+                        let e = self.unresolved(location);
+                        self.fail(e)
+                    }
                 }
             }
             Reply::Transient(t) => self.resolve_transient(now, code, location, t),
@@ -810,7 +1011,7 @@ impl DeviceFlow {
         }
     }
 
-    fn resolve_transient(&mut self, now: Timestamp, code: ActiveCode, location: String, t: Transient) -> State {
+    fn resolve_transient(&mut self, now: Timestamp, code: ActiveCode, location: Option<String>, t: Transient) -> State {
         self.failures += 1;
         self.last_transient = Some(t.clone());
         if now >= code.expires_at {

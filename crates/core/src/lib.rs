@@ -33,7 +33,8 @@
 //!   log in again" ([`Error::CodeRejected`]); Zoho's `Access Denied` throttle means "later".
 //! * **Data centres** ([`dc`]): `other_dc` moves polling to the user's DC, found in the
 //!   built-in table, else in `GET {accounts}/oauth/serverinfo`; the new accounts server must
-//!   look like Zoho's (`https://accounts.zoho.<country>`), loopback only from loopback.
+//!   look like Zoho's (`https://accounts.zoho.<country>`), loopback only from loopback. A client
+//!   with a secret per DC (Zoho's Multi-DC) sends each DC its own ([`DcSecrets`]).
 //! * **Secrets never print** ([`secret`]); requests' `Debug` hides their bodies.
 //! * `#![no_std]` + `alloc`; `std` adds `std::error::Error` and the std clock; `reqwest` adds
 //!   the async driver; `embedded-svc` the ESP-IDF adapter for the blocking driver.
@@ -76,7 +77,7 @@ pub mod reqwest_driver;
 #[cfg(feature = "embedded-svc")]
 pub mod embedded;
 
-pub use codec::{ClientAuth, ClientCredentials, Profile};
+pub use codec::{ClientAuth, ClientCredentials, DcSecrets, Profile};
 pub use config::{Backoff, FlowConfig, KioskPolicy, Next, Retry};
 pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 pub use error::{Error, ErrorKind, Transient, TransportError};

@@ -234,7 +234,8 @@ pub async fn run_flow(
 /// Refreshes `tokens` with up to `attempts` tries on transient failures (capped, jittered
 /// backoff: [`Retry`]). Permanent failures (`invalid_code`, rejected client, unsafe
 /// `api_domain`) return at once. The result's `expires_at` is on the clock `now` reads (e.g.
-/// Unix time for a token file, or a [`MonotonicClock`]).
+/// Unix time for a token file, or a [`MonotonicClock`]). Zoho Multi-DC: pass the credentials
+/// of the tokens' DC, `client.at(&dc_secrets, tokens.location.as_deref())`.
 pub async fn refresh(
     http: &HttpClient,
     endpoint: &TokenEndpoint,
@@ -265,7 +266,7 @@ pub async fn refresh(
 }
 
 /// Revokes the refresh token (retrying transient failures). `Ok(false)`: nothing to revoke,
-/// or no revocation endpoint.
+/// or no revocation endpoint. `client`: as for [`refresh`].
 pub async fn revoke(
     http: &HttpClient,
     endpoint: &TokenEndpoint,

@@ -145,7 +145,13 @@ impl TokenEndpoint {
             }),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
-            Reply::Error(e) => Err(grant_error(self.profile, e, self.token_url.as_str())),
+            Reply::Error(e) => Err(match grant_error(self.profile, e, self.token_url.as_str()) {
+                Error::InvalidClientSecret { accounts_url, .. } => Error::InvalidClientSecret {
+                    accounts_url,
+                    location: previous.location.clone(),
+                },
+                other => other,
+            }),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
     }
@@ -207,7 +213,10 @@ pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &str) -> 
         "invalid_client" | "unauthorized_client" => Error::InvalidClient {
             accounts_url: origin(url),
         },
-        "invalid_client_secret" => Error::InvalidClientSecret,
+        "invalid_client_secret" => Error::InvalidClientSecret {
+            accounts_url: origin(url),
+            location: None,
+        },
         _ => Error::Server {
             code: e.code,
             description: e.description,

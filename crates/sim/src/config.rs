@@ -13,6 +13,9 @@ pub struct ClientConfig {
     pub secret: String,
     /// Location codes of the DCs that know this client (its home DC plus the "Multi-DC" ones).
     pub locations: Vec<String>,
+    /// Multi-DC: DCs where the client has a secret of its own, as (location, secret). At such a
+    /// DC only that secret is accepted; elsewhere [`ClientConfig::secret`].
+    pub dc_secrets: Vec<(String, String)>,
 }
 
 impl ClientConfig {
@@ -22,6 +25,52 @@ impl ClientConfig {
             id: id.to_owned(),
             secret: secret.to_owned(),
             locations: locations.iter().map(|l| (*l).to_owned()).collect(),
+            dc_secrets: Vec::new(),
+        }
+    }
+
+    /// Gives the client a secret of its own in DC `location` (Multi-DC).
+    pub fn with_dc_secret(mut self, location: &str, secret: &str) -> Self {
+        self.dc_secrets.retain(|(l, _)| l != location);
+        self.dc_secrets.push((location.to_owned(), secret.to_owned()));
+        self
+    }
+
+    /// The secret this client must send at DC `location`.
+    pub fn secret_at(&self, location: &str) -> &str {
+        self.dc_secrets
+            .iter()
+            .find(|(l, _)| l == location)
+            .map_or(self.secret.as_str(), |(_, s)| s.as_str())
+    }
+}
+
+/// How `other_dc` names the user's DC (Zoho's pages and public clients differ).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtherDcField {
+    /// `user_location` (Zoho's pages; the default).
+    #[default]
+    UserLocation,
+    /// `dc` (as a public Zoho client reads it).
+    Dc,
+    /// Both `user_location` and `dc`.
+    Both,
+    /// `user_location` holding the whole accounts URL of the DC instead of its code.
+    AccountsUrl,
+    /// No location at all.
+    None,
+}
+
+impl std::str::FromStr for OtherDcField {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "user_location" => Ok(OtherDcField::UserLocation),
+            "dc" => Ok(OtherDcField::Dc),
+            "both" => Ok(OtherDcField::Both),
+            "url" => Ok(OtherDcField::AccountsUrl),
+            "none" => Ok(OtherDcField::None),
+            other => Err(format!("{other:?} is not user_location, dc, both, url or none")),
         }
     }
 }
@@ -110,6 +159,10 @@ pub struct SimConfig {
     pub omit_verification_uri_complete: bool,
     /// Answer a lapsed code with RFC 8628's `expired_token` instead of Zoho's `expired`.
     pub expired_token_error: bool,
+    /// How `other_dc` names the user's DC.
+    pub other_dc_field: OtherDcField,
+    /// Token replies in the legacy shape: `expires_in` in milliseconds beside `expires_in_sec`.
+    pub legacy_token_expiry: bool,
     /// Access tokens one refresh token may mint by refresh within [`SimConfig::throttle_window`]
     /// (Zoho: 10).
     pub throttle_limit: u32,
@@ -143,6 +196,8 @@ impl Default for SimConfig {
             errors_as_400: false,
             omit_verification_uri_complete: false,
             expired_token_error: false,
+            other_dc_field: OtherDcField::UserLocation,
+            legacy_token_expiry: false,
             throttle_limit: 10,
             throttle_window: Duration::from_secs(600),
             max_access_tokens: 15,
@@ -239,6 +294,31 @@ impl SimConfig {
         self
     }
 
+    /// Gives client `id` a secret of its own in DC `location` (Multi-DC).
+    ///
+    /// # Panics
+    ///
+    /// If no client `id` is registered (a test bug).
+    pub fn dc_secret(mut self, id: &str, location: &str, secret: &str) -> Self {
+        let Some(c) = self.clients.iter_mut().find(|c| c.id == id) else {
+            panic!("no client {id:?} is registered");
+        };
+        *c = c.clone().with_dc_secret(location, secret);
+        self
+    }
+
+    /// How `other_dc` names the user's DC.
+    pub fn other_dc_field(mut self, field: OtherDcField) -> Self {
+        self.other_dc_field = field;
+        self
+    }
+
+    /// Token replies with `expires_in` in milliseconds beside `expires_in_sec` (`true`).
+    pub fn legacy_token_expiry(mut self, on: bool) -> Self {
+        self.legacy_token_expiry = on;
+        self
+    }
+
     /// Refresh throttle: `limit` mints per refresh token within `window`.
     pub fn throttle(mut self, limit: u32, window: Duration) -> Self {
         self.throttle_limit = limit;
@@ -297,6 +377,12 @@ impl SimConfig {
         for c in &self.clients {
             if let Some(l) = c.locations.iter().find(|l| !self.locations.contains(l)) {
                 return Err(format!("client {} is registered in {l:?}, which is not run", c.id));
+            }
+            if let Some((l, _)) = c.dc_secrets.iter().find(|(l, _)| !c.locations.contains(l)) {
+                return Err(format!(
+                    "client {} has a secret for {l:?}, where it is not registered",
+                    c.id
+                ));
             }
         }
         for u in &self.users {

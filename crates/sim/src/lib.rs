@@ -40,6 +40,10 @@
 //! * `slow_down`: a poll less than `interval` after the previous poll of the same code, whatever
 //!   that poll's answer was (a `slow_down` poll also restarts the clock). The first poll may come
 //!   at once. Expiry is checked before spacing.
+//! * Multi-DC secrets: a client may have a secret of its own in a DC
+//!   ([`ClientConfig::with_dc_secret`]); there only that one is accepted, elsewhere the common one.
+//! * `other_dc` names the DC in `user_location` by default; [`OtherDcField`] switches to `dc`,
+//!   both, a whole accounts URL, or nothing.
 //! * After `other_dc`, the user's DC must also know the client (Zoho's "Multi-DC" setting);
 //!   otherwise that DC answers `invalid_client`.
 //! * Refresh at a DC that knows the client but is not the user's: `invalid_code` (each DC has
@@ -83,7 +87,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-pub use config::{AutoApprove, ClientConfig, OrgConfig, SimConfig, UserConfig};
+pub use config::{AutoApprove, ClientConfig, OrgConfig, OtherDcField, SimConfig, UserConfig};
 pub use fault::{Fault, FaultKind};
 pub use log::{LoggedRequest, Stats};
 

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use zoho_device_sim::{AutoApprove, ClientConfig, Fault, SimConfig, Simulator, UserConfig};
+use zoho_device_sim::{AutoApprove, ClientConfig, Fault, OtherDcField, SimConfig, Simulator, UserConfig};
 
 /// A local Zoho Accounts (device flow) + Books simulator on 127.0.0.1, one port per data centre.
 #[derive(Parser, Debug)]
@@ -22,6 +22,20 @@ struct Args {
     /// 1004.SIMCLIENT:sim-secret:us). The secret is a fake one: the simulator's, not Zoho's.
     #[arg(long = "client", value_name = "ID:SECRET:DCS", value_parser = parse_client)]
     clients: Vec<ClientConfig>,
+
+    /// Multi-DC: a secret of a client's own in one DC, as ID:DC:SECRET (repeatable). There only
+    /// that secret is accepted; the client must be registered in that DC.
+    #[arg(long = "dc-secret", value_name = "ID:DC:SECRET", value_parser = parse_dc_secret)]
+    dc_secrets: Vec<(String, String, String)>,
+
+    /// How other_dc names the user's DC: user_location (Zoho's pages), dc (as a public Zoho
+    /// client reads it), both, url (user_location holding the whole accounts URL), or none.
+    #[arg(long, value_name = "FIELD", default_value = "user_location")]
+    other_dc_field: OtherDcField,
+
+    /// Token replies in the legacy shape: expires_in in milliseconds beside expires_in_sec.
+    #[arg(long)]
+    legacy_expiry: bool,
 
     /// A user as NAME:DC (repeatable; replaces the default user in us). The first one approves
     /// unless --approver says otherwise.
@@ -117,6 +131,16 @@ fn parse_client(s: &str) -> Result<ClientConfig, String> {
     }
 }
 
+fn parse_dc_secret(s: &str) -> Result<(String, String, String), String> {
+    let mut it = s.splitn(3, ':');
+    match (it.next(), it.next(), it.next()) {
+        (Some(id), Some(dc), Some(secret)) if !id.is_empty() && !dc.is_empty() && !secret.is_empty() => {
+            Ok((id.to_owned(), dc.to_owned(), secret.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not ID:DC:SECRET")),
+    }
+}
+
 fn parse_user(s: &str) -> Result<UserConfig, String> {
     match s.rsplit_once(':') {
         Some((name, dc)) if !name.is_empty() && !dc.is_empty() => Ok(UserConfig::new(name, dc)),
@@ -139,6 +163,8 @@ fn config(args: Args) -> Result<(SimConfig, bool), String> {
         errors_as_400: args.errors_as_400,
         omit_verification_uri_complete: args.omit_verification_uri_complete,
         expired_token_error: args.expired_token,
+        other_dc_field: args.other_dc_field,
+        legacy_token_expiry: args.legacy_expiry,
         throttle_limit: args.throttle_limit,
         throttle_window: secs(args.throttle_window_s, "--throttle-window-s")?,
         max_access_tokens: args.max_access_tokens,
@@ -153,6 +179,12 @@ fn config(args: Args) -> Result<(SimConfig, bool), String> {
     }
     if !args.users.is_empty() {
         cfg.users = args.users;
+    }
+    for (id, dc, secret) in args.dc_secrets {
+        let Some(c) = cfg.clients.iter_mut().find(|c| c.id == id) else {
+            return Err(format!("--dc-secret {id}:{dc}:…: no client {id} is registered"));
+        };
+        *c = c.clone().with_dc_secret(&dc, &secret);
     }
     if args.auto_approve_after_s.is_some() || args.auto_approve_after_polls.is_some() || args.auto_approve_as.is_some()
     {
@@ -205,7 +237,18 @@ fn main() -> ExitCode {
     let clients: Vec<String> = cfg
         .clients
         .iter()
-        .map(|c| format!("{} (in {})", c.id, c.locations.join(",")))
+        .map(|c| {
+            let own: Vec<&str> = c.dc_secrets.iter().map(|(l, _)| l.as_str()).collect();
+            match own.is_empty() {
+                true => format!("{} (in {})", c.id, c.locations.join(",")),
+                false => format!(
+                    "{} (in {}; own secret in {})",
+                    c.id,
+                    c.locations.join(","),
+                    own.join(",")
+                ),
+            }
+        })
         .collect();
     let users: Vec<String> = cfg
         .users

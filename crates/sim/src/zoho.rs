@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::config::{SimConfig, UserConfig};
+use crate::config::{OtherDcField, SimConfig, UserConfig};
 use crate::fault::{Fault, FaultKind};
 use crate::log::{LoggedRequest, Stats};
 
@@ -204,8 +204,25 @@ impl Zoho {
         })
     }
 
-    fn client_secret_ok(&self, client_id: &str, secret: Option<&str>) -> bool {
-        secret.is_some_and(|s| self.cfg.clients.iter().any(|c| c.id == client_id && c.secret == s))
+    /// Whether `secret` is the client's secret at DC `location` (its own there, else the common).
+    fn client_secret_ok(&self, client_id: &str, secret: Option<&str>, location: &str) -> bool {
+        secret.is_some_and(|s| {
+            self.cfg
+                .clients
+                .iter()
+                .any(|c| c.id == client_id && c.secret_at(location) == s)
+        })
+    }
+
+    /// A token reply's lifetime fields: seconds, or the legacy milliseconds + `expires_in_sec`.
+    fn lifetime_fields(&self, body: &mut Value) {
+        let s = self.cfg.token_lifetime_s;
+        if self.cfg.legacy_token_expiry {
+            body["expires_in"] = json!(s.saturating_mul(1000));
+            body["expires_in_sec"] = json!(s);
+        } else {
+            body["expires_in"] = json!(s);
+        }
     }
 
     fn user(&self, name: &str) -> Option<&UserConfig> {
@@ -330,7 +347,7 @@ impl Zoho {
             return self.error("invalid_client");
         }
         let client_id = client_id.unwrap_or_default();
-        if !self.client_secret_ok(client_id, param(params, "client_secret")) {
+        if !self.client_secret_ok(client_id, param(params, "client_secret"), location) {
             return self.error("invalid_client_secret");
         }
         if param(params, "grant_type") != Some("device_token") {
@@ -393,7 +410,18 @@ impl Zoho {
                 };
                 if user_location != location {
                     let mut r = self.error("other_dc");
-                    r.body["user_location"] = json!(user_location);
+                    match self.cfg.other_dc_field {
+                        OtherDcField::UserLocation => r.body["user_location"] = json!(user_location),
+                        OtherDcField::Dc => r.body["dc"] = json!(user_location),
+                        OtherDcField::Both => {
+                            r.body["user_location"] = json!(user_location);
+                            r.body["dc"] = json!(user_location);
+                        }
+                        OtherDcField::AccountsUrl => {
+                            r.body["user_location"] = json!(self.base_url(&user_location).unwrap_or_default());
+                        }
+                        OtherDcField::None => {}
+                    }
                     return r;
                 }
                 code.approval = Approval::Used;
@@ -419,8 +447,8 @@ impl Zoho {
             "access_token": access_token,
             "api_domain": self.base_url(location).unwrap_or_default(),
             "token_type": "Bearer",
-            "expires_in": self.cfg.token_lifetime_s,
         });
+        self.lifetime_fields(&mut body);
         if let Some(rt) = refresh_token {
             body["refresh_token"] = json!(rt);
         }
@@ -519,7 +547,7 @@ impl Zoho {
             return self.error("invalid_client");
         }
         let client_id = client_id.unwrap_or_default();
-        if !self.client_secret_ok(client_id, param(params, "client_secret")) {
+        if !self.client_secret_ok(client_id, param(params, "client_secret"), location) {
             // Zoho's v2 token endpoint says invalid_client for a wrong secret.
             return self.error("invalid_client");
         }
@@ -555,13 +583,14 @@ impl Zoho {
         let token = token.to_owned();
         let access_token = self.mint_access(&user, location, &scope, Some(&token), now);
         self.stats.refreshes += 1;
-        Reply::ok(json!({
+        let mut body = json!({
             "access_token": access_token,
             "scope": scope,
             "api_domain": self.base_url(location).unwrap_or_default(),
             "token_type": "Bearer",
-            "expires_in": self.cfg.token_lifetime_s,
-        }))
+        });
+        self.lifetime_fields(&mut body);
+        Reply::ok(body)
     }
 
     /// `POST /oauth/v2/token/revoke` at DC `location`.

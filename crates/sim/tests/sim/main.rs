@@ -12,3 +12,4 @@ mod page;
 mod polling;
 mod refresh;
 mod util;
+mod variants;
