@@ -246,7 +246,7 @@ impl DeviceFlow {
             Server::Standard { .. } => (None, None),
         };
         let auth = config.client_auth;
-        let mut flow = DeviceFlow {
+        let flow = DeviceFlow {
             state: State::RequestCode { at: now },
             config,
             client,
@@ -266,9 +266,8 @@ impl DeviceFlow {
             in_flight: None,
             auth,
         };
-        if let Some(err) = flow.config_error() {
-            flow.state = State::Failed(err);
-        }
+        // The configuration is checked at the first poll, once the Multi-DC secrets and the
+        // starting location are known.
         flow
     }
 

@@ -242,7 +242,13 @@ fn twitch_pending_is_pending_not_a_retry() {
 fn a_proxys_message_body_is_still_not_an_answer() {
     // Only RFC 8628's own words in `message` count; anything else is retried like a 503.
     let reply = codec::parse_token_for(Profile::Rfc8628, 403, br#"{"message":"Forbidden"}"#);
-    assert!(matches!(reply, codec::Reply::Malformed(_)), "{reply:?}");
+    assert!(
+        matches!(
+            reply,
+            codec::Reply::Transient(zoho_device_core::Transient::UnexpectedJson(403))
+        ),
+        "{reply:?}"
+    );
     let reply = codec::parse_token_for(Profile::Rfc8628, 400, &fixture("twitch_pending.json"));
     assert!(
         matches!(reply, codec::Reply::Error(ref e) if e.code == "authorization_pending"),
