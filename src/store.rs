@@ -771,14 +771,29 @@ mod tests {
         assert!(check_owner(&dir, &meta, meta.uid()).is_ok());
     }
 
-    fn tempdir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "zd-store-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh directory, removed when the returned guard is dropped.
+    fn tempdir() -> TempDir {
+        TempDir(
+            tempfile::Builder::new()
+                .prefix("zd-store-")
+                .tempdir()
+                .expect("a temporary directory"),
+        )
+    }
+
+    /// Derefs to the directory's path, so tests use it like the `PathBuf` it used to be.
+    struct TempDir(tempfile::TempDir);
+
+    impl AsRef<Path> for TempDir {
+        fn as_ref(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            self.0.path()
+        }
     }
 }

@@ -107,15 +107,23 @@ fn django_ready() -> bool {
 /// test fails.
 struct Dot {
     _child: Child,
+    /// The server's database and key; removed when dropped (the server is killed, so it cannot
+    /// clean up after itself).
+    _data: tempfile::TempDir,
     origin: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Dot {
     async fn start(code_ttl: u32) -> Dot {
+        let data = tempfile::Builder::new()
+            .prefix("dot-interop-")
+            .tempdir()
+            .expect("a temporary directory");
         let mut child = Command::new(venv_python())
             .args(["serve.py", "0", "--exit-with-stdin"])
             .current_dir(django_dir())
+            .env("DOT_DATA_DIR", data.path())
             .env("DEVICE_CODE_TTL", code_ttl.to_string())
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
@@ -145,6 +153,7 @@ impl Dot {
         let hello: Value = serde_json::from_str(&line).expect("the server prints its origin as JSON");
         Dot {
             _child: child,
+            _data: data,
             origin: hello["origin"].as_str().expect("origin").to_string(),
             log,
         }

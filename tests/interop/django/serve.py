@@ -103,7 +103,8 @@ def main():
 
     server = make_server("127.0.0.1", port, wsgi, server_class=Server, handler_class=QuietHandler)
     origin = f"http://127.0.0.1:{server.server_port}"
-    data = tempfile.mkdtemp(prefix="dot-interop-")
+    # The test gives a directory it removes itself (it kills this process); else a fresh one.
+    data = os.environ.get("DOT_DATA_DIR") or tempfile.mkdtemp(prefix="dot-interop-")
     os.environ["DOT_ORIGIN"] = origin
     os.environ["DOT_DATABASE"] = os.path.join(data, "db.sqlite3")
     os.environ["DOT_RSA_KEY"] = rsa_key()
