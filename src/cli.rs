@@ -123,6 +123,9 @@ pub enum Command {
     /// Revoke the refresh token at Zoho, then delete the token file (deleted even when the
     /// revocation fails; the failure is reported).
     Logout,
+    /// Call any Zoho Books API v3 endpoint with the pairing, like `gh api`: PATH on api_domain,
+    /// organization_id added, the token refreshed on 401, Books' rate limits handled, JSON out.
+    Api(crate::api::ApiArgs),
     /// Zoho Books API v3.
     Books {
         /// Books command.

@@ -129,6 +129,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
+        Command::Api(args) => crate::api::run(&ctx, &args).await,
         Command::Doctor { json } => {
             let findings = crate::doctor::run(&ctx).await;
             if json {

@@ -66,6 +66,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
         config_path: None,
         on_needs_pairing: None,
         offline_access: true,
+        organization_id: None,
     };
     let ctx = Context::new(settings)?;
     let events = args.events.is_some();

@@ -43,6 +43,8 @@ pub struct ConfigFile {
     pub offline_access: Option<bool>,
     /// Command for the agent when pairing is needed.
     pub on_needs_pairing: Option<String>,
+    /// Books organization for `api` (default: the pairing's default organization).
+    pub organization_id: Option<String>,
 }
 
 /// Which DC.
@@ -119,6 +121,8 @@ pub struct Settings {
     pub on_needs_pairing: Option<String>,
     /// Ask for a refresh token (`access_type=offline` / the `offline_access` scope).
     pub offline_access: bool,
+    /// Books organization for `api` (config key `organization_id`).
+    pub organization_id: Option<String>,
 }
 
 impl Settings {
@@ -242,6 +246,7 @@ impl Settings {
             config_path,
             on_needs_pairing: file.on_needs_pairing,
             offline_access: !args.no_offline_access && file.offline_access.unwrap_or(true),
+            organization_id: file.organization_id,
         })
     }
 
