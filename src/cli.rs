@@ -19,7 +19,8 @@ Examples:
   zoho-device demo                                   # the whole flow against a built-in simulator
   ZOHO_CLIENT_ID=1004.XXXX ZOHO_CLIENT_SECRET_FILE=~/.zoho-secret zoho-device login --dc eu
   curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" https://www.zohoapis.eu/books/v3/organizations
-  zoho-device books organizations --json";
+  zoho-device books organizations --json
+  zoho-device api /books/v3/invoices -f status=overdue --paginate";
 
 /// Pair this device with Zoho through the OAuth device flow, and keep it authorised.
 #[derive(Debug, Parser)]
