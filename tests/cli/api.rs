@@ -336,3 +336,26 @@ fn api_without_a_pairing_exits_6() {
     let w = World::new(auto_config());
     w.run(&["api", "/books/v3/organizations"]).code(6).stderr_has(&["not paired"]);
 }
+
+#[test]
+fn too_many_concurrent_calls_back_off_and_retry() {
+    // One call at a time, each taking 1.5 s: of two started together, one is told 1070 (a
+    // margin for slow process starts on a loaded machine).
+    let w = paired(sim_config().books_concurrency(1, std::time::Duration::from_millis(1500)));
+    let a = w.spawn(&["api", "/books/v3/organizations"]);
+    let b = w.spawn(&["api", "/books/v3/organizations"]);
+    let (a, b) = (a.wait(), b.wait());
+    a.code(0);
+    b.code(0);
+    let told: Vec<&Output> = [&a, &b].into_iter().filter(|o| o.stderr.contains("code 1070")).collect();
+    assert_eq!(told.len(), 1, "{}\n---\n{}", a.stderr, b.stderr);
+    assert!(told[0].stderr.contains("retrying in 1 s"), "{}", told[0].stderr);
+    let statuses: Vec<Option<u16>> = w
+        .sim
+        .requests_to("/books/v3/organizations")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.contains(&Some(429)), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == Some(200)).count(), 2, "{statuses:?}");
+}

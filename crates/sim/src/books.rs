@@ -16,7 +16,9 @@
 //!   [`SimConfig::books_rate_window`] (Zoho: 100 a minute), and [`SimConfig::books_daily_limit`]
 //!   calls per [`SimConfig::books_daily_window`] (Zoho: 1,000 a day on the Free plan), the
 //!   windows counted from the simulator's start. Every call that passed authentication counts,
-//!   refused ones (6041, 404, 400) included, as in Books; a 429 does not count.
+//!   refused ones (6041, 404, 400) included, as in Books; a 429 does not count. Calls served at
+//!   once are capped ([`SimConfig::books_max_concurrent`], each taking
+//!   [`SimConfig::books_latency`]): one more is 429 code 1070, without `Retry-After`.
 //! * **Choices where Books' documentation is silent.** Both 429s carry `Retry-After` (seconds
 //!   until the budget has room again). Writes take Books' `JSONString` form field or a JSON
 //!   body (`Content-Type: application/json`). Lists leave out `line_items` (as Books' do); the
@@ -26,6 +28,8 @@
 //! [`SimConfig::books_rate_window`]: crate::SimConfig::books_rate_window
 //! [`SimConfig::books_daily_limit`]: crate::SimConfig::books_daily_limit
 //! [`SimConfig::books_daily_window`]: crate::SimConfig::books_daily_window
+//! [`SimConfig::books_max_concurrent`]: crate::SimConfig::books_max_concurrent
+//! [`SimConfig::books_latency`]: crate::SimConfig::books_latency
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -79,6 +83,8 @@ pub(crate) struct Books {
     minute: HashMap<String, VecDeque<Instant>>,
     /// organization id → (index of the daily window, calls in it).
     daily: HashMap<String, (u64, u32)>,
+    /// Calls being served.
+    in_flight: u32,
 }
 
 struct OrgData {
@@ -112,6 +118,35 @@ pub(crate) fn scope_grants(scope: &str, module: &str, operation: &str) -> bool {
 }
 
 impl Zoho {
+    /// Admits one Books call, or answers 429 code 1070 when
+    /// [`SimConfig::books_max_concurrent`](crate::SimConfig::books_max_concurrent) are being
+    /// served. An admitted call is released with [`Zoho::books_release`].
+    pub(crate) fn books_admit(&mut self) -> Option<BooksReply> {
+        if self.books.in_flight >= self.cfg.books_max_concurrent {
+            self.stats.books_refused += 1;
+            return Some(
+                error(
+                    429,
+                    1070,
+                    "The number of concurrent API requests has exceeded the limit. Please try again after some time.",
+                )
+                .into(),
+            );
+        }
+        self.books.in_flight += 1;
+        None
+    }
+
+    /// Ends an admitted call.
+    pub(crate) fn books_release(&mut self) {
+        self.books.in_flight = self.books.in_flight.saturating_sub(1);
+    }
+
+    /// How long each Books call takes.
+    pub(crate) fn books_latency(&self) -> Duration {
+        self.cfg.books_latency
+    }
+
     /// A request to `{api_domain}/books/v3/...` at DC `location`.
     pub(crate) fn books(&mut self, location: &str, req: &BooksRequest<'_>, now: Instant) -> BooksReply {
         let r = self.books_inner(location, req, now);

@@ -128,6 +128,10 @@ pub struct SimConfig {
     pub books_daily_limit: u32,
     /// The "day" of the daily Books budget, counted from the simulator's start (Zoho: a day).
     pub books_daily_window: Duration,
+    /// Books calls served at once (on all DCs); one more is answered 429 code 1070.
+    pub books_max_concurrent: u32,
+    /// How long Books takes to answer each call (lets calls overlap, for code 1070).
+    pub books_latency: Duration,
     /// Automatic approval, if any.
     pub auto_approve: Option<AutoApprove>,
     /// Faults armed at start.
@@ -156,6 +160,8 @@ impl Default for SimConfig {
             books_rate_window: Duration::from_secs(60),
             books_daily_limit: 1000,
             books_daily_window: Duration::from_secs(86_400),
+            books_max_concurrent: 10,
+            books_latency: Duration::ZERO,
             auto_approve: None,
             faults: Vec::new(),
         }
@@ -264,6 +270,13 @@ impl SimConfig {
     pub fn books_daily_limit(mut self, limit: u32, window: Duration) -> Self {
         self.books_daily_limit = limit;
         self.books_daily_window = window;
+        self
+    }
+
+    /// Books concurrency: at most `max` calls at once, each taking `latency`.
+    pub fn books_concurrency(mut self, max: u32, latency: Duration) -> Self {
+        self.books_max_concurrent = max;
+        self.books_latency = latency;
         self
     }
 

@@ -133,7 +133,24 @@ async fn books(
         body: &body,
         today,
     };
-    let r = dc.shared.with(|z| z.books(&dc.location, &req, now));
+    let (busy, latency) = dc.shared.with(|z| (z.books_admit(), z.books_latency()));
+    let r = match busy {
+        Some(r) => r,
+        None => {
+            // Released even when the connection drops mid-wait (the future is then dropped).
+            struct Release<'a>(&'a Dc);
+            impl Drop for Release<'_> {
+                fn drop(&mut self) {
+                    self.0.shared.with(|z| z.books_release());
+                }
+            }
+            let _release = Release(&dc);
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            dc.shared.with(|z| z.books(&dc.location, &req, now))
+        }
+    };
     let mut resp = json_reply(r.reply);
     if let Some(s) = r.retry_after {
         resp.headers_mut().insert("retry-after", HeaderValue::from(s));
