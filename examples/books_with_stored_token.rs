@@ -37,6 +37,7 @@ fn settings(
         config_path: None,
         on_needs_pairing: None,
         offline_access: true,
+        organization_id: None,
     }
 }
 

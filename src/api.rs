@@ -52,11 +52,7 @@ const MAX_MINUTE_WAIT: Duration = Duration::from_secs(65);
 /// Without `Retry-After`, the per-minute window reopens within a minute.
 const MINUTE: Duration = Duration::from_secs(60);
 /// Backoffs after code 1070 (too many concurrent calls) without `Retry-After`.
-const CONCURRENCY_BACKOFF: [Duration; 3] = [
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(4),
-];
+const CONCURRENCY_BACKOFF: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)];
 
 /// HTTP method of `api`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,8 +203,11 @@ impl ApiPath {
     /// a path outside `allowed`.
     pub fn parse(input: &str, allowed: &[&str]) -> Result<ApiPath, AppError> {
         let unsafe_path = |why: &str| {
-            AppError::new(Exit::Unsafe, format!("PATH {:?} refused: {why}", Safe(input).to_string()))
-                .hint("give a path on the pairing's api_domain, e.g. /books/v3/invoices; the token is only ever sent there")
+            AppError::new(
+                Exit::Unsafe,
+                format!("PATH {:?} refused: {why}", Safe(input).to_string()),
+            )
+            .hint("give a path on the pairing's api_domain, e.g. /books/v3/invoices; the token is only ever sent there")
         };
         if input.is_empty() {
             return Err(AppError::usage("PATH is empty").hint("e.g. zoho-device api /books/v3/organizations"));
@@ -225,7 +224,9 @@ impl ApiPath {
             return Err(unsafe_path("it is a full URL; only a path on api_domain is accepted"));
         }
         if input.contains('#') {
-            return Err(AppError::usage("PATH has a fragment (#…), which is never sent to a server"));
+            return Err(AppError::usage(
+                "PATH has a fragment (#…), which is never sent to a server",
+            ));
         }
         let with_slash;
         let input = if input.starts_with('/') {
@@ -430,8 +431,8 @@ pub struct Answer {
 pub struct Failure {
     /// What went wrong.
     pub error: AppError,
-    /// The reply's body.
-    pub body: Option<Vec<u8>>,
+    /// The reply's body (boxed: errors stay small).
+    pub body: Option<Box<[u8]>>,
 }
 
 impl From<AppError> for Failure {
@@ -556,7 +557,7 @@ fn still_rejected(a: &Answer, path: &ApiPath, method: ApiMethod) -> Failure {
             "pair again with a scope that covers the call: `zoho-device login --scope {}`",
             scope.as_deref().unwrap_or("…")
         )),
-        body: Some(a.body.clone()),
+        body: Some(a.body.clone().into()),
     }
 }
 
@@ -573,7 +574,7 @@ fn wrong_org(a: &Answer, url: &url::Url) -> Failure {
             described(a)
         ))
         .hint("list the organizations with `zoho-device books organizations`, then pass --org ID (or set organization_id in the config file)"),
-        body: Some(a.body.clone()),
+        body: Some(a.body.clone().into()),
     }
 }
 
@@ -613,41 +614,15 @@ async fn exchange(
                 continue;
             }
         };
-        let code = books_code(answer.json.as_ref());
-        let status = answer.status;
-        match (status, code) {
-            (200..=299, Some(0)) => return Ok(Verdict::Done(answer)),
-            // Not JSON but not an error page either (e.g. a PDF asked for with accept=pdf).
-            (200..=299, None) if answer.json.is_some() || !answer.content_type.starts_with("text/html") => {
-                return Ok(Verdict::Done(answer));
-            }
-            (401, Some(14)) => {
-                return Err(Failure {
-                    error: AppError::new(
-                        Exit::Unexpected,
-                        "Zoho Books did not accept the Authorization header (401, code 14)",
-                    )
-                    .hint("this is a bug in zoho-device; please report it with `zoho-device doctor` output"),
-                    body: Some(answer.body),
-                });
-            }
-            (401, _) => return Ok(Verdict::Expired(answer)),
-            (400, Some(6041)) => return Ok(Verdict::WrongOrg(answer)),
-            (429, Some(44)) => {
+        match classify_reply(&answer) {
+            Class::Ok => return Ok(Verdict::Done(answer)),
+            Class::Expired => return Ok(Verdict::Expired(answer)),
+            Class::WrongOrg => return Ok(Verdict::WrongOrg(answer)),
+            Class::PerMinute => {
                 let wait = retry_after.unwrap_or(MINUTE);
                 minute_waits += 1;
                 if wait > MAX_MINUTE_WAIT || minute_waits > MINUTE_WAITS {
-                    return Err(Failure {
-                        error: AppError::new(
-                            Exit::Unavailable,
-                            format!(
-                                "Zoho Books rate limit: more than the organization's requests per minute (429, code 44); {}",
-                                resets(retry_after)
-                            ),
-                        )
-                        .hint("Books allows 100 calls a minute per organization, shared by every app using it: try again later"),
-                        body: Some(answer.body),
-                    });
+                    return Err(failure(Class::PerMinute, answer, retry_after));
                 }
                 eprintln!(
                     "Zoho Books: the organization's per-minute request budget is spent (429, code 44); waiting {} for the window, then retrying",
@@ -655,20 +630,7 @@ async fn exchange(
                 );
                 tokio::time::sleep(wait).await;
             }
-            (429, Some(45)) => {
-                return Err(Failure {
-                    error: AppError::new(
-                        Exit::Unavailable,
-                        format!(
-                            "Zoho Books daily request limit of the plan reached (429, code 45); {}",
-                            resets(retry_after)
-                        ),
-                    )
-                    .hint("every app using the organization shares the daily budget (1,000 calls on Free up to 10,000): cache replies, or upgrade the Books plan"),
-                    body: Some(answer.body),
-                });
-            }
-            (429, Some(1070)) if concurrency_waits < CONCURRENCY_BACKOFF.len() => {
+            Class::Concurrency if concurrency_waits < CONCURRENCY_BACKOFF.len() => {
                 let wait = retry_after.unwrap_or(CONCURRENCY_BACKOFF[concurrency_waits]);
                 concurrency_waits += 1;
                 eprintln!(
@@ -677,48 +639,163 @@ async fn exchange(
                 );
                 tokio::time::sleep(wait).await;
             }
-            (429, _) => {
-                return Err(Failure {
-                    error: AppError::new(Exit::Unavailable, format!("Zoho Books is rate limiting ({})", described(&answer)))
-                        .hint("wait a minute and try again, with fewer requests in parallel"),
-                    body: Some(answer.body),
-                });
-            }
-            (s, _) if s >= 500 || answer.json.is_none() => {
-                let last = if answer.json.is_none() {
-                    Transient::NotJson(s)
-                } else {
-                    Transient::Status(s)
-                };
+            Class::Transient(last) => {
                 failures += 1;
                 if method.is_write() {
+                    let s = answer.status;
                     return Err(Failure {
                         error: write_outcome_unknown(method, &format!("Books answered HTTP {s}")),
-                        body: answer.json.is_some().then_some(answer.body),
+                        body: answer.json.is_some().then_some(answer.body.into()),
                     });
                 }
                 if failures >= ATTEMPTS {
                     return Err(Failure {
-                        error: AppError::from(Error::Unavailable { attempts: failures, last }),
-                        body: answer.json.is_some().then_some(answer.body),
+                        error: AppError::from(Error::Unavailable {
+                            attempts: failures,
+                            last,
+                        }),
+                        body: answer.json.is_some().then_some(answer.body.into()),
                     });
                 }
                 let delay = backoff.delay(failures);
-                tracing::warn!("Books answered HTTP {s}; retrying in {} ms", delay.as_millis());
+                tracing::warn!(
+                    "Books answered HTTP {}; retrying in {} ms",
+                    answer.status,
+                    delay.as_millis()
+                );
                 tokio::time::sleep(delay).await;
             }
-            _ => {
-                let hint = if status == 404 {
-                    "check the path and method against Books' API reference (zoho.com/books/api/v3)"
-                } else {
-                    "Books refused the request as sent: check the fields against Books' API reference"
-                };
-                return Err(Failure {
-                    error: AppError::usage(format!("Zoho Books refused the request ({})", described(&answer))).hint(hint),
-                    body: Some(answer.body),
-                });
-            }
+            class => return Err(failure(class, answer, retry_after)),
         }
+    }
+}
+
+/// What a Books reply means, decided on the HTTP status and the envelope's `code`, never on
+/// the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// 2xx with code 0 (or a 2xx body that is neither JSON nor an HTML page, e.g. a PDF).
+    Ok,
+    /// 401 (code 57, or any code but 14): refresh once, retry once.
+    Expired,
+    /// 401 code 14: the header was not accepted (a bug here).
+    BadHeader,
+    /// 400 code 6041: not an organization of this pairing.
+    WrongOrg,
+    /// 429 code 44: the organization's per-minute budget.
+    PerMinute,
+    /// 429 code 45: the plan's daily budget.
+    Daily,
+    /// 429 code 1070: too many concurrent calls.
+    Concurrency,
+    /// Another 429.
+    Limited,
+    /// 5xx, or a body that is not JSON (a proxy's page): transient.
+    Transient(Transient),
+    /// Any other refusal (4xx with a code): the request as sent is wrong.
+    Refused,
+}
+
+/// Reads a reply: the body as JSON when it is a JSON object (over [`MAX_BODY_BYTES`] it is
+/// transient, [`Transient::Oversize`]).
+pub fn parse_reply(status: u16, body: Vec<u8>, content_type: &str) -> Answer {
+    let json = if body.len() > MAX_BODY_BYTES {
+        None
+    } else {
+        serde_json::from_slice::<Value>(&body).ok().filter(Value::is_object)
+    };
+    Answer {
+        status,
+        body,
+        json,
+        content_type: content_type.to_ascii_lowercase(),
+    }
+}
+
+/// The [`Class`] of a reply.
+pub fn classify_reply(a: &Answer) -> Class {
+    if a.body.len() > MAX_BODY_BYTES {
+        return Class::Transient(Transient::Oversize);
+    }
+    match (a.status, books_code(a.json.as_ref())) {
+        (200..=299, Some(0)) => Class::Ok,
+        // A body that is not JSON, and says so (a PDF asked for with accept=pdf). JSON cut short,
+        // or an HTML page (a captive portal), is transient.
+        (200..=299, None)
+            if a.json.is_some() || !(a.content_type.contains("json") || a.content_type.starts_with("text/html")) =>
+        {
+            Class::Ok
+        }
+        (401, Some(14)) => Class::BadHeader,
+        (401, _) => Class::Expired,
+        (400, Some(6041)) => Class::WrongOrg,
+        (429, Some(44)) => Class::PerMinute,
+        (429, Some(45)) => Class::Daily,
+        (429, Some(1070)) => Class::Concurrency,
+        (429, _) => Class::Limited,
+        (s, _) if a.json.is_none() => Class::Transient(Transient::NotJson(s)),
+        (s, _) if s >= 500 => Class::Transient(Transient::Status(s)),
+        _ => Class::Refused,
+    }
+}
+
+/// The error of a reply of class `class` that is not retried (any longer).
+pub fn failure(class: Class, answer: Answer, retry_after: Option<Duration>) -> Failure {
+    let error = match class {
+        Class::BadHeader => AppError::new(
+            Exit::Unexpected,
+            "Zoho Books did not accept the Authorization header (401, code 14)",
+        )
+        .hint("this is a bug in zoho-device; please report it with `zoho-device doctor` output"),
+        Class::Expired => AppError::new(
+            Exit::NeedsPairing,
+            format!("Zoho Books rejects the token ({})", described(&answer)),
+        )
+        .hint("pair again with `zoho-device login`"),
+        Class::WrongOrg => AppError::usage(format!(
+            "Zoho Books does not know the organization for this pairing ({})",
+            described(&answer)
+        ))
+        .hint("list the organizations with `zoho-device books organizations`, then pass --org ID"),
+        Class::PerMinute => AppError::new(
+            Exit::Unavailable,
+            format!(
+                "Zoho Books rate limit: more than the organization's requests per minute (429, code 44); {}",
+                resets(retry_after)
+            ),
+        )
+        .hint("Books allows 100 calls a minute per organization, shared by every app using it: try again later"),
+        Class::Daily => AppError::new(
+            Exit::Unavailable,
+            format!(
+                "Zoho Books daily request limit of the plan reached (429, code 45); {}",
+                resets(retry_after)
+            ),
+        )
+        .hint("every app using the organization shares the daily budget (1,000 calls on Free up to 10,000): cache replies, or upgrade the Books plan"),
+        Class::Concurrency => AppError::new(
+            Exit::Unavailable,
+            "Zoho Books: too many concurrent requests for the organization (429, code 1070)",
+        )
+        .hint("retry in a few seconds, with fewer requests in parallel"),
+        Class::Limited => AppError::new(
+            Exit::Unavailable,
+            format!("Zoho Books is rate limiting ({})", described(&answer)),
+        )
+        .hint("wait a minute and try again, with fewer requests in parallel"),
+        Class::Transient(last) => AppError::from(Error::Unavailable { attempts: 1, last }),
+        Class::Refused | Class::Ok => {
+            let hint = if answer.status == 404 {
+                "check the path and method against Books' API reference (zoho.com/books/api/v3)"
+            } else {
+                "Books refused the request as sent: check the fields against Books' API reference"
+            };
+            AppError::usage(format!("Zoho Books refused the request ({})", described(&answer))).hint(hint)
+        }
+    };
+    Failure {
+        error,
+        body: answer.json.is_some().then_some(answer.body.into()),
     }
 }
 
@@ -749,7 +826,7 @@ fn human(d: Duration) -> String {
     let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     match s {
         0..60 => format!("{s} s"),
-        60..3600 if s % 60 == 0 => format!("{} min", s / 60),
+        60..3600 if s.is_multiple_of(60) => format!("{} min", s / 60),
         60..3600 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
@@ -812,7 +889,7 @@ async fn send(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_ascii_lowercase();
+        .to_string();
     let retry = resp
         .headers()
         .get("retry-after")
@@ -820,21 +897,12 @@ async fn send(
         .and_then(retry_after);
     let mut bytes = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e))? {
-        if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(TransportError::Other);
+        bytes.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY_BYTES + 1 - bytes.len())]);
+        if bytes.len() > MAX_BODY_BYTES {
+            break;
         }
-        bytes.extend_from_slice(&chunk);
     }
-    let json = serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object);
-    Ok((
-        Answer {
-            status: status.as_u16(),
-            body: bytes,
-            json,
-            content_type,
-        },
-        retry,
-    ))
+    Ok((parse_reply(status.as_u16(), bytes, &content_type), retry))
 }
 
 // ------------------------------------------------------------------------------ organizations
@@ -894,7 +962,10 @@ async fn organization(
         return Err(AppError::usage(if ids.is_empty() {
             "the pairing sees no Books organization".to_string()
         } else {
-            format!("the pairing sees several Books organizations and none is the default: {}", ids.join(", "))
+            format!(
+                "the pairing sees several Books organizations and none is the default: {}",
+                ids.join(", ")
+            )
         })
         .hint("pass --org ID (or set organization_id in the config file)")
         .into());
@@ -903,13 +974,20 @@ async fn organization(
     if !valid_org_id(&id) {
         return Err(AppError::new(
             Exit::Unexpected,
-            format!("Books named an organization_id that is not a number: {:?}", Safe(&id).to_string()),
+            format!(
+                "Books named an organization_id that is not a number: {:?}",
+                Safe(&id).to_string()
+            ),
         )
         .into());
     }
     let name = org["name"].as_str().unwrap_or_default();
     write_org_memo(&memo, &session.stored, &id, name);
-    tracing::info!("using the default organization {id} ({}), remembered in {}", Safe(name), memo.display());
+    tracing::info!(
+        "using the default organization {id} ({}), remembered in {}",
+        Safe(name),
+        memo.display()
+    );
     Ok((id, OrgSource::LookedUp))
 }
 
@@ -969,7 +1047,9 @@ fn print_body(style: Style, bytes: &[u8], json: Option<&Value>) -> Result<(), Ap
 /// Runs `zoho-device api`.
 pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
     if args.method.is_write() && args.paginate {
-        return Err(AppError::usage("--paginate follows pages of a GET; it cannot be used with a write"));
+        return Err(AppError::usage(
+            "--paginate follows pages of a GET; it cannot be used with a write",
+        ));
     }
     if args.input.is_some() && !matches!(args.method, ApiMethod::Post | ApiMethod::Put) {
         return Err(AppError::usage("--input sends a body, which only POST and PUT carry")
@@ -978,8 +1058,11 @@ pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
     if let Some(org) = &args.org
         && !valid_org_id(org)
     {
-        return Err(AppError::usage(format!("--org {:?} is not an organization ID (digits)", Safe(org).to_string()))
-            .hint("list them with `zoho-device books organizations`"));
+        return Err(AppError::usage(format!(
+            "--org {:?} is not an organization ID (digits)",
+            Safe(org).to_string()
+        ))
+        .hint("list them with `zoho-device books organizations`"));
     }
     let style = if args.raw {
         Style::Raw
@@ -1045,7 +1128,11 @@ pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
     let given = args.org.clone().or_else(|| ctx.settings.organization_id.clone());
     let mut org: Option<(String, OrgSource)> = None;
     if path.needs_org() && !org_in_query {
-        org = Some(organization(&mut session, given.as_deref(), false).await.map_err(|f| print_failure(style, f))?);
+        org = Some(
+            organization(&mut session, given.as_deref(), false)
+                .await
+                .map_err(|f| print_failure(style, f))?,
+        );
     }
     let mut relooked = false;
     loop {
@@ -1074,7 +1161,11 @@ pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
             {
                 tracing::warn!("Books does not know the remembered organization (code 6041); looking it up again");
                 relooked = true;
-                org = Some(organization(&mut session, None, true).await.map_err(|f| print_failure(style, f))?);
+                org = Some(
+                    organization(&mut session, None, true)
+                        .await
+                        .map_err(|f| print_failure(style, f))?,
+                );
             }
             Err(f) => return Err(print_failure(style, f)),
         }
@@ -1159,9 +1250,7 @@ async fn paginate(
             if progress {
                 eprintln!();
             }
-            eprintln!(
-                "Stopped after {pages} page(s) (--max-pages); more remain (page_context.has_more_page is true)."
-            );
+            eprintln!("Stopped after {pages} page(s) (--max-pages); more remain (page_context.has_more_page is true).");
             break;
         }
         page += 1;
@@ -1212,7 +1301,14 @@ mod tests {
 
     #[test]
     fn paths_outside_the_allowed_apis_are_usage_errors() {
-        for p in ["/crm/v2/Leads", "/books/v3/", "/books/v3", "/oauth/v2/token", "/books/v30/x", "/x#frag"] {
+        for p in [
+            "/crm/v2/Leads",
+            "/books/v3/",
+            "/books/v3",
+            "/oauth/v2/token",
+            "/books/v30/x",
+            "/x#frag",
+        ] {
             assert_eq!(refused(p), Exit::Usage, "{p}");
         }
         let crm = allowed_prefixes("ZohoBooks.settings.READ,ZohoCRM.modules.READ");

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{Session, organizations_answer};
+use crate::api::{Class, Session, classify_reply, failure, organizations_answer, parse_reply};
 use crate::app::Context;
 use crate::exit::{AppError, Exit};
 
@@ -40,11 +40,28 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
 pub async fn organizations(ctx: &Context) -> Result<Vec<Organization>, AppError> {
     let mut session = Session::start(ctx).await?;
     let answer = organizations_answer(&mut session).await.map_err(|f| f.error)?;
-    parse_organizations(answer.json.unwrap_or_default())
+    match answer.json {
+        Some(v) => organizations_of(v),
+        None => Err(AppError::new(
+            Exit::Unexpected,
+            "Books sent organizations that are not JSON",
+        )),
+    }
+}
+
+/// Reads a `GET /books/v3/organizations` reply with `api`'s rules ([`crate::api::classify_reply`]:
+/// status and `code` decide, never the message): the organizations, or the error `api` would
+/// give when it no longer retries.
+pub fn parse_organizations(status: u16, body: &[u8]) -> Result<Vec<Organization>, AppError> {
+    let answer = parse_reply(status, body.to_vec(), "application/json");
+    match classify_reply(&answer) {
+        Class::Ok => organizations_of(answer.json.unwrap_or_default()),
+        class => Err(failure(class, answer, None).error),
+    }
 }
 
 /// The `organizations` list of a successful reply.
-pub fn parse_organizations(mut envelope: Value) -> Result<Vec<Organization>, AppError> {
+fn organizations_of(mut envelope: Value) -> Result<Vec<Organization>, AppError> {
     let list = envelope
         .get_mut("organizations")
         .map(Value::take)
@@ -61,16 +78,52 @@ pub fn parse_organizations(mut envelope: Value) -> Result<Vec<Organization>, App
 mod tests {
     use super::*;
 
+    fn err(status: u16, body: &str) -> AppError {
+        match parse_organizations(status, body.as_bytes()) {
+            Err(e) => e,
+            Ok(o) => panic!("{status} {body}: {o:?}"),
+        }
+    }
+
     #[test]
     fn ids_may_be_numbers_and_other_fields_are_kept() {
-        let orgs = parse_organizations(serde_json::json!({
-            "code": 0,
-            "organizations": [{"organization_id": 10234695, "name": "Zillum", "plan_name": "Free"}]
-        }))
+        let orgs = parse_organizations(
+            200,
+            br#"{"code":0,"organizations":[{"organization_id":10234695,"name":"Zillum","plan_name":"Free"}]}"#,
+        )
         .unwrap();
         assert_eq!(orgs[0].organization_id, "10234695");
         assert_eq!(orgs[0].rest["plan_name"], "Free");
-        let e = parse_organizations(serde_json::json!({"organizations": {"x": 1}})).unwrap_err();
+        assert_eq!(err(200, r#"{"code":0,"organizations":{"x":1}}"#).exit, Exit::Unexpected);
+    }
+
+    #[test]
+    fn every_documented_rate_limit_is_explained_with_exit_7() {
+        for (code, says, hint) in [
+            (44, "requests per minute", "100 calls a minute"),
+            (45, "daily request limit", "daily budget"),
+            (1070, "too many concurrent requests", "fewer requests in parallel"),
+            (9999, "rate limiting", "wait a minute"),
+        ] {
+            let e = err(429, &format!(r#"{{"code":{code},"message":"x"}}"#));
+            assert_eq!(e.exit, Exit::Unavailable, "{code}");
+            assert!(e.message.contains(says), "{code}: {}", e.message);
+            assert!(e.hint.as_deref().unwrap_or("").contains(hint), "{code}: {:?}", e.hint);
+        }
+    }
+
+    #[test]
+    fn the_code_decides_not_the_message() {
+        let e = err(401, r#"{"code":57,"message":"success"}"#);
+        assert_eq!(e.exit, Exit::NeedsPairing);
+        let e = err(401, r#"{"code":14,"message":"You are not authorized"}"#);
         assert_eq!(e.exit, Exit::Unexpected);
+        assert!(e.message.contains("code 14"), "{}", e.message);
+        let e = err(400, r#"{"code":6041,"message":"\u001b[2Jhi"}"#);
+        assert_eq!(e.exit, Exit::Usage);
+        assert!(e.message.contains("\\x1b[2J"), "server text escaped: {}", e.message);
+        assert_eq!(err(502, "<html>bad gateway</html>").exit, Exit::Unavailable);
+        assert_eq!(err(200, "<html>portal</html>").exit, Exit::Unavailable);
+        assert_eq!(err(200, r#"{"code":0,"organizations":["#).exit, Exit::Unavailable);
     }
 }

@@ -54,7 +54,15 @@ fn paging_follows_has_more_page_across_three_pages_and_merges_the_list() {
     assert_eq!(memo.permissions().mode() & 0o777, 0o600);
 
     // --max-pages stops early and says so; page_context tells that more remain.
-    let out = w.run(&["api", "/books/v3/invoices", "-f", "per_page=20", "--paginate", "--max-pages", "2"]);
+    let out = w.run(&[
+        "api",
+        "/books/v3/invoices",
+        "-f",
+        "per_page=20",
+        "--paginate",
+        "--max-pages",
+        "2",
+    ]);
     out.code(0).stderr_has(&["Stopped after 2 page(s)"]);
     let v = json(&out);
     assert_eq!(v["invoices"].as_array().unwrap().len(), 40);
@@ -77,8 +85,14 @@ fn fields_are_the_query_of_a_get_and_nothing_is_written_without_method() {
     assert!(!invoices.is_empty());
     assert!(invoices.iter().all(|i| i["status"] == "overdue"), "{v}");
     // -f without --method is a GET: no contact is created.
-    w.run(&["api", "/books/v3/contacts", "-f", "contact_name=Nobody Ltd"]).code(0);
-    let posts = w.sim.requests().iter().filter(|r| r.method != "GET" && r.path.starts_with("/books")).count();
+    w.run(&["api", "/books/v3/contacts", "-f", "contact_name=Nobody Ltd"])
+        .code(0);
+    let posts = w
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && r.path.starts_with("/books"))
+        .count();
     assert_eq!(posts, 0);
 }
 
@@ -101,10 +115,17 @@ fn writes_send_books_jsonstring_and_create_records() {
     let post = w.sim.requests_to("/books/v3/contacts").pop().unwrap();
     assert_eq!(post.method, "POST");
     assert_eq!(post.param("organization_id"), Some(ORG));
-    assert!(post.header("content-type").unwrap().starts_with("application/x-www-form-urlencoded"));
+    assert!(
+        post.header("content-type")
+            .unwrap()
+            .starts_with("application/x-www-form-urlencoded")
+    );
     let sent: Value = serde_json::from_str(post.param("JSONString").unwrap()).unwrap();
     assert_eq!(sent["contact_name"], "Lighthouse Records");
-    assert!(!post.query.unwrap_or_default().contains("Lighthouse"), "fields of a write go in the body");
+    assert!(
+        !post.query.unwrap_or_default().contains("Lighthouse"),
+        "fields of a write go in the body"
+    );
 
     // An invoice for it with a typed field; then read back.
     let out = w.run(&[
@@ -120,7 +141,10 @@ fn writes_send_books_jsonstring_and_create_records() {
     out.code(0);
     let inv = json(&out)["invoice"].clone();
     assert_eq!(inv["total"], 48.0);
-    let out = w.run(&["api", &format!("/books/v3/invoices/{}", inv["invoice_id"].as_str().unwrap())]);
+    let out = w.run(&[
+        "api",
+        &format!("/books/v3/invoices/{}", inv["invoice_id"].as_str().unwrap()),
+    ]);
     out.code(0);
     assert_eq!(json(&out)["invoice"]["customer_name"], "Lighthouse Records");
 
@@ -152,7 +176,14 @@ fn a_write_is_not_repeated_after_a_connection_reset_but_a_get_is() {
     // Remember the organization first, so the only request below is the write.
     w.run(&["api", "/books/v3/items"]).code(0);
     w.sim.inject(Fault::new("/books/v3/contacts", FaultKind::Reset, 1));
-    let out = w.run(&["api", "-X", "POST", "/books/v3/contacts", "-f", "contact_name=Once Only"]);
+    let out = w.run(&[
+        "api",
+        "-X",
+        "POST",
+        "/books/v3/contacts",
+        "-f",
+        "contact_name=Once Only",
+    ]);
     out.code(7).stderr_has(&["POST", "not repeated", "hint:"]);
     let posts: Vec<_> = w
         .sim
@@ -176,7 +207,11 @@ fn the_per_minute_window_is_waited_for_and_said() {
     w.run(&["api", "/books/v3/organizations"]).code(0);
     let out = w.run(&["api", "/books/v3/organizations"]);
     out.code(0).stderr_has(&["429, code 44", "waiting"]);
-    assert!(out.elapsed >= std::time::Duration::from_millis(900), "{:?}", out.elapsed);
+    assert!(
+        out.elapsed >= std::time::Duration::from_millis(900),
+        "{:?}",
+        out.elapsed
+    );
     let statuses: Vec<Option<u16>> = w
         .sim
         .requests_to("/books/v3/organizations")
@@ -225,7 +260,10 @@ fn a_401_code_57_refreshes_once_and_retries_once() {
     let calls = w.sim.requests_to("/books/v3/organizations");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].status, Some(401));
-    assert_eq!(calls[1].header("authorization"), Some(format!("Zoho-oauthtoken {new}").as_str()));
+    assert_eq!(
+        calls[1].header("authorization"),
+        Some(format!("Zoho-oauthtoken {new}").as_str())
+    );
     w.assert_no_secret_leaked();
 }
 
@@ -249,7 +287,11 @@ fn hosts_and_paths_outside_api_domain_are_refused_before_anything_is_sent() {
         ("https://evil.example/books/v3/invoices".to_string(), 8, "full URL"),
         ("//evil.example/books/v3/invoices".to_string(), 8, "full URL"),
         ("/books/v3/../../oauth/v2/token".to_string(), 8, "'..'"),
-        ("/books/v3/%2e%2e/%2e%2e/oauth/v2/token".to_string(), 8, "percent-encoded"),
+        (
+            "/books/v3/%2e%2e/%2e%2e/oauth/v2/token".to_string(),
+            8,
+            "percent-encoded",
+        ),
         ("/books/v3\\..\\oauth".to_string(), 8, "backslash"),
         ("/oauth/v2/token".to_string(), 2, "outside the APIs"),
         ("/crm/v2/Leads".to_string(), 2, "outside the APIs"),
@@ -261,7 +303,9 @@ fn hosts_and_paths_outside_api_domain_are_refused_before_anything_is_sent() {
     w.edit_token(|t| {
         t.insert("api_domain".into(), "https://evil.example".into());
     });
-    w.run(&["api", "/books/v3/invoices"]).code(8).stderr_has(&["evil.example"]);
+    w.run(&["api", "/books/v3/invoices"])
+        .code(8)
+        .stderr_has(&["evil.example"]);
     assert_eq!(w.sim.requests().len(), before);
 }
 
@@ -284,7 +328,10 @@ fn a_remembered_organization_books_refuses_is_looked_up_again() {
         .collect();
     assert_eq!(orgs, [Some("99999999".into()), Some(ORG.into())]);
     assert_eq!(w.sim.requests_to("/books/v3/organizations").len(), 1);
-    assert!(std::fs::read_to_string(&memo).unwrap().contains(ORG), "the memo was renewed");
+    assert!(
+        std::fs::read_to_string(&memo).unwrap().contains(ORG),
+        "the memo was renewed"
+    );
 
     // A memo that is a link is not followed (looked up again, then replaced by a file).
     let elsewhere = write_file(&w.path("planted.json"), &text.replace(ORG, "99999999"));
@@ -292,7 +339,10 @@ fn a_remembered_organization_books_refuses_is_looked_up_again() {
     std::os::unix::fs::symlink(&elsewhere, &memo).unwrap();
     w.sim.clear_log();
     w.run(&["api", "/books/v3/items"]).code(0);
-    assert_eq!(w.sim.requests_to("/books/v3/items")[0].param("organization_id"), Some(ORG));
+    assert_eq!(
+        w.sim.requests_to("/books/v3/items")[0].param("organization_id"),
+        Some(ORG)
+    );
     assert!(!std::fs::symlink_metadata(&memo).unwrap().file_type().is_symlink());
 
     // An organization given explicitly is not second-guessed: exit 2 with Books' answer.
@@ -305,7 +355,8 @@ fn a_remembered_organization_books_refuses_is_looked_up_again() {
 fn include_prints_status_and_headers_on_stderr() {
     let w = paired(sim_config());
     let out = w.run(&["api", "-i", "/books/v3/organizations"]);
-    out.code(0).stderr_has(&["HTTP/1.1 200 OK", "content-type: application/json"]);
+    out.code(0)
+        .stderr_has(&["HTTP/1.1 200 OK", "content-type: application/json"]);
     assert!(out.stdout.starts_with('{'), "the body alone on stdout: {}", out.stdout);
     let raw = w.run(&["api", "--raw", "/books/v3/organizations"]);
     raw.code(0);
@@ -316,11 +367,15 @@ fn include_prints_status_and_headers_on_stderr() {
 fn bad_flags_are_usage_errors_before_any_request() {
     let w = paired(sim_config());
     let before = w.sim.requests().len();
-    w.run(&["api", "/books/v3/invoices", "-f", "novalue"]).code(2).stderr_has(&["KEY=VALUE"]);
+    w.run(&["api", "/books/v3/invoices", "-f", "novalue"])
+        .code(2)
+        .stderr_has(&["KEY=VALUE"]);
     w.run(&["api", "-X", "POST", "/books/v3/invoices", "--paginate"])
         .code(2)
         .stderr_has(&["--paginate"]);
-    w.run(&["api", "/books/v3/invoices", "--input", "-"]).code(2).stderr_has(&["POST"]);
+    w.run(&["api", "/books/v3/invoices", "--input", "-"])
+        .code(2)
+        .stderr_has(&["POST"]);
     w.run(&["api", "/books/v3/invoices", "--org", "abc"]).code(2);
     w.run(&["api", "-X", "POST", "/books/v3/contacts", "-F", "x={oops"])
         .code(2)
@@ -334,7 +389,9 @@ fn bad_flags_are_usage_errors_before_any_request() {
 #[test]
 fn api_without_a_pairing_exits_6() {
     let w = World::new(auto_config());
-    w.run(&["api", "/books/v3/organizations"]).code(6).stderr_has(&["not paired"]);
+    w.run(&["api", "/books/v3/organizations"])
+        .code(6)
+        .stderr_has(&["not paired"]);
 }
 
 #[test]
@@ -347,7 +404,10 @@ fn too_many_concurrent_calls_back_off_and_retry() {
     let (a, b) = (a.wait(), b.wait());
     a.code(0);
     b.code(0);
-    let told: Vec<&Output> = [&a, &b].into_iter().filter(|o| o.stderr.contains("code 1070")).collect();
+    let told: Vec<&Output> = [&a, &b]
+        .into_iter()
+        .filter(|o| o.stderr.contains("code 1070"))
+        .collect();
     assert_eq!(told.len(), 1, "{}\n---\n{}", a.stderr, b.stderr);
     assert!(told[0].stderr.contains("retrying in 1 s"), "{}", told[0].stderr);
     let statuses: Vec<Option<u16>> = w

@@ -175,7 +175,10 @@ impl Zoho {
                 return error(
                     405,
                     37,
-                    &format!("The HTTP method {} is not allowed for the requested resource", req.method),
+                    &format!(
+                        "The HTTP method {} is not allowed for the requested resource",
+                        req.method
+                    ),
                 )
                 .into();
             }
@@ -366,7 +369,7 @@ fn cents(v: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok()?,
         _ => return None,
     };
-    (f.is_finite() && f >= 0.0 && f < 1e12).then(|| (f * 100.0).round() as i64)
+    (f.is_finite() && (0.0..1e12).contains(&f)).then(|| (f * 100.0).round() as i64)
 }
 
 const CUSTOMERS: [&str; 12] = [
@@ -543,7 +546,9 @@ impl OrgData {
 
     fn find(&mut self, collection: &str, id: &str) -> Option<usize> {
         let field = id_field(collection);
-        self.records(collection).iter().position(|r| r[field].as_str() == Some(id))
+        self.records(collection)
+            .iter()
+            .position(|r| r[field].as_str() == Some(id))
     }
 
     fn not_found(collection: &str) -> Reply {
@@ -584,12 +589,19 @@ impl OrgData {
                 Err(r) => return r,
             },
             "contacts" => {
-                let Some(name) = fields.get("contact_name").and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+                let Some(name) = fields
+                    .get("contact_name")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
                 else {
                     return error(400, 4, "Invalid value passed for contact_name");
                 };
                 if self.contacts.iter().any(|c| c["contact_name"].as_str() == Some(name)) {
-                    return error(400, 3062, "The contact name already exists. Please specify a different name.");
+                    return error(
+                        400,
+                        3062,
+                        "The contact name already exists. Please specify a different name.",
+                    );
                 }
                 let mut c = fields.clone();
                 c.insert("contact_id".into(), json!(self.new_id()));
@@ -600,7 +612,10 @@ impl OrgData {
                 Value::Object(c)
             }
             _ => {
-                let name = fields.get("name").and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+                let name = fields
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty());
                 let rate = fields.get("rate").and_then(cents);
                 let (Some(_), Some(rate)) = (name, rate) else {
                     return error(400, 4, "Invalid value passed for name or rate");
@@ -655,7 +670,11 @@ impl OrgData {
         else {
             return Err(error(400, 4, "Invalid value passed for customer_id"));
         };
-        let Some(lines) = fields.get("line_items").and_then(Value::as_array).filter(|l| !l.is_empty()) else {
+        let Some(lines) = fields
+            .get("line_items")
+            .and_then(Value::as_array)
+            .filter(|l| !l.is_empty())
+        else {
             return Err(error(400, 4, "Invalid value passed for line_items"));
         };
         let mut out = Vec::new();
@@ -756,6 +775,10 @@ mod tests {
         assert_eq!((d.contacts.len(), d.items.len(), d.invoices.len()), (12, 15, 45));
         let inv = &d.invoices[0];
         assert!(inv["total"].as_f64().unwrap() > 0.0, "{inv}");
-        assert!(d.contacts.iter().any(|c| c["outstanding_receivable_amount"].as_f64().unwrap() > 0.0));
+        assert!(
+            d.contacts
+                .iter()
+                .any(|c| c["outstanding_receivable_amount"].as_f64().unwrap() > 0.0)
+        );
     }
 }

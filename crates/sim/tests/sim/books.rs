@@ -115,9 +115,17 @@ async fn lists_page_with_page_context_and_need_the_organization() {
     let sim = Simulator::spawn(fast()).unwrap();
     let (api, at) = pair_with_scope(&sim, "ZohoBooks.invoices.READ").await;
     let r = get(&format!("{api}/books/v3/invoices"), Some(&auth(&at))).await;
-    assert_eq!((r.status, r.json()["code"].as_i64()), (400, Some(6041)), "no organization_id");
+    assert_eq!(
+        (r.status, r.json()["code"].as_i64()),
+        (400, Some(6041)),
+        "no organization_id"
+    );
     let r = get(&format!("{api}/books/v3/invoices?organization_id=1"), Some(&auth(&at))).await;
-    assert_eq!((r.status, r.json()["code"].as_i64()), (400, Some(6041)), "not the user's");
+    assert_eq!(
+        (r.status, r.json()["code"].as_i64()),
+        (400, Some(6041)),
+        "not the user's"
+    );
     let mut seen = 0;
     for page in 1..=3 {
         let r = get(
@@ -131,11 +139,18 @@ async fn lists_page_with_page_context_and_need_the_organization() {
         assert_eq!(v["page_context"]["page"], page);
         assert_eq!(v["page_context"]["per_page"], 20);
         assert_eq!(v["page_context"]["has_more_page"], page < 3);
-        assert!(v["invoices"][0].get("line_items").is_none(), "lists leave line items out");
+        assert!(
+            v["invoices"][0].get("line_items").is_none(),
+            "lists leave line items out"
+        );
     }
     assert_eq!(seen, 45);
     // The token's scope reads invoices, not contacts.
-    let r = get(&format!("{api}/books/v3/contacts?organization_id=10234695"), Some(&auth(&at))).await;
+    let r = get(
+        &format!("{api}/books/v3/contacts?organization_id=10234695"),
+        Some(&auth(&at)),
+    )
+    .await;
     assert_eq!((r.status, r.json()["code"].as_i64()), (401, Some(57)));
 }
 
@@ -163,7 +178,11 @@ async fn writes_take_jsonstring_or_json_and_create_records() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = get(&format!("{api}/books/v3/contacts/{id}?organization_id=10234695"), Some(&auth(&at))).await;
+    let r = get(
+        &format!("{api}/books/v3/contacts/{id}?organization_id=10234695"),
+        Some(&auth(&at)),
+    )
+    .await;
     assert_eq!(r.json()["contact"]["email"], "hi@lighthouse.example");
     let r = get(&url, Some(&auth(&at))).await;
     assert_eq!(r.json()["contacts"].as_array().unwrap().len(), 13);
