@@ -419,3 +419,30 @@ fn too_many_concurrent_calls_back_off_and_retry() {
     assert!(statuses.contains(&Some(429)), "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == Some(200)).count(), 2, "{statuses:?}");
 }
+
+#[test]
+fn a_401_reuses_the_token_another_process_refreshed_meanwhile() {
+    // Books takes 1.5 s per call; while `api` waits for its 401, `refresh` mints a new token.
+    let w = paired(
+        sim_config()
+            .token_lifetime_s(2)
+            .books_concurrency(10, std::time::Duration::from_millis(1500)),
+    );
+    sleep_ms(2_200);
+    w.edit_token(|t| {
+        t.insert("expires_at".into(), (now_ms() + 3_600_000).into());
+    });
+    let api = w.spawn(&["api", "/books/v3/organizations"]);
+    sleep_ms(300);
+    w.run(&["refresh"]).code(0);
+    let fresh = w.token_json()["access_token"].as_str().unwrap().to_string();
+    api.wait().code(0);
+    assert_eq!(w.sim.stats().refreshes, 1, "only `refresh` minted a token");
+    let calls = w.sim.requests_to("/books/v3/organizations");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].status, Some(401));
+    assert_eq!(
+        calls[1].header("authorization"),
+        Some(format!("Zoho-oauthtoken {fresh}").as_str())
+    );
+}
