@@ -467,15 +467,6 @@ impl<'a> Session<'a> {
     pub fn api_domain(&self) -> Result<ServerUrl, AppError> {
         self.ctx.checked_api_domain(&self.stored)
     }
-
-    /// The scope the pairing was granted (else the configured one).
-    pub fn scope(&self) -> String {
-        self.stored
-            .tokens
-            .scope
-            .clone()
-            .unwrap_or_else(|| self.ctx.settings.scopes.join(","))
-    }
 }
 
 /// What one HTTP exchange came to.
@@ -1126,6 +1117,15 @@ pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
     let mut session = Session::start(ctx).await?;
     session.include = args.include;
     let given = args.org.clone().or_else(|| ctx.settings.organization_id.clone());
+    if let Some(id) = &given
+        && !valid_org_id(id)
+    {
+        return Err(AppError::usage(format!(
+            "the config key organization_id {:?} is not an organization ID (digits)",
+            Safe(id).to_string()
+        ))
+        .hint("list them with `zoho-device books organizations`"));
+    }
     let mut org: Option<(String, OrgSource)> = None;
     if path.needs_org() && !org_in_query {
         org = Some(
