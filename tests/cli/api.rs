@@ -446,3 +446,27 @@ fn a_401_reuses_the_token_another_process_refreshed_meanwhile() {
         Some(format!("Zoho-oauthtoken {fresh}").as_str())
     );
 }
+
+#[test]
+fn input_from_stdin_is_sent_as_is() {
+    use std::io::Write;
+    let w = paired(sim_config());
+    let body = r#"{"contact_name":"Stdin Stationers","email":"hi@stdin.example"}"#;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zoho-device"))
+        .env_clear()
+        .envs(&w.env)
+        .args(["api", "-X", "POST", "/books/v3/contacts", "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["contact"]["contact_name"], "Stdin Stationers");
+    let post = w.sim.requests_to("/books/v3/contacts").pop().unwrap();
+    assert_eq!(post.header("content-type"), Some("application/json"));
+    assert_eq!(post.param("organization_id"), Some(ORG));
+}
