@@ -8,6 +8,8 @@ Started by bench/run.sh (which builds the binaries); stdlib only. Every figure o
   time from process start to the `code` event, approval -> `authorized`, and the requests the
   simulator logged (polls, and polls closer than the interval, i.e. `slow_down`s);
 * `token` with a valid stored token (median wall time of many runs);
+* one `api /books/v3/organizations` with a valid stored token, beside `curl` with
+  `$(zoho-device token)` — both as a shell runs them, interleaved, against the same simulator;
 * the agent idle while paired: CPU (per-thread schedstat, nanoseconds) and RSS from /proc;
 * a fleet: many agents against one simulator with token lifetimes of seconds.
 
@@ -268,6 +270,27 @@ def token_runs(side, runs):
         rss.append(r)
         cpu.append(c)
     return statistics.median(times), statistics.median(rss), statistics.median(cpu)
+
+
+def api_runs(side, runs):
+    """Median wall time of `zoho-device api /books/v3/organizations` with a valid stored token,
+    and of `curl -H "Authorization: Zoho-oauthtoken $(zoho-device token)" URL` (what a script
+    does without `api`), each through `sh -c` as a script runs it, interleaved so load hits both
+    alike. The curl figure is None when curl is not installed."""
+    binary = side.argv_for("token")[0]
+    url = side.sim.url + "/books/v3/organizations"
+    curl = shutil.which("curl")
+    api_cmd = ["sh", "-c", '"$0" api /books/v3/organizations', binary]
+    curl_cmd = ["sh", "-c", 'curl -sS --fail -H "Authorization: Zoho-oauthtoken $("$0" token)" "$1"', binary, url]
+    api_t, curl_t = [], []
+    for _ in range(runs):
+        for cmd, times in [(api_cmd, api_t)] + ([(curl_cmd, curl_t)] if curl else []):
+            t0 = now()
+            p = subprocess.run(cmd, env=side.env, stdout=subprocess.PIPE, stderr=side.stderr, text=True)
+            times.append((now() - t0) * 1000)
+            if p.returncode != 0 or '"organization_id"' not in p.stdout:
+                raise RuntimeError(f"{cmd[2]} exited {p.returncode}: {p.stdout[:200]!r}")
+    return statistics.median(api_t), (statistics.median(curl_t) if curl_t else None)
 
 
 def proc_cpu_ns(pid):
@@ -552,7 +575,8 @@ def main():
     )
 
     sims, sides = {}, []
-    sims["ours"] = Sim(args.sim)
+    # Books budgets out of the way: the `api` runs call Books more than 100 times a minute.
+    sims["ours"] = Sim(args.sim, extra=("--books-rate-limit", "1000000", "--books-daily-limit", "1000000"))
     sides.append(Side("ours", lambda c: [args.bin, c, "--events", "json", "--display", "none"]
                       if c in ("login", "agent") else [args.bin, c], sims["ours"], mk(work, "ours")))
     if args.python:
@@ -590,6 +614,9 @@ def main():
         print(f"- token, {token_n} runs each ...", flush=True)
         for s in sides:
             res[s.name]["token_ms"], res[s.name]["token_rss_kb"], res[s.name]["token_cpu_ms"] = token_runs(s, token_n)
+
+        print(f"- api beside curl + token, {token_n} runs each ...", flush=True)
+        res["ours"]["api_ms"], res["ours"]["curl_token_ms"] = api_runs(sides[0], token_n)
 
         print(f"- agent idle while paired, {idle_s} s ...", flush=True)
         idle = agent_idle(sides, idle_s)
@@ -648,6 +675,10 @@ def main():
           + (f" (python: {b['token_rss_kb'] / 1024:.2f} MB, {b['token_cpu_ms']:.0f} ms)" if b else "")
           + f"; agent idle PSS {oi['pss_kb'] / 1024:.2f} MB, {oi['threads']} thread(s), "
           f"{oi['requests']} request(s) while idle; login total requests {o['requests']}.")
+    curl_ms = o["curl_token_ms"]
+    print(f"`api /books/v3/organizations`, valid token (median of {token_n}, via sh -c): {o['api_ms']:.1f} ms; "
+          + (f"`curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\"` in the same run: {curl_ms:.1f} ms "
+             f"(api/curl {o['api_ms'] / curl_ms:.2f})." if curl_ms else "curl not installed: no comparison."))
     print()
     print(f"Fleet: {fl['agents']} agents (spawned in {fl['spawn_s']:.1f} s), {fl['paired']} paired "
           f"{fl['pair_s']:.1f} s after the first start, {fl['alive']} alive at the end; tokens of "

@@ -40,6 +40,7 @@ fn settings(
         offline_access: true,
         offline_access_explicit: None,
         client_auth: None,
+        organization_id: None,
     }
 }
 

@@ -28,7 +28,8 @@ Examples:
       zoho-device login --dc eu
   curl -H \"Authorization: Zoho-oauthtoken $(zoho-device token)\" \\
       https://www.zohoapis.eu/books/v3/organizations
-  zoho-device books organizations --json";
+  zoho-device books organizations --json
+  zoho-device api /books/v3/invoices -f status=overdue --paginate";
 
 /// Pair this device with Zoho through the OAuth device flow, and keep it authorised.
 #[derive(Debug, Parser)]
@@ -159,6 +160,9 @@ pub enum Command {
         #[arg(long)]
         local_only: bool,
     },
+    /// Call any Zoho Books API v3 endpoint with the pairing, like `gh api`: PATH on api_domain,
+    /// organization_id added, the token refreshed on 401, Books' rate limits handled, JSON out.
+    Api(crate::api::ApiArgs),
     /// Zoho Books API v3.
     Books {
         /// Books command.

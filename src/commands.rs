@@ -126,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             }
             crate::ui::stdout(&out)
         }
+        Command::Api(args) => crate::api::run(&ctx, &args).await,
         Command::Doctor { json } => {
             let findings = crate::doctor::run(&ctx).await;
             crate::ui::stdout(&if json {

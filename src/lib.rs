@@ -8,7 +8,8 @@
 //!      ├─ login ── core::DeviceFlow via core::reqwest_driver ──> ui (displays + JSON events)
 //!      │                                                    └──> store (atomic, 0600, locked)
 //!      ├─ token / refresh / status / logout ── store + core::TokenEndpoint
-//!      ├─ books ── {api_domain}/books/v3 with Zoho-oauthtoken, refresh once on 401/57
+//!      ├─ api, books ── {api_domain}/books/v3/… with Zoho-oauthtoken: paths checked, organization_id,
+//!      │                refresh once on 401/57, Books' budgets (429 44/45/1070), writes never repeated
 //!      ├─ doctor ── probes and checks, no secrets
 //!      ├─ agent ── login when needed, refresh ahead of expiry, systemd notify
 //!      └─ demo ── everything above against zoho-device-sim on loopback
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod api;
 pub mod app;
 pub mod books;
 pub mod cli;

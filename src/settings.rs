@@ -51,6 +51,8 @@ pub struct ConfigFile {
     pub client_auth: Option<String>,
     /// Command for the agent when pairing is needed.
     pub on_needs_pairing: Option<String>,
+    /// Books organization for `api` (default: the pairing's default organization).
+    pub organization_id: Option<String>,
 }
 
 /// Which DC.
@@ -136,6 +138,8 @@ pub struct Settings {
     pub offline_access_explicit: Option<bool>,
     /// rfc8628: the client authentication method given (flag or config key).
     pub client_auth: Option<ClientAuth>,
+    /// Books organization for `api` (config key `organization_id`).
+    pub organization_id: Option<String>,
 }
 
 /// A data centre's own client secret (Zoho Multi-DC), and where it came from.
@@ -311,6 +315,7 @@ impl Settings {
             offline_access: !args.no_offline_access && file.offline_access.unwrap_or(true),
             offline_access_explicit,
             client_auth,
+            organization_id: file.organization_id,
         })
     }
 
@@ -377,7 +382,7 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, client_secret_files (a table: eu = \"PATH\"), dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing")
+            .hint("keys: client_id, client_secret_file, client_secret_files (a table: eu = \"PATH\"), dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing, organization_id")
     })?;
     Ok((file, Some(path)))
 }

@@ -17,8 +17,13 @@ use crate::exit::{AppError, Exit};
 /// to read the rest. (Rust ignores SIGPIPE, so a plain `println!` would panic instead.) Every
 /// result on stdout goes through here; any other write error is reported.
 pub fn stdout(text: &str) -> Result<(), AppError> {
+    stdout_bytes(text.as_bytes())
+}
+
+/// [`stdout`] for bytes that need not be text (`api --raw` passes a body on as received).
+pub fn stdout_bytes(bytes: &[u8]) -> Result<(), AppError> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => Err(AppError::new(Exit::Unexpected, format!("cannot write to stdout: {e}"))),

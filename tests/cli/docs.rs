@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "refresh",
     "logout",
     "books",
+    "api",
     "doctor",
     "demo",
     "agent",

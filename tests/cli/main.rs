@@ -1,5 +1,6 @@
 //! End-to-end tests of the `zoho-device` binary against the Zoho simulator (one test binary).
 
+mod api;
 mod bad_input;
 mod books;
 mod completions;

@@ -100,6 +100,8 @@ fn commands_of_a_paired_device_end_quietly() {
         &["status", "--json"],
         &["books", "organizations"],
         &["books", "organizations", "--json"],
+        &["api", "/books/v3/organizations"],
+        &["api", "/books/v3/invoices", "--paginate"],
         &["doctor"],
         &["doctor", "--json"],
         &["refresh"],

@@ -176,6 +176,15 @@ pub struct SimConfig {
     pub books_rate_limit: u32,
     /// Window of the Books rate limit (Zoho: one minute).
     pub books_rate_window: Duration,
+    /// Books API calls per organization within [`SimConfig::books_daily_window`] (Zoho: from
+    /// 1,000 on the Free plan to 10,000).
+    pub books_daily_limit: u32,
+    /// The "day" of the daily Books budget, counted from the simulator's start (Zoho: a day).
+    pub books_daily_window: Duration,
+    /// Books calls served at once (on all DCs); one more is answered 429 code 1070.
+    pub books_max_concurrent: u32,
+    /// How long Books takes to answer each call (lets calls overlap, for code 1070).
+    pub books_latency: Duration,
     /// Automatic approval, if any.
     pub auto_approve: Option<AutoApprove>,
     /// Faults armed at start.
@@ -204,6 +213,10 @@ impl Default for SimConfig {
             max_refresh_tokens: 20,
             books_rate_limit: 100,
             books_rate_window: Duration::from_secs(60),
+            books_daily_limit: 1000,
+            books_daily_window: Duration::from_secs(86_400),
+            books_max_concurrent: 10,
+            books_latency: Duration::ZERO,
             auto_approve: None,
             faults: Vec::new(),
         }
@@ -330,6 +343,20 @@ impl SimConfig {
     pub fn books_rate_limit(mut self, limit: u32, window: Duration) -> Self {
         self.books_rate_limit = limit;
         self.books_rate_window = window;
+        self
+    }
+
+    /// Books daily budget: `limit` calls per organization within `window`.
+    pub fn books_daily_limit(mut self, limit: u32, window: Duration) -> Self {
+        self.books_daily_limit = limit;
+        self.books_daily_window = window;
+        self
+    }
+
+    /// Books concurrency: at most `max` calls at once, each taking `latency`.
+    pub fn books_concurrency(mut self, max: u32, latency: Duration) -> Self {
+        self.books_max_concurrent = max;
+        self.books_latency = latency;
         self
     }
 

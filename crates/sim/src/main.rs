@@ -106,6 +106,22 @@ struct Args {
     #[arg(long, default_value_t = 60.0)]
     books_rate_window_s: f64,
 
+    /// Books API calls per organization per daily window (Zoho: 1000 on the Free plan).
+    #[arg(long, default_value_t = 1000)]
+    books_daily_limit: u32,
+
+    /// Books daily-budget window, in seconds.
+    #[arg(long, default_value_t = 86_400.0)]
+    books_daily_window_s: f64,
+
+    /// Books calls served at once; one more is answered 429 code 1070.
+    #[arg(long, default_value_t = 10)]
+    books_max_concurrent: u32,
+
+    /// Milliseconds each Books call takes (lets calls overlap).
+    #[arg(long, default_value_t = 0)]
+    books_latency_ms: u64,
+
     /// Inject a fault as PATH:KIND[:COUNT] (repeatable). KIND: htmlNNN (an HTML error page with
     /// status NNN), reset (TCP reset, no response), delayMS (answer late), garbage (200, not
     /// JSON), truncated (200, JSON cut short). PATH * matches every path.
@@ -171,6 +187,10 @@ fn config(args: Args) -> Result<(SimConfig, bool), String> {
         max_refresh_tokens: args.max_refresh_tokens,
         books_rate_limit: args.books_rate_limit,
         books_rate_window: secs(args.books_rate_window_s, "--books-rate-window-s")?,
+        books_daily_limit: args.books_daily_limit,
+        books_daily_window: secs(args.books_daily_window_s, "--books-daily-window-s")?,
+        books_max_concurrent: args.books_max_concurrent,
+        books_latency: Duration::from_millis(args.books_latency_ms),
         faults: args.faults,
         ..SimConfig::default()
     };

@@ -18,7 +18,7 @@ use axum::extract::{Extension, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -83,7 +83,7 @@ fn router(dc: Dc) -> Router {
         .route("/oauth/v2/token", post(refresh))
         .route("/oauth/v2/token/revoke", post(revoke))
         .route("/oauth/serverinfo", get(serverinfo))
-        .route("/books/v3/organizations", get(organizations))
+        .route("/books/v3/{*rest}", any(books))
         .fallback(not_found)
         .with_state(dc)
 }
@@ -111,10 +111,51 @@ async fn serverinfo(State(dc): State<Dc>) -> Response {
     json_reply(dc.shared.with(|z| z.serverinfo()))
 }
 
-async fn organizations(State(dc): State<Dc>, headers: HeaderMap) -> Response {
+async fn books(
+    State(dc): State<Dc>,
+    Extension(p): Extension<Params>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = Instant::now();
-    let auth = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
-    json_reply(dc.shared.with(|z| z.organizations(&dc.location, auth, now)))
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 86_400) as i64);
+    let req = crate::books::BooksRequest {
+        method: method.as_str(),
+        rest: &rest,
+        params: &p.0,
+        authorization: header(AUTHORIZATION),
+        content_type: header(CONTENT_TYPE).unwrap_or(""),
+        body: &body,
+        today,
+    };
+    let (busy, latency) = dc.shared.with(|z| (z.books_admit(), z.books_latency()));
+    let r = match busy {
+        Some(r) => r,
+        None => {
+            // Released even when the connection drops mid-wait (the future is then dropped).
+            struct Release<'a>(&'a Dc);
+            impl Drop for Release<'_> {
+                fn drop(&mut self) {
+                    self.0.shared.with(|z| z.books_release());
+                }
+            }
+            let _release = Release(&dc);
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            dc.shared.with(|z| z.books(&dc.location, &req, now))
+        }
+    };
+    let mut resp = json_reply(r.reply);
+    if let Some(s) = r.retry_after {
+        resp.headers_mut().insert("retry-after", HeaderValue::from(s));
+    }
+    resp
 }
 
 async fn not_found() -> Response {

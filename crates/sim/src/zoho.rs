@@ -77,7 +77,7 @@ struct AccessToken {
 
 /// Everything the simulated Zoho knows, across all DCs.
 pub(crate) struct Zoho {
-    cfg: SimConfig,
+    pub(crate) cfg: SimConfig,
     pub(crate) start: Instant,
     /// location code → base URL (`http://127.0.0.1:PORT`).
     urls: BTreeMap<String, String>,
@@ -90,12 +90,12 @@ pub(crate) struct Zoho {
     access: HashMap<String, AccessToken>,
     /// (user, client) pairs that already got a refresh token (for `prompt=consent`).
     consented: HashSet<(String, String)>,
-    /// organization id → recent Books calls.
-    books_calls: HashMap<String, VecDeque<Instant>>,
+    /// Books' records and budgets (`crate::books`).
+    pub(crate) books: crate::books::Books,
     faults: Vec<Fault>,
     log: Vec<LoggedRequest>,
     log_seq: u64,
-    stats: Stats,
+    pub(crate) stats: Stats,
     random: RandomState,
     random_counter: u64,
 }
@@ -129,16 +129,6 @@ fn scope_is_valid(scope: &str) -> bool {
         })
 }
 
-fn scope_grants_books_settings_read(scope: &str) -> bool {
-    scope.split(',').any(|s| {
-        let s = s.to_ascii_lowercase();
-        matches!(
-            s.as_str(),
-            "zohobooks.settings.read" | "zohobooks.settings.all" | "zohobooks.settings.*" | "zohobooks.fullaccess.all"
-        )
-    })
-}
-
 impl Zoho {
     pub(crate) fn new(cfg: SimConfig, urls: BTreeMap<String, String>, start: Instant) -> Self {
         let faults = cfg.faults.clone();
@@ -152,7 +142,7 @@ impl Zoho {
             refresh_seq: 0,
             access: HashMap::new(),
             consented: HashSet::new(),
-            books_calls: HashMap::new(),
+            books: crate::books::Books::default(),
             faults,
             log: Vec::new(),
             log_seq: 0,
@@ -650,85 +640,36 @@ impl Zoho {
         Reply::ok(json!({ "result": "success", "locations": locations }))
     }
 
-    /// `GET /books/v3/organizations` at DC `location` with this `Authorization` header.
-    pub(crate) fn organizations(&mut self, location: &str, authorization: Option<&str>, now: Instant) -> Reply {
-        let r = self.organizations_inner(location, authorization, now);
-        if r.status == 200 {
-            self.stats.books_ok += 1;
-        } else {
-            self.stats.books_refused += 1;
-        }
-        r
-    }
-
-    fn organizations_inner(&mut self, location: &str, authorization: Option<&str>, now: Instant) -> Reply {
+    /// The user and scope behind a Books `Authorization` header at DC `location`, or Books'
+    /// 401: code 14 without a `Zoho-oauthtoken` header, code 57 for a token that is unknown,
+    /// expired, or of another DC (scopes are checked by the caller, per operation).
+    pub(crate) fn books_caller(
+        &self,
+        location: &str,
+        authorization: Option<&str>,
+        now: Instant,
+    ) -> Result<(UserConfig, String), Reply> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Zoho-oauthtoken "))
             .map(str::trim)
             .filter(|t| !t.is_empty() && !t.contains(' '));
         let Some(token) = token else {
-            return Reply {
+            return Err(Reply {
                 status: 401,
                 body: json!({ "code": 14, "message": "Invalid value passed for Authorization header." }),
-            };
+            });
         };
         let not_authorized = Reply {
             status: 401,
             body: json!({ "code": 57, "message": "You are not authorized to perform this operation" }),
         };
-        let Some(at) = self.access.get(token) else {
-            return not_authorized;
-        };
-        if now >= at.expires_at || at.location != location || !scope_grants_books_settings_read(&at.scope) {
-            return not_authorized;
+        match self.access.get(token) {
+            Some(at) if now < at.expires_at && at.location == location => match self.user(&at.user) {
+                Some(user) => Ok((user.clone(), at.scope.clone())),
+                None => Err(not_authorized),
+            },
+            _ => Err(not_authorized),
         }
-        let Some(user) = self.user(&at.user).cloned() else {
-            return not_authorized;
-        };
-        let window = self.cfg.books_rate_window;
-        let calls = self.books_calls.entry(user.org.id.clone()).or_default();
-        while calls
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-        {
-            calls.pop_front();
-        }
-        if calls.len() >= self.cfg.books_rate_limit as usize {
-            return Reply {
-                status: 429,
-                body: json!({
-                    "code": 44,
-                    "message": "You have made too many requests. Please try again after some time."
-                }),
-            };
-        }
-        calls.push_back(now);
-        Reply::ok(json!({
-            "code": 0,
-            "message": "success",
-            "organizations": [{
-                "organization_id": user.org.id,
-                "name": user.org.name,
-                "contact_name": user.name,
-                "email": user.name,
-                "is_default_org": true,
-                "plan_type": 0,
-                "tax_group_enabled": true,
-                "plan_name": "SIMULATED",
-                "plan_period": "",
-                "language_code": "en",
-                "fiscal_year_start_month": 0,
-                "account_created_date": "2016-02-18",
-                "account_created_date_formatted": "18 Feb 2016",
-                "time_zone": "PST",
-                "is_org_active": true,
-                "currency_id": "460000000000097",
-                "currency_code": user.org.currency_code,
-                "currency_symbol": "$",
-                "currency_format": "###,##0.00",
-                "price_precision": 2
-            }]
-        }))
     }
 
     // ---------------------------------------------------------------- faults, log, stats
