@@ -181,7 +181,12 @@ halt() {
     local want=$1 rc=0 i
     cexec systemctl "$1" || true
     for i in $(seq 300); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$NSPAWN_PID" 2>/dev/null; then return 1; fi # still up after 30 s: cleanup stops it
     wait "$NSPAWN_PID" || rc=$?
+    # Reaped: never signal that PID again (it may belong to another process by then).
+    local kept=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$NSPAWN_PID" ] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
     CPID=
     case $want in reboot) [ "$rc" = 133 ] ;; poweroff) [ "$rc" = 0 ] ;; esac
 }
