@@ -388,12 +388,13 @@ pass "rebooted (nspawn exit 133) and booted again; \"$(status_text)\" with no co
 # ----------------------------------------------------------------------------- 4 revoke
 begin 4 revoke
 hooks=$(journal_count 'system-test hook: reason=refresh_token_rejected')
+rejected=$(journal_count 'needs pairing: .*refresh_token_rejected')
 old_refresh=$(token_field refresh_token)
 printf 'token=%s' "$old_refresh" | curl -fsS -o /dev/null --data-binary @- \
     -H 'Content-Type: application/x-www-form-urlencoded' "$SIM/oauth/v2/token/revoke" || fail "the simulator did not revoke"
 wait_until $((TOKEN_LIFETIME_S + 10)) code_differs_from "$code" || fail "no new code after the revocation: $(status_text)"
 code2=$(code_shown)
-[ "$(journal_count 'needs pairing')" -gt 0 ] || fail "no \"needs pairing\" in the journal"
+[ "$(journal_count 'needs pairing: .*refresh_token_rejected')" -gt "$rejected" ] || fail "no \"needs pairing\" (refresh_token_rejected) in the journal"
 wait_until 10 eval '[ "$(journal_count "system-test hook: reason=refresh_token_rejected")" -gt "$hooks" ]' || fail "the needs-pairing hook did not run"
 approve "$code2" || fail "cannot approve $code2"
 wait_until 30 is_paired || fail "not paired again: $(status_text)"

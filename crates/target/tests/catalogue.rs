@@ -13,7 +13,9 @@ fn every_board_of_the_issue_is_there() {
     let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
     assert_eq!(
         names,
-        ["pi-zero", "pi1", "pi2", "pi3-32", "pi3", "pi4", "pi5", "zero2w", "x86_64"]
+        [
+            "pi-zero", "pi1", "pi2", "pi3-32", "pi3", "pi4", "pi5", "zero2w", "x86_64"
+        ]
     );
     let unique: BTreeSet<&str> = names.iter().copied().collect();
     assert_eq!(unique.len(), names.len(), "duplicate board names");
