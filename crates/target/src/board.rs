@@ -1,5 +1,6 @@
 //! The board catalogue: which Rust target, qemu CPU model and Debian architecture each
-//! Raspberry Pi-class board needs.
+//! Raspberry Pi-class board (and the x86_64 thin clients and mini PCs that run kiosks too)
+//! needs.
 //!
 //! One row per board a person might name, even when several boards share a binary (the Pi 3, 4,
 //! 5 and Zero 2 W all run the same AArch64 build); the tool deduplicates targets before building.
@@ -16,6 +17,8 @@ pub enum Isa {
     Armv7,
     /// ARMv8-A in 64-bit mode (Pi 3/4/5 and Zero 2 W on a 64-bit OS).
     Aarch64,
+    /// x86-64 (thin clients, mini PCs, any amd64 PC).
+    X86_64,
 }
 
 impl Isa {
@@ -24,6 +27,9 @@ impl Isa {
         match self {
             Isa::Armv6 | Isa::Armv7 => "qemu-arm-static",
             Isa::Aarch64 => "qemu-aarch64-static",
+            // Even on an x86_64 build machine: qemu's baseline CPU model proves the binary
+            // needs nothing newer than the first x86-64 processors.
+            Isa::X86_64 => "qemu-x86_64-static",
         }
     }
 
@@ -34,6 +40,8 @@ impl Isa {
         match self {
             Isa::Armv6 | Isa::Armv7 => "/usr/arm-linux-gnueabihf",
             Isa::Aarch64 => "/usr/aarch64-linux-gnu",
+            // An x86_64 build machine's own glibc.
+            Isa::X86_64 => "/",
         }
     }
 }
@@ -102,6 +110,8 @@ const ARMV7_MUSL: &str = "armv7-unknown-linux-musleabihf";
 const ARMV7_GNU: &str = "armv7-unknown-linux-gnueabihf";
 const AARCH64_MUSL: &str = "aarch64-unknown-linux-musl";
 const AARCH64_GNU: &str = "aarch64-unknown-linux-gnu";
+const X86_64_MUSL: &str = "x86_64-unknown-linux-musl";
+const X86_64_GNU: &str = "x86_64-unknown-linux-gnu";
 
 /// Every board the tool knows, in the order `list` prints them.
 pub const BOARDS: &[Board] = &[
@@ -184,6 +194,16 @@ pub const BOARDS: &[Board] = &[
         qemu_cpu: "cortex-a53",
         deb_arch: "arm64",
         notes: "512 MB RAM: the static musl build keeps the footprint small",
+    },
+    Board {
+        name: "x86_64",
+        models: "x86_64 thin clients, mini PCs and PCs (amd64 Debian, Ubuntu, ...)",
+        isa: Isa::X86_64,
+        musl_target: X86_64_MUSL,
+        gnu_target: X86_64_GNU,
+        qemu_cpu: "qemu64",
+        deb_arch: "amd64",
+        notes: "baseline x86-64 (qemu64): runs on any 64-bit PC, old Atoms and Celerons included",
     },
 ];
 

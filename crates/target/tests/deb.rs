@@ -68,6 +68,7 @@ fn deb_info_names_the_architecture_and_dependencies() {
         ("pi-zero", Libc::Musl, "armhf", "adduser"),
         ("pi2", Libc::Musl, "armhf", "adduser"),
         ("pi3", Libc::Gnu, "arm64", "adduser, libc6 (>= 2.28)"),
+        ("x86_64", Libc::Musl, "amd64", "adduser"),
     ] {
         let spec = spec(board, libc, &bin);
         let out = package::package(&spec, &dir, DebBuilder::DpkgDeb).unwrap();
