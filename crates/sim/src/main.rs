@@ -133,6 +133,14 @@ struct Args {
     log_requests: bool,
 }
 
+/// `println!` that ignores a closed stdout.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 fn parse_client(s: &str) -> Result<ClientConfig, String> {
     let mut it = s.splitn(3, ':');
     match (it.next(), it.next(), it.next()) {
@@ -282,19 +290,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("Zoho simulator running (Ctrl-C to stop)");
+    // The banner and the request log are for whoever reads stdout; a reader that went away
+    // (a test that read the URLs, `| head`) must not stop the simulator.
+    let mut out = std::io::stdout();
+    say!(out, "Zoho simulator running (Ctrl-C to stop)");
     for l in sim.locations() {
         let url = sim.accounts_url(&l);
-        println!("  {l}: accounts + api_domain {url}   approve at {url}/oauth/v3/device");
+        say!(
+            out,
+            "  {l}: accounts + api_domain {url}   approve at {url}/oauth/v3/device"
+        );
     }
-    println!("  clients: {}", clients.join(", "));
-    println!("  users:   {}", users.join(", "));
+    say!(out, "  clients: {}", clients.join(", "));
+    say!(out, "  users:   {}", users.join(", "));
     if let Some((id, secret, Some(home))) = &first_client {
         // Ready to paste: the CLI pointed at this simulator, with its own token file beside
         // (never over) a real pairing's.
-        println!("\nTo point zoho-device at it, paste into a shell:\n");
-        println!("{}", export_block(id, secret, &sim.accounts_url(home)));
-        println!("zoho-device login\n");
+        say!(out, "\nTo point zoho-device at it, paste into a shell:\n");
+        say!(out, "{}", export_block(id, secret, &sim.accounts_url(home)));
+        say!(out, "zoho-device login\n");
     }
     let mut seen = 0;
     loop {
@@ -309,7 +323,8 @@ fn main() -> ExitCode {
                 seen = r.seq;
                 let status = r.status.map_or("-".to_owned(), |s| s.to_string());
                 let fault = r.fault.map(|f| format!(" [fault {f}]")).unwrap_or_default();
-                println!(
+                say!(
+                    out,
                     "{:>8} ms  {}  {} {} -> {status}{fault}",
                     r.elapsed_ms(),
                     r.location,
