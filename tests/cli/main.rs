@@ -8,6 +8,7 @@ mod demo;
 mod docs;
 mod doctor;
 mod first_hour;
+mod gateway;
 mod login;
 mod logout;
 mod multidc;
