@@ -176,7 +176,11 @@ impl GatewayConfig {
     /// The gateway asked for by flags and config, or `None` when nothing is to be served.
     pub fn resolve(settings: &Settings, args: &AgentArgs) -> Result<Option<GatewayConfig>, AppError> {
         let file = &settings.serve;
-        let addrs = if args.serve.is_empty() { &file.serve } else { &args.serve };
+        let addrs = if args.serve.is_empty() {
+            &file.serve
+        } else {
+            &args.serve
+        };
         if addrs.is_empty() {
             return Ok(None);
         }
@@ -189,8 +193,10 @@ impl GatewayConfig {
         let mut ttl_prefixes = Vec::new();
         for (prefix, v) in &file.cache_ttl_paths {
             if !prefix.starts_with('/') {
-                return Err(AppError::usage(format!("config: cache_ttl_paths key {prefix:?} is not a path"))
-                    .hint("e.g. cache_ttl_paths = { \"/books/v3/organizations\" = \"1h\" }"));
+                return Err(
+                    AppError::usage(format!("config: cache_ttl_paths key {prefix:?} is not a path"))
+                        .hint("e.g. cache_ttl_paths = { \"/books/v3/organizations\" = \"1h\" }"),
+                );
             }
             ttl_prefixes.push((prefix.clone(), ttl_value(v)?));
         }
@@ -324,7 +330,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn utc_day_and_left() -> (u64, u64) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     (now / 86_400, 86_400 - now % 86_400)
 }
 
@@ -342,7 +351,10 @@ impl Gateway {
             return Err(Duration::from_secs(left));
         }
         let window = b.minute.entry(org.to_string()).or_default();
-        while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
             window.pop_front();
         }
         if window.len() >= PER_MINUTE {
@@ -372,7 +384,10 @@ impl Gateway {
     }
 
     fn note_error(&self, message: &str) {
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
         lock(&self.stats).last_error = Some((at, message.to_string()));
     }
 }
@@ -424,7 +439,10 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => {
-                let _ = ready_tx.send(Err(AppError::new(Exit::Unexpected, format!("cannot start the gateway: {e}"))));
+                let _ = ready_tx.send(Err(AppError::new(
+                    Exit::Unexpected,
+                    format!("cannot start the gateway: {e}"),
+                )));
                 return;
             }
         };
@@ -491,7 +509,10 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
         });
     });
     if let Err(e) = thread {
-        return Err(AppError::new(Exit::Unexpected, format!("cannot start the gateway: {e}")));
+        return Err(AppError::new(
+            Exit::Unexpected,
+            format!("cannot start the gateway: {e}"),
+        ));
     }
     match ready_rx.await {
         Ok(Ok(())) => Ok(Some(Running {
@@ -504,8 +525,9 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
 }
 
 fn bind_error(listen: &Listen, e: &std::io::Error) -> AppError {
-    AppError::usage(format!("cannot serve on {listen}: {e}"))
-        .hint("pick a free port, or a socket path in a directory this user may write (systemd: RuntimeDirectory=zoho-device)")
+    AppError::usage(format!("cannot serve on {listen}: {e}")).hint(
+        "pick a free port, or a socket path in a directory this user may write (systemd: RuntimeDirectory=zoho-device)",
+    )
 }
 
 /// Binds a Unix socket: a stale socket left by a previous run is replaced (anything else at the
@@ -588,9 +610,17 @@ pub fn loopback_host(host: &str) -> bool {
 }
 
 async fn handle(gw: &Gateway, req: Request<Incoming>, tcp: bool) -> Resp {
-    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     if target.len() > MAX_TARGET {
-        return error_response(StatusCode::URI_TOO_LONG, "target_too_long", "the path and query are too long");
+        return error_response(
+            StatusCode::URI_TOO_LONG,
+            "target_too_long",
+            "the path and query are too long",
+        );
     }
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
     if tcp && !host.is_some_and(loopback_host) {
@@ -636,10 +666,17 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
     if method == Method::OPTIONS {
         let mut r = Response::new(Full::new(Bytes::new()));
         *r.status_mut() = StatusCode::NO_CONTENT;
-        let methods = if gw.config.allow_writes { "GET, POST, PUT, DELETE" } else { "GET" };
+        let methods = if gw.config.allow_writes {
+            "GET, POST, PUT, DELETE"
+        } else {
+            "GET"
+        };
         let h = r.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type"),
+        );
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         return r;
     }
@@ -652,7 +689,11 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
         Method::PUT => ApiMethod::Put,
         Method::DELETE => ApiMethod::Delete,
         _ => {
-            return error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "GET only (writes: POST, PUT, DELETE with --serve-allow-writes)");
+            return error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "GET only (writes: POST, PUT, DELETE with --serve-allow-writes)",
+            );
         }
     };
     if api_method != ApiMethod::Get && !gw.config.allow_writes {
@@ -671,7 +712,11 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|n| n > MAX_REQUEST_BODY)
     {
-        return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is over 1 MiB");
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is over 1 MiB",
+        );
     }
     let content_type = req
         .headers()
@@ -681,7 +726,13 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
         .to_ascii_lowercase();
     let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is over 1 MiB"),
+        Err(_) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is over 1 MiB",
+            );
+        }
     };
     // Path rules of `api`, against the scope of the pairing in the token file.
     let stored = match gw.ctx.store.load_required() {
@@ -744,7 +795,10 @@ fn answer_response(entry: &Entry, cache: &str) -> Resp {
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, ct);
     h.insert(header::AGE, HeaderValue::from(entry.at.elapsed().as_secs()));
-    h.insert("x-zoho-device-cache", HeaderValue::from_str(cache).unwrap_or(HeaderValue::from_static("miss")));
+    h.insert(
+        "x-zoho-device-cache",
+        HeaderValue::from_str(cache).unwrap_or(HeaderValue::from_static("miss")),
+    );
     r
 }
 
@@ -828,7 +882,10 @@ async fn upstream(
             .iter()
             .map(|(id, _)| ("organization_id".to_string(), id.clone()))
             .collect();
-        let url = match session.api_domain().and_then(|api| api::build_url(&api, path, &extra, allowed)) {
+        let url = match session
+            .api_domain()
+            .and_then(|api| api::build_url(&api, path, &extra, allowed))
+        {
             Ok(u) => u,
             Err(e) => return Ok(Err((e.into(), vec![first]))),
         };
@@ -884,10 +941,11 @@ async fn get(gw: &Gateway, path: &ApiPath, allowed: &[&str]) -> Resp {
     let ttl = gw.ttl(&path.path);
     let gate = {
         let mut cache = lock(&gw.cache);
-        if !cache.contains_key(&key) && cache.len() >= MAX_ENTRIES {
-            if let Some(old) = cache.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| k.clone()) {
-                cache.remove(&old);
-            }
+        if !cache.contains_key(&key)
+            && cache.len() >= MAX_ENTRIES
+            && let Some(old) = cache.iter().min_by_key(|(_, s)| s.used).map(|(k, _)| k.clone())
+        {
+            cache.remove(&old);
         }
         let slot = cache.entry(key.clone()).or_insert_with(|| Slot {
             entry: None,
@@ -918,7 +976,9 @@ async fn get(gw: &Gateway, path: &ApiPath, allowed: &[&str]) -> Resp {
         return answer_response(e, "coalesced");
     }
     let usable_stale = entry.filter(|e| e.at.elapsed() < MAX_STALE);
-    if let Some((at, fail)) = failed.filter(|(at, _)| at.elapsed() < ttl.min(Duration::from_secs(60)).max(Duration::from_secs(5))) {
+    if let Some((at, fail)) =
+        failed.filter(|(at, _)| at.elapsed() < ttl.min(Duration::from_secs(60)).max(Duration::from_secs(5)))
+    {
         let _ = at;
         return match &usable_stale {
             Some(e) => stale_response(gw, e, "a recent failure"),
@@ -1012,7 +1072,12 @@ fn status(gw: &Gateway) -> Resp {
         let minute: BTreeMap<String, usize> = b
             .minute
             .iter()
-            .map(|(org, w)| (org.clone(), w.iter().filter(|t| t.elapsed() < Duration::from_secs(60)).count()))
+            .map(|(org, w)| {
+                (
+                    org.clone(),
+                    w.iter().filter(|t| t.elapsed() < Duration::from_secs(60)).count(),
+                )
+            })
             .collect();
         (used, minute)
     };
@@ -1054,11 +1119,20 @@ mod tests {
 
     #[test]
     fn listen_addresses_are_loopback_or_unix_only() {
-        assert_eq!(parse_listen("unix:/run/x.sock").unwrap(), Listen::Unix("/run/x.sock".into()));
+        assert_eq!(
+            parse_listen("unix:/run/x.sock").unwrap(),
+            Listen::Unix("/run/x.sock".into())
+        );
         assert!(matches!(parse_listen("127.0.0.1:8181").unwrap(), Listen::Tcp(_)));
         assert!(matches!(parse_listen("[::1]:8181").unwrap(), Listen::Tcp(_)));
         assert!(matches!(parse_listen("localhost:8181").unwrap(), Listen::Tcp(_)));
-        for bad in ["0.0.0.0:8181", "192.168.1.2:80", "unix:rel.sock", "example.com:80", "8181"] {
+        for bad in [
+            "0.0.0.0:8181",
+            "192.168.1.2:80",
+            "unix:rel.sock",
+            "example.com:80",
+            "8181",
+        ] {
             assert!(parse_listen(bad).is_err(), "{bad}");
         }
     }
@@ -1076,10 +1150,23 @@ mod tests {
 
     #[test]
     fn host_must_name_the_loopback() {
-        for ok in ["localhost", "localhost:8181", "127.0.0.1:8181", "[::1]:8181", "LOCALHOST"] {
+        for ok in [
+            "localhost",
+            "localhost:8181",
+            "127.0.0.1:8181",
+            "[::1]:8181",
+            "LOCALHOST",
+        ] {
             assert!(loopback_host(ok), "{ok}");
         }
-        for bad in ["evil.example", "evil.example:8181", "127.0.0.1.nip.io", "localhost.evil.com", "[::2]:80", "localhost:x"] {
+        for bad in [
+            "evil.example",
+            "evil.example:8181",
+            "127.0.0.1.nip.io",
+            "localhost.evil.com",
+            "[::2]:80",
+            "localhost:x",
+        ] {
             assert!(!loopback_host(bad), "{bad}");
         }
     }

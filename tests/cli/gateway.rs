@@ -62,7 +62,10 @@ fn parse_reply(raw: &[u8]) -> Reply {
 /// One request on a fresh connection (`Connection: close`), `head` being the request line and
 /// headers without the final blank line.
 fn exchange(mut s: impl Read + Write, head: &str, body: &str) -> Reply {
-    let req = format!("{head}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let req = format!(
+        "{head}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
@@ -86,7 +89,11 @@ fn tcp(port: u16, head: &str) -> Reply {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts the agent with `extra` gateway flags on a Unix socket in the world's HOME; waits
@@ -153,9 +160,16 @@ fn fifty_concurrent_clients_make_one_upstream_call_and_writes_are_refused_by_def
     for r in &replies {
         assert_eq!(r.status, 200, "{r:?}");
         assert_eq!(r.body, replies[0].body);
-        assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{r:?}");
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "{r:?}"
+        );
     }
-    let kinds: Vec<&str> = replies.iter().map(|r| r.header("x-zoho-device-cache").unwrap()).collect();
+    let kinds: Vec<&str> = replies
+        .iter()
+        .map(|r| r.header("x-zoho-device-cache").unwrap())
+        .collect();
     assert_eq!(kinds.iter().filter(|k| **k == "miss").count(), 1, "{kinds:?}");
     assert!(replies[0].json()["invoices"].as_array().is_some_and(|a| !a.is_empty()));
 
@@ -171,7 +185,10 @@ fn fifty_concurrent_clients_make_one_upstream_call_and_writes_are_refused_by_def
         assert_eq!(r.json()["error"], "writes_refused");
         assert_eq!(r.header("allow"), Some("GET"));
     }
-    assert!(w.sim.requests().iter().all(|r| r.method == "GET"), "no write reached Books");
+    assert!(
+        w.sim.requests().iter().all(|r| r.method == "GET"),
+        "no write reached Books"
+    );
 
     // Paths outside Books, or that could send the token elsewhere, are refused.
     assert_eq!(get(&sock, "/oauth/v2/token").status, 404);
@@ -182,7 +199,10 @@ fn fifty_concurrent_clients_make_one_upstream_call_and_writes_are_refused_by_def
     let s = status.json();
     assert_eq!(s["upstream_calls"], 2, "one organization look-up, one list: {s}");
     assert_eq!(s["cache"]["misses"], 1);
-    assert_eq!(s["cache"]["hits"].as_u64().unwrap() + s["cache"]["coalesced"].as_u64().unwrap(), 50);
+    assert_eq!(
+        s["cache"]["hits"].as_u64().unwrap() + s["cache"]["coalesced"].as_u64().unwrap(),
+        50
+    );
     assert_eq!(s["token"]["state"], "valid");
     assert_eq!(s["daily_budget"], 1000);
     assert_eq!(s["budget_left"], 998);
@@ -191,6 +211,7 @@ fn fifty_concurrent_clients_make_one_upstream_call_and_writes_are_refused_by_def
     all.extend([&again, &status]);
     no_secret_in(&w, &all);
     stop(run);
+    assert!(!sock.exists(), "the socket is removed at SIGTERM");
     w.assert_no_secret_leaked();
 }
 
@@ -204,8 +225,10 @@ fn during_an_outage_the_last_good_answer_is_served_with_its_age() {
     std::thread::sleep(Duration::from_millis(2100));
 
     // Books down: an HTML 503 page for every call.
-    w.sim.inject(Fault::new("/books/v3/invoices", FaultKind::Html { status: 503 }, 1000));
-    w.sim.inject(Fault::new("/books/v3/contacts", FaultKind::Html { status: 503 }, 1000));
+    w.sim
+        .inject(Fault::new("/books/v3/invoices", FaultKind::Html { status: 503 }, 1000));
+    w.sim
+        .inject(Fault::new("/books/v3/contacts", FaultKind::Html { status: 503 }, 1000));
     let stale = get(&sock, "/books/v3/invoices");
     assert_eq!(stale.status, 200, "{stale:?}");
     assert_eq!(stale.header("x-zoho-device-cache"), Some("stale"));
@@ -228,7 +251,10 @@ fn during_an_outage_the_last_good_answer_is_served_with_its_age() {
 
     let s = get(&sock, "/_zoho-device/status").json();
     assert!(s["cache"]["stale_served"].as_u64().unwrap() >= 2);
-    assert!(s["last_error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{s}");
+    assert!(
+        s["last_error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{s}"
+    );
 
     // Books back: fresh answers after the failure pause.
     w.sim.clear_faults();
@@ -260,7 +286,12 @@ fn one_limiter_keeps_all_clients_under_books_per_minute_limit() {
             s => panic!("unexpected {s}: {}", r.body),
         }
     }
-    let books: Vec<_> = w.sim.requests().into_iter().filter(|r| r.path.starts_with("/books/")).collect();
+    let books: Vec<_> = w
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/books/"))
+        .collect();
     assert_eq!(books.len(), 100, "exactly Books' per-minute limit reached Books");
     assert_eq!(ok, 99, "the organization look-up took one call");
     assert_eq!(limited, 21);
@@ -280,9 +311,15 @@ fn a_tight_daily_budget_stretches_the_ttl_instead_of_failing() {
     {
         let (run, sock) = agent(&w, &["--cache-ttl", "1", "--daily-budget", "10000000"]);
         w.sim.clear_log();
-        assert_eq!(get(&sock, "/books/v3/items").header("x-zoho-device-cache"), Some("miss"));
+        assert_eq!(
+            get(&sock, "/books/v3/items").header("x-zoho-device-cache"),
+            Some("miss")
+        );
         std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(get(&sock, "/books/v3/items").header("x-zoho-device-cache"), Some("miss"));
+        assert_eq!(
+            get(&sock, "/books/v3/items").header("x-zoho-device-cache"),
+            Some("miss")
+        );
         assert_eq!(w.sim.requests_to("/books/v3/items").len(), 2);
         stop(run);
     }
@@ -291,7 +328,10 @@ fn a_tight_daily_budget_stretches_the_ttl_instead_of_failing() {
     std::fs::remove_file(w.path("state/zoho-device/token.json.org")).unwrap();
     let (run, sock) = agent(&w, &["--cache-ttl", "1", "--daily-budget", "3"]);
     w.sim.clear_log();
-    assert_eq!(get(&sock, "/books/v3/items").header("x-zoho-device-cache"), Some("miss"));
+    assert_eq!(
+        get(&sock, "/books/v3/items").header("x-zoho-device-cache"),
+        Some("miss")
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let kept = get(&sock, "/books/v3/items");
     assert_eq!(kept.status, 200);
@@ -327,7 +367,10 @@ fn tcp_needs_a_loopback_host_and_a_configured_origin() {
         "--serve-origin",
         "http://localhost:8080",
     ]);
-    wait_until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "the gateway's port");
+    wait_until(
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the gateway's port",
+    );
     w.sim.clear_log();
 
     // DNS rebinding: a page on another name that resolves to 127.0.0.1.
@@ -337,24 +380,46 @@ fn tcp_needs_a_loopback_host_and_a_configured_origin() {
     let r = tcp(port, "GET /books/v3/invoices HTTP/1.0");
     assert_eq!(r.status, 403, "no Host at all");
     // A page of another origin.
-    let r = tcp(port, &format!("GET /books/v3/invoices HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example"));
+    let r = tcp(
+        port,
+        &format!("GET /books/v3/invoices HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example"),
+    );
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["error"], "origin_refused");
     assert!(!r.headers.contains_key("access-control-allow-origin"));
-    let r = tcp(port, &format!("OPTIONS /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: GET"));
+    let r = tcp(
+        port,
+        &format!(
+            "OPTIONS /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: GET"
+        ),
+    );
     assert_eq!(r.status, 403);
-    assert!(w.sim.requests().iter().all(|r| !r.path.starts_with("/books/")), "nothing refused reached Books");
+    assert!(
+        w.sim.requests().iter().all(|r| !r.path.starts_with("/books/")),
+        "nothing refused reached Books"
+    );
 
     // The configured origin: CORS headers, the preflight, and the answer.
-    let r = tcp(port, &format!("OPTIONS /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://localhost:8080\r\nAccess-Control-Request-Method: GET"));
+    let r = tcp(
+        port,
+        &format!(
+            "OPTIONS /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://localhost:8080\r\nAccess-Control-Request-Method: GET"
+        ),
+    );
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-methods"), Some("GET"));
-    let r = tcp(port, &format!("GET /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://localhost:8080"));
+    let r = tcp(
+        port,
+        &format!("GET /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://localhost:8080"),
+    );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("access-control-allow-origin"), Some("http://localhost:8080"));
     // Overlong targets are refused before anything else.
     let long = "a".repeat(5000);
-    let r = tcp(port, &format!("GET /books/v3/invoices?q={long} HTTP/1.1\r\nHost: localhost"));
+    let r = tcp(
+        port,
+        &format!("GET /books/v3/invoices?q={long} HTTP/1.1\r\nHost: localhost"),
+    );
     assert_eq!(r.status, 414);
     no_secret_in(&w, &[&r]);
     stop(run);
