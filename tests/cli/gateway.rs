@@ -428,3 +428,82 @@ fn tcp_needs_a_loopback_host_and_a_configured_origin() {
     let out = w.run(&["agent", "--display", "none", "--serve", "0.0.0.0:8181"]);
     out.code(2).stderr_has(&["not a loopback address"]);
 }
+
+fn post_json(sock: &Path, target: &str, body: &str) -> Reply {
+    let s = UnixStream::connect(sock).expect("the gateway's socket accepts");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    exchange(
+        s,
+        &format!("POST {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json"),
+        body,
+    )
+}
+
+#[test]
+fn allowed_writes_pass_once_never_repeated_and_refresh_the_modules_cache() {
+    let w = paired(sim_config());
+    let (run, sock) = agent(&w, &["--serve-allow-writes"]);
+    assert_eq!(
+        get(&sock, "/books/v3/contacts").header("x-zoho-device-cache"),
+        Some("miss")
+    );
+    assert_eq!(
+        get(&sock, "/books/v3/contacts").header("x-zoho-device-cache"),
+        Some("hit")
+    );
+    let made = post_json(&sock, "/books/v3/contacts", r#"{"contact_name":"Gateway Café"}"#);
+    assert!((200..300).contains(&made.status), "{made:?}");
+    assert_eq!(made.json()["contact"]["contact_name"], "Gateway Café");
+    let posts = |w: &World| {
+        w.sim
+            .requests_to("/books/v3/contacts")
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    };
+    assert_eq!(posts(&w), 1);
+    // The write emptied the module's cache: the new contact is seen at once.
+    let after = get(&sock, "/books/v3/contacts");
+    assert_eq!(after.header("x-zoho-device-cache"), Some("miss"));
+    assert!(after.body.contains("Gateway Café"));
+
+    // A write whose connection is reset after sending may have reached Books: not repeated.
+    w.sim.inject(Fault::new("/books/v3/contacts", FaultKind::Reset, 1));
+    let lost = post_json(&sock, "/books/v3/contacts", r#"{"contact_name":"Twice?"}"#);
+    assert_eq!(lost.status, 502, "{lost:?}");
+    assert!(
+        lost.json()["message"].as_str().unwrap().contains("not repeated"),
+        "{lost:?}"
+    );
+    assert_eq!(posts(&w), 2, "sent once, never again");
+    no_secret_in(&w, &[&made, &after, &lost]);
+    stop(run);
+    w.assert_no_secret_leaked();
+}
+
+#[test]
+fn a_401_code_57_is_refreshed_once_through_the_lock_and_answered() {
+    // The simulator's token dies after 2 s; the file claims an hour, so only Books' 401 tells.
+    let w = paired(sim_config().token_lifetime_s(2));
+    let old = w.token_json()["access_token"].as_str().unwrap().to_string();
+    sleep_ms(2_200);
+    w.edit_token(|t| {
+        t.insert("expires_at".into(), (now_ms() + 3_600_000).into());
+    });
+    let (run, sock) = agent(&w, &[]);
+    let r = get(&sock, "/books/v3/organizations");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(w.sim.stats().refreshes, 1);
+    let new = w.token_json()["access_token"].as_str().unwrap().to_string();
+    assert_ne!(old, new, "the refreshed token was saved for everyone");
+    let calls = w.sim.requests_to("/books/v3/organizations");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].status, Some(401));
+    assert_eq!(
+        calls[1].header("authorization"),
+        Some(format!("Zoho-oauthtoken {new}").as_str())
+    );
+    no_secret_in(&w, &[&r]);
+    stop(run);
+    w.assert_no_secret_leaked();
+}
