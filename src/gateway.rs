@@ -30,7 +30,8 @@
 //!   capped, and so are Books' replies.
 //!
 //! `GET /_zoho-device/status` reports calls used, cache figures, the budget left, the token's
-//! state and the last error: never a token or secret.
+//! state and the last error: never a token or secret. `GET /` serves the example dashboard
+//! (examples/dashboard/index.html: open invoices, marked stale when Books is down).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -683,6 +684,9 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
     if path == "/_zoho-device/status" && method == Method::GET {
         return status(gw);
     }
+    if (path == "/" || path == "/_zoho-device/dashboard") && method == Method::GET {
+        return dashboard();
+    }
     let api_method = match method {
         Method::GET => ApiMethod::Get,
         Method::POST => ApiMethod::Post,
@@ -1049,6 +1053,25 @@ async fn write(gw: &Gateway, method: ApiMethod, path: &ApiPath, allowed: &[&str]
             None => app_error(gw, &f.error),
         },
     }
+}
+
+/// The example dashboard (examples/dashboard), same-origin with the gateway.
+const DASHBOARD: &str = include_str!("../examples/dashboard/index.html");
+
+fn dashboard() -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(DASHBOARD.as_bytes())));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ),
+    );
+    r
 }
 
 fn status(gw: &Gateway) -> Resp {

@@ -507,3 +507,85 @@ fn a_401_code_57_is_refreshed_once_through_the_lock_and_answered() {
     stop(run);
     w.assert_no_secret_leaked();
 }
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The DOM of `url` after headless Chromium ran its scripts for a few (virtual) seconds.
+fn chromium_dom(profile: &Path, url: &str) -> String {
+    let out = std::process::Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("chromium runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn the_example_dashboard_shows_invoices_and_keeps_them_through_an_outage_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        // CI installs chromium and sets this, so a missing browser fails there instead of skipping.
+        assert!(
+            std::env::var_os("ZOHO_DEVICE_REQUIRE_CHROMIUM").is_none(),
+            "{CHROMIUM} missing but ZOHO_DEVICE_REQUIRE_CHROMIUM is set (apt-get install -y chromium)"
+        );
+        println!("SKIPPED the dashboard test: {CHROMIUM} missing (apt-get install -y chromium)");
+        return;
+    }
+    let w = paired(sim_config());
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let run = w.spawn(&[
+        "agent",
+        "--display",
+        "none",
+        "--serve",
+        &addr,
+        "--cache-ttl",
+        "1",
+        "--daily-budget",
+        "10000000",
+    ]);
+    wait_until(
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the gateway's port",
+    );
+    let url = format!("http://127.0.0.1:{port}/?every=600");
+    let page = tcp(port, &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}"));
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|c| c.contains("connect-src 'self'"))
+    );
+
+    // Paired: the simulator's open invoices, marked live.
+    let dom = chromium_dom(&w.path("profile1"), &url);
+    assert!(dom.contains("INV-0000"), "no invoice in the dashboard:\n{dom}");
+    assert!(dom.contains("Outstanding: "), "{dom}");
+    assert!(dom.contains(">live ("), "{dom}");
+    assert!(w.sim.requests_to("/books/v3/invoices").len() == 1);
+
+    // Books down: the same invoices, marked stale with their age.
+    std::thread::sleep(Duration::from_millis(1500));
+    w.sim
+        .inject(Fault::new("/books/v3/invoices", FaultKind::Html { status: 503 }, 1000));
+    let dom = chromium_dom(&w.path("profile2"), &url);
+    assert!(dom.contains("INV-0000"), "the invoices stay up:\n{dom}");
+    assert!(dom.contains("stale: Books unreachable, data from"), "{dom}");
+    assert!(w.sim.requests_to("/books/v3/invoices").len() > 1, "Books was asked");
+    stop(run);
+    w.assert_no_secret_leaked();
+}
