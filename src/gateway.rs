@@ -491,14 +491,17 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                 tokio::task::spawn_local(async move {
                     loop {
                         match &b {
+                            // Over the connection cap, new clients wait in the listen backlog.
                             Bound::Tcp(l) => {
+                                let Ok(permit) = conns.clone().acquire_owned().await else { return };
                                 if let Ok((s, _)) = l.accept().await {
-                                    serve_connection(gw.clone(), conns.clone(), s, true);
+                                    serve_connection(gw.clone(), permit, s, true);
                                 }
                             }
                             Bound::Unix(l) => {
+                                let Ok(permit) = conns.clone().acquire_owned().await else { return };
                                 if let Ok((s, _)) = l.accept().await {
-                                    serve_connection(gw.clone(), conns.clone(), s, false);
+                                    serve_connection(gw.clone(), permit, s, false);
                                 }
                             }
                         }
@@ -553,14 +556,10 @@ fn bind_unix(path: &Path, group: Option<u32>) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-fn serve_connection<S>(gw: Arc<Gateway>, conns: Arc<tokio::sync::Semaphore>, stream: S, tcp: bool)
+fn serve_connection<S>(gw: Arc<Gateway>, permit: tokio::sync::OwnedSemaphorePermit, stream: S, tcp: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let Ok(permit) = conns.try_acquire_owned() else {
-        // Over the connection cap: closed at once.
-        return;
-    };
     tokio::task::spawn_local(async move {
         let _permit = permit;
         let io = hyper_util::rt::TokioIo::new(stream);

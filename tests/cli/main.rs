@@ -8,6 +8,7 @@ mod demo;
 mod docs;
 mod doctor;
 mod first_hour;
+#[cfg(feature = "gateway")]
 mod gateway;
 mod login;
 mod logout;
