@@ -205,7 +205,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
     /// Where to show the code: terminal (terminal=dark|light picks the QR's polarity without
-    /// colours), none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR
+    /// colours), none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR[,dashboard=URL]
     /// (repeatable). Default: the config file's `display`, else terminal (nothing with
     /// --events json when stderr is not a terminal).
     #[arg(long = "display", value_name = "OUTPUT")]

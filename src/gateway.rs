@@ -493,13 +493,17 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                         match &b {
                             // Over the connection cap, new clients wait in the listen backlog.
                             Bound::Tcp(l) => {
-                                let Ok(permit) = conns.clone().acquire_owned().await else { return };
+                                let Ok(permit) = conns.clone().acquire_owned().await else {
+                                    return;
+                                };
                                 if let Ok((s, _)) = l.accept().await {
                                     serve_connection(gw.clone(), permit, s, true);
                                 }
                             }
                             Bound::Unix(l) => {
-                                let Ok(permit) = conns.clone().acquire_owned().await else { return };
+                                let Ok(permit) = conns.clone().acquire_owned().await else {
+                                    return;
+                                };
                                 if let Ok((s, _)) = l.accept().await {
                                     serve_connection(gw.clone(), permit, s, false);
                                 }

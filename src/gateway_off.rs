@@ -13,6 +13,8 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
     if args.serve.is_empty() && settings.serve.serve.is_empty() {
         return Ok(None);
     }
-    Err(AppError::usage("this zoho-device was built without the Books gateway (--serve, config key serve)")
-        .hint("build it with `--features gateway` (board builds leave it out for size), or remove --serve"))
+    Err(
+        AppError::usage("this zoho-device was built without the Books gateway (--serve, config key serve)")
+            .hint("build it with `--features gateway` (board builds leave it out for size), or remove --serve"),
+    )
 }
