@@ -26,8 +26,8 @@
 //! * **is local only**: Unix sockets (mode 0660, `--serve-group`) and loopback TCP. On TCP
 //!   the `Host` header must name the loopback (`localhost`, `127.0.0.1`, `[::1]`: a page on
 //!   another name that rebinds its DNS to 127.0.0.1 is refused), a request with an `Origin`
-//!   is served only for the configured origins (CORS), request targets, headers and bodies are
-//!   capped, and so are Books' replies.
+//!   is served only for the configured origins (CORS), one marked `Sec-Fetch-Site: cross-site`
+//!   is refused, request targets, headers and bodies are capped, and so are Books' replies.
 //!
 //! `GET /_zoho-device/status` reports calls used, cache figures, the budget left, the token's
 //! state and the last error: never a token or secret. `GET /` serves the example dashboard
@@ -649,6 +649,20 @@ async fn handle(gw: &Gateway, req: Request<Incoming>, tcp: bool) -> Resp {
             Some(o)
         }
     };
+    // A page of another site loading a URL without CORS (an <img>, a <script>) sends no
+    // Origin, but browsers say where the request comes from.
+    if origin.is_none()
+        && req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "origin_refused",
+            "a page of another site may not call the gateway",
+        );
+    }
     let mut resp = route(gw, req, &target).await;
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -394,6 +394,12 @@ fn tcp_needs_a_loopback_host_and_a_configured_origin() {
         ),
     );
     assert_eq!(r.status, 403);
+    // An <img> or <script> of another site: no Origin, but Sec-Fetch-Site says so.
+    let r = tcp(
+        port,
+        &format!("GET /books/v3/invoices HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: cross-site"),
+    );
+    assert_eq!(r.status, 403);
     assert!(
         w.sim.requests().iter().all(|r| !r.path.starts_with("/books/")),
         "nothing refused reached Books"
