@@ -41,6 +41,7 @@ fn settings(
         offline_access_explicit: None,
         client_auth: None,
         organization_id: None,
+        serve: Default::default(),
     }
 }
 

@@ -103,6 +103,8 @@ pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
         Err(e) => tracing::warn!("{}", e.message),
         Ok(()) => {}
     }
+    // The Books gateway (`--serve`) runs beside the loop, reading the token file it keeps.
+    let _gateway = crate::gateway::start(&ctx.settings, &args).await?;
     let notifier = Arc::new(Notifier::from_env().with_state_file(ctx.store.agent_state_path()));
     let sig_err = |e: std::io::Error| AppError::new(Exit::Unexpected, format!("cannot handle signals: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(sig_err)?;

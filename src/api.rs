@@ -433,11 +433,29 @@ pub struct Failure {
     pub error: AppError,
     /// The reply's body (boxed: errors stay small).
     pub body: Option<Box<[u8]>>,
+    /// The reply's HTTP status, when there was a reply.
+    pub status: Option<u16>,
 }
 
 impl From<AppError> for Failure {
     fn from(error: AppError) -> Failure {
-        Failure { error, body: None }
+        Failure {
+            error,
+            body: None,
+            status: None,
+        }
+    }
+}
+
+impl Failure {
+    /// Whether Books said it does not know the organization (400 code 6041).
+    pub fn unknown_org(&self) -> bool {
+        self.error.exit == Exit::Usage
+            && self
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                .is_some_and(|v| v["code"] == 6041)
     }
 }
 
@@ -461,6 +479,11 @@ impl<'a> Session<'a> {
             refreshed: false,
             include: false,
         })
+    }
+
+    /// The token in use (after a refresh on 401, the new one).
+    pub fn token(&self) -> &StoredToken {
+        &self.stored
     }
 
     /// The checked `api_domain` of the current token.
@@ -549,6 +572,7 @@ fn still_rejected(a: &Answer, path: &ApiPath, method: ApiMethod) -> Failure {
             scope.as_deref().unwrap_or("…")
         )),
         body: Some(a.body.clone().into()),
+        status: Some(a.status),
     }
 }
 
@@ -566,6 +590,7 @@ fn wrong_org(a: &Answer, url: &url::Url) -> Failure {
         ))
         .hint("list the organizations with `zoho-device books organizations`, then pass --org ID (or set organization_id in the config file)"),
         body: Some(a.body.clone().into()),
+        status: Some(a.status),
     }
 }
 
@@ -637,6 +662,7 @@ async fn exchange(
                     return Err(Failure {
                         error: write_outcome_unknown(method, &format!("Books answered HTTP {s}")),
                         body: answer.json.is_some().then_some(answer.body.into()),
+                        status: Some(s),
                     });
                 }
                 if failures >= ATTEMPTS {
@@ -645,6 +671,7 @@ async fn exchange(
                             attempts: failures,
                             last,
                         }),
+                        status: Some(answer.status),
                         body: answer.json.is_some().then_some(answer.body.into()),
                     });
                 }
@@ -786,6 +813,7 @@ pub fn failure(class: Class, answer: Answer, retry_after: Option<Duration>) -> F
     };
     Failure {
         error,
+        status: Some(answer.status),
         body: answer.json.is_some().then_some(answer.body.into()),
     }
 }
@@ -911,15 +939,18 @@ pub async fn organizations_answer(session: &mut Session<'_>) -> Result<Answer, F
 
 /// Where the organization of a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OrgSource {
+pub(crate) enum OrgSource {
+    /// Given (flag or config).
     Given,
+    /// Read from the memo beside the token file.
     Remembered,
+    /// Asked of Books (one call), then remembered.
     LookedUp,
 }
 
 /// The organization for Books paths: given, configured, remembered, else looked up (and
 /// remembered). `fresh` skips the memo (after a 6041 for a remembered one).
-async fn organization(
+pub(crate) async fn organization(
     session: &mut Session<'_>,
     given: Option<&str>,
     fresh: bool,
@@ -1151,10 +1182,7 @@ pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
                 if !relooked
                     && f.error.exit == Exit::Usage
                     && matches!(org, Some((_, OrgSource::Remembered)))
-                    && f.body
-                        .as_deref()
-                        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-                        .is_some_and(|v| v["code"] == 6041) =>
+                    && f.unknown_org() =>
             {
                 tracing::warn!("Books does not know the remembered organization (code 6041); looking it up again");
                 relooked = true;

@@ -205,7 +205,7 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct LoginArgs {
     /// Where to show the code: terminal (terminal=dark|light picks the QR's polarity without
-    /// colours), none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR
+    /// colours), none, svg=PATH, png=PATH, fb=DEVICE, web=ADDR[,dashboard=URL]
     /// (repeatable). Default: the config file's `display`, else terminal (nothing with
     /// --events json when stderr is not a terminal).
     #[arg(long = "display", value_name = "OUTPUT")]
@@ -264,6 +264,29 @@ pub struct AgentArgs {
     /// Refresh this long before expiry (plus up to a quarter of it as random jitter).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub refresh_margin: u64,
+    /// Serve Books to local apps without handing them the token (repeatable):
+    /// unix:/run/zoho-device/api.sock or 127.0.0.1:8181 (loopback only). GET /books/v3/…
+    /// is forwarded with the current token, cached and budgeted; GET /_zoho-device/status
+    /// reports the gateway. Config key: serve (a list).
+    #[arg(long = "serve", value_name = "ADDR", help_heading = "Gateway")]
+    pub serve: Vec<String>,
+    /// Let the gateway pass POST, PUT and DELETE on (never retried, never cached).
+    #[arg(long, help_heading = "Gateway")]
+    pub serve_allow_writes: bool,
+    /// Group of the gateway's Unix sockets (mode 0660), a name or a number.
+    #[arg(long, value_name = "GROUP", help_heading = "Gateway")]
+    pub serve_group: Option<String>,
+    /// An origin whose pages may call the gateway (CORS), e.g. http://localhost:8080
+    /// (repeatable). Other origins are refused.
+    #[arg(long = "serve-origin", value_name = "ORIGIN", help_heading = "Gateway")]
+    pub serve_origins: Vec<String>,
+    /// How long the gateway keeps a GET answer: seconds, or 60s, 2m, 1h [default: 60]. Longer
+    /// when the daily budget is tight. Per path prefix: config key cache_ttl_paths.
+    #[arg(long, value_name = "TTL", help_heading = "Gateway")]
+    pub cache_ttl: Option<String>,
+    /// Books calls a day the gateway spreads over the day [default: 1000, Books Free's cap].
+    #[arg(long, value_name = "N", help_heading = "Gateway")]
+    pub daily_budget: Option<u32>,
 }
 
 /// The completion script for `shell`, generated from this definition.

@@ -100,6 +100,7 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
         offline_access_explicit: Some(true),
         client_auth: None,
         organization_id: None,
+        serve: Default::default(),
     };
     let ctx = Context::new(settings)?;
     let mut ui = PairingUi::new(open_displays(&args.displays, events, Signals::Display)?, events);

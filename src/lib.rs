@@ -12,6 +12,7 @@
 //!      │                refresh once on 401/57, Books' budgets (429 44/45/1070), writes never repeated
 //!      ├─ doctor ── probes and checks, no secrets
 //!      ├─ agent ── login when needed, refresh ahead of expiry, systemd notify
+//!      │    └─ gateway ── --serve: Books for local apps (token kept), cached, budgeted
 //!      └─ demo ── everything above against zoho-device-sim on loopback
 //! ```
 #![forbid(unsafe_code)]
@@ -29,6 +30,12 @@ pub mod demo;
 pub mod discovery;
 pub mod doctor;
 pub mod exit;
+#[cfg(feature = "gateway")]
+pub mod gateway;
+/// Built without the `gateway` feature: `--serve` says so.
+#[cfg(not(feature = "gateway"))]
+#[path = "gateway_off.rs"]
+pub mod gateway;
 pub mod login;
 pub mod notify;
 pub mod settings;

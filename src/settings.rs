@@ -53,6 +53,49 @@ pub struct ConfigFile {
     pub on_needs_pairing: Option<String>,
     /// Books organization for `api` (default: the pairing's default organization).
     pub organization_id: Option<String>,
+    /// The agent's Books gateway: where it listens (`unix:PATH`, `127.0.0.1:PORT`).
+    pub serve: Option<Vec<String>>,
+    /// The gateway passes POST, PUT and DELETE on.
+    pub serve_allow_writes: Option<bool>,
+    /// Group of the gateway's Unix sockets (name or number).
+    pub serve_group: Option<String>,
+    /// Origins (`http://localhost:8080`) whose pages may call the gateway (CORS).
+    pub serve_origins: Option<Vec<String>>,
+    /// The gateway's cache lifetime: seconds, or `60s`, `2m`, `1h`.
+    pub cache_ttl: Option<TtlValue>,
+    /// Cache lifetimes by path prefix (`"/books/v3/organizations" = "1h"`).
+    pub cache_ttl_paths: Option<BTreeMap<String, TtlValue>>,
+    /// Calls a day the gateway spreads over the day (default: Books Free's 1,000).
+    pub daily_budget: Option<u32>,
+}
+
+/// A cache lifetime in the config file: a number of seconds or a string (`90s`, `2m`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum TtlValue {
+    /// Seconds.
+    Seconds(u64),
+    /// Text: `60`, `60s`, `2m`, `1h`.
+    Text(String),
+}
+
+/// The gateway keys of the config file, as given (checked by [`crate::gateway`]).
+#[derive(Debug, Clone, Default)]
+pub struct ServeFile {
+    /// `serve`.
+    pub serve: Vec<String>,
+    /// `serve_allow_writes`.
+    pub allow_writes: bool,
+    /// `serve_group`.
+    pub group: Option<String>,
+    /// `serve_origins`.
+    pub origins: Vec<String>,
+    /// `cache_ttl`.
+    pub cache_ttl: Option<TtlValue>,
+    /// `cache_ttl_paths`.
+    pub cache_ttl_paths: BTreeMap<String, TtlValue>,
+    /// `daily_budget`.
+    pub daily_budget: Option<u32>,
 }
 
 /// Which DC.
@@ -107,7 +150,7 @@ pub enum SecretSource {
 }
 
 /// Resolved settings.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Protocol profile.
     pub profile: Profile,
@@ -140,6 +183,8 @@ pub struct Settings {
     pub client_auth: Option<ClientAuth>,
     /// Books organization for `api` (config key `organization_id`).
     pub organization_id: Option<String>,
+    /// The agent gateway's keys of the config file.
+    pub serve: ServeFile,
 }
 
 /// A data centre's own client secret (Zoho Multi-DC), and where it came from.
@@ -316,6 +361,15 @@ impl Settings {
             offline_access_explicit,
             client_auth,
             organization_id: file.organization_id,
+            serve: ServeFile {
+                serve: file.serve.unwrap_or_default(),
+                allow_writes: file.serve_allow_writes.unwrap_or(false),
+                group: file.serve_group,
+                origins: file.serve_origins.unwrap_or_default(),
+                cache_ttl: file.cache_ttl,
+                cache_ttl_paths: file.cache_ttl_paths.unwrap_or_default(),
+                daily_budget: file.daily_budget,
+            },
         })
     }
 
@@ -382,7 +436,7 @@ fn load_config_file(
     })?;
     let file: ConfigFile = toml::from_str(&text).map_err(|e| {
         AppError::usage(format!("the config file {} is not valid: {}", path.display(), e.message().trim()))
-            .hint("keys: client_id, client_secret_file, client_secret_files (a table: eu = \"PATH\"), dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing, organization_id")
+            .hint("keys: client_id, client_secret_file, client_secret_files (a table: eu = \"PATH\"), dc, accounts_url, scope, token_file, display, profile, device_authorization_url, token_url, revocation_url, issuer, offline_access, client_auth, on_needs_pairing, organization_id, serve, serve_allow_writes, serve_group, serve_origins, cache_ttl, cache_ttl_paths, daily_budget")
     })?;
     Ok((file, Some(path)))
 }

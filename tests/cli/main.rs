@@ -8,6 +8,8 @@ mod demo;
 mod docs;
 mod doctor;
 mod first_hour;
+#[cfg(feature = "gateway")]
+mod gateway;
 mod login;
 mod logout;
 mod multidc;

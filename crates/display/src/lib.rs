@@ -24,7 +24,7 @@
 //!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`]. Checked with
 //!   `cargo build -p zoho-device-display --no-default-features --target thumbv7em-none-eabihf`.
 //! * **std outputs** implement [`Display`] and are opened from the CLI's
-//!   `--display terminal[=dark|light]|none|svg=PATH|png=PATH|fb=DEVICE|web=ADDR` strings
+//!   `--display terminal[=dark|light]|none|svg=PATH|png=PATH|fb=DEVICE|web=ADDR[,dashboard=URL]` strings
 //!   through [`DisplaySpec`] and [`open`] (or [`OpenOptions::open`]). They are cheap to call
 //!   repeatedly: files are rewritten (atomically) only when the content changes and at most
 //!   every ~10 s for the countdown.

@@ -81,6 +81,9 @@ pub enum DisplaySpec {
     Web {
         /// Listening address, e.g. `127.0.0.1:8080`.
         addr: SocketAddr,
+        /// Where the page goes once the device is paired (`web=ADDR,dashboard=URL`): an
+        /// `http://` or `https://` URL, e.g. the agent gateway's dashboard.
+        dashboard: Option<String>,
     },
 }
 
@@ -96,7 +99,7 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
-const SYNTAX: &str = "expected terminal, none, svg=PATH, png=PATH, svg:WxH=PATH, png:WxH=PATH, fb=DEVICE, web=ADDR or terminal=dark|light";
+const SYNTAX: &str = "expected terminal, none, svg=PATH, png=PATH, svg:WxH=PATH, png:WxH=PATH, fb=DEVICE, web=ADDR[,dashboard=URL] or terminal=dark|light";
 
 fn parse_size(s: &str, whole: &str) -> Result<(u32, u32), SpecError> {
     let bad = || {
@@ -171,13 +174,27 @@ impl FromStr for DisplaySpec {
                 },
             }),
             "web" => {
-                let v = value.unwrap_or("");
+                let (v, dashboard) = match value.unwrap_or("").split_once(",dashboard=") {
+                    Some((a, url)) => (a, Some(url)),
+                    None => (value.unwrap_or(""), None),
+                };
+                if let Some(url) = dashboard
+                    && !((url.starts_with("http://") || url.starts_with("https://"))
+                        && url.len() > "http://".len()
+                        && url.len() <= 2048
+                        && !url.chars().any(|c| c.is_control() || c.is_whitespace()))
+                {
+                    return Err(SpecError(format!(
+                        "{s:?}: dashboard needs an http:// or https:// URL, e.g. web=127.0.0.1:8080,dashboard=http://127.0.0.1:8181/"
+                    )));
+                }
+                let dashboard = dashboard.map(str::to_string);
                 let addr = v.parse().map_err(|_| {
                     SpecError(format!(
                         "{s:?}: web needs an IP address and port, e.g. web=127.0.0.1:8080"
                     ))
                 })?;
-                Ok(DisplaySpec::Web { addr })
+                Ok(DisplaySpec::Web { addr, dashboard })
             }
             "" => Err(SpecError(format!("empty display: {SYNTAX}"))),
             _ => Err(SpecError(format!("unknown display {kind:?}: {SYNTAX}"))),
@@ -201,7 +218,11 @@ impl fmt::Display for DisplaySpec {
             DisplaySpec::Svg { path, size } => sized(f, "svg", path, size),
             DisplaySpec::Png { path, size } => sized(f, "png", path, size),
             DisplaySpec::Framebuffer { device } => write!(f, "fb={}", device.display()),
-            DisplaySpec::Web { addr } => write!(f, "web={addr}"),
+            DisplaySpec::Web { addr, dashboard: None } => write!(f, "web={addr}"),
+            DisplaySpec::Web {
+                addr,
+                dashboard: Some(url),
+            } => write!(f, "web={addr},dashboard={url}"),
         }
     }
 }
@@ -289,7 +310,11 @@ impl OpenOptions {
             #[cfg(not(all(feature = "fb", target_os = "linux")))]
             DisplaySpec::Framebuffer { .. } => return Err(not_built("fb")),
             #[cfg(feature = "web")]
-            DisplaySpec::Web { addr } => Box::new(crate::web::WebDisplay::bind(addr)?),
+            DisplaySpec::Web { addr, dashboard } => {
+                let web = crate::web::WebDisplay::bind(addr)?;
+                web.set_dashboard(dashboard.clone());
+                Box::new(web)
+            }
             #[cfg(not(feature = "web"))]
             DisplaySpec::Web { .. } => return Err(not_built("web")),
         })

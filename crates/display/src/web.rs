@@ -34,6 +34,7 @@ struct State {
     screen: Option<Screen>,
     at: Instant,
     closed: bool,
+    dashboard: Option<String>,
 }
 
 struct Shared {
@@ -83,6 +84,7 @@ impl WebDisplay {
                 screen: None,
                 at: Instant::now(),
                 closed: false,
+                dashboard: None,
             }),
             changed: Condvar::new(),
             waiting: AtomicUsize::new(0),
@@ -104,6 +106,12 @@ impl WebDisplay {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Once paired, the page hands over to `url` (an `http(s)://` URL: a kiosk's dashboard).
+    pub fn set_dashboard(&self, url: Option<String>) {
+        self.shared.lock().dashboard = url;
+        self.shared.changed.notify_all();
     }
 
     /// Shows `screen`: pages waiting on a long-poll get it at once when the content changed;
@@ -242,6 +250,11 @@ fn state_json(shared: &Shared) -> String {
                 json_str(screen.headline()),
                 json_str(screen.message())
             );
+            if screen.kind() == "paired"
+                && let Some(url) = &s.dashboard
+            {
+                let _ = write!(out, ",\"dashboard\":{}", json_str(url));
+            }
             if let Screen::Waiting {
                 user_code,
                 verification_url,
@@ -322,6 +335,8 @@ function tick() {
 }
 function render(s) {
   state = s;
+  // Paired, with a dashboard configured (web=ADDR,dashboard=URL): hand the screen over.
+  if (s.state === "paired" && s.dashboard) location.replace(s.dashboard);
   const waiting = s.state === "waiting";
   document.body.dataset.state = s.state;
   $("headline").textContent = waiting ? "" : s.headline;

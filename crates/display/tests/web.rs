@@ -280,3 +280,74 @@ fn headless_chromium_scans_and_sees_paired() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn paired_hands_over_to_the_configured_dashboard() {
+    use zoho_device_display::DisplaySpec;
+    let spec: DisplaySpec = "web=127.0.0.1:0,dashboard=http://127.0.0.1:8181/".parse().unwrap();
+    assert_eq!(spec.to_string(), "web=127.0.0.1:0,dashboard=http://127.0.0.1:8181/");
+    for bad in [
+        "web=127.0.0.1:0,dashboard=javascript:alert(1)",
+        "web=127.0.0.1:0,dashboard=",
+        "web=127.0.0.1:0,dashboard=http://a b/",
+    ] {
+        assert!(bad.parse::<DisplaySpec>().is_err(), "{bad}");
+    }
+
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    let addr = web.local_addr();
+    web.set_dashboard(Some("http://127.0.0.1:8181/".into()));
+    web.update(&waiting(true));
+    let (_, state) = get(addr, "/state.json");
+    assert!(!state.contains("dashboard"), "no hand-over before pairing: {state}");
+    web.update(&paired());
+    let (_, state) = get(addr, "/state.json");
+    assert!(state.contains("\"dashboard\":\"http://127.0.0.1:8181/\""), "{state}");
+    web.set_dashboard(None);
+    let (_, state) = get(addr, "/state.json");
+    assert!(!state.contains("dashboard"), "{state}");
+}
+
+#[test]
+fn headless_chromium_goes_from_paired_to_the_dashboard() {
+    if !Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var_os("ZOHO_DEVICE_REQUIRE_CHROMIUM").is_none(),
+            "{CHROMIUM} missing but ZOHO_DEVICE_REQUIRE_CHROMIUM is set (apt-get install -y chromium)"
+        );
+        println!("SKIPPED headless_chromium_goes_from_paired_to_the_dashboard: {CHROMIUM} missing");
+        return;
+    }
+    // The "dashboard": a loopback server with one page.
+    let dash = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dash_url = format!("http://{}/", dash.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in dash.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let body = "<!doctype html><title>dash</title><p id=d>DASHBOARD-HERE</p>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let web = WebDisplay::bind("127.0.0.1:0").unwrap();
+    web.set_dashboard(Some(dash_url));
+    web.update(&paired());
+    let dir = crate::util::temp_dir("chromium-dashboard");
+    let url = format!("http://{}/", web.local_addr());
+    let out = chromium(
+        &dir.join("profile"),
+        &["--virtual-time-budget=3000".into(), "--dump-dom".into()],
+        &url,
+    )
+    .stderr(Stdio::null())
+    .output()
+    .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("DASHBOARD-HERE"), "the paired page handed over:\n{dom}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
