@@ -108,6 +108,19 @@ impl Backoff {
         half + Duration::from_millis(jitter)
     }
 
+    /// The delay after `failures` failures in a row for another base and cap, drawing on this
+    /// backoff's random stream.
+    pub fn delay_between(&mut self, base: Duration, cap: Duration, failures: u32) -> Duration {
+        let mut other = Backoff {
+            base,
+            cap,
+            state: self.state,
+        };
+        let d = other.delay(failures);
+        self.state = other.state;
+        d
+    }
+
     /// A random duration in `[0, max]` (used for refresh jitter).
     pub fn jitter(&mut self, max: Duration) -> Duration {
         let ms = crate::time::duration_ms(max);
