@@ -98,6 +98,16 @@ impl Backoff {
         }
     }
 
+    /// The first delay and the longest.
+    pub fn bounds(&self) -> (Duration, Duration) {
+        (self.base, self.cap)
+    }
+
+    /// A seed for another random stream, drawn from this one.
+    pub fn fork(&mut self) -> u64 {
+        self.next()
+    }
+
     /// The delay before attempt `failures + 1`, after `failures` ≥ 1 failures in a row.
     pub fn delay(&mut self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(30);

@@ -237,6 +237,22 @@ impl Keeper {
         }
     }
 
+    /// A keeper that refreshes `tokens` at once (a one-shot exchange: [`Retries::Attempts`]).
+    pub fn refreshing(
+        endpoint: TokenEndpoint,
+        client: ClientCredentials,
+        tokens: Tokens,
+        retries: Retries,
+        jitter_seed: u64,
+        now: Timestamp,
+    ) -> Keeper {
+        let mut k =
+            Keeper::new(KeeperConfig::once(Duration::ZERO, retries, jitter_seed)).with_endpoint(endpoint, client);
+        k.adopt_stored(tokens, None, now);
+        k.force();
+        k
+    }
+
     /// This keeper refreshing at `endpoint` as `client`.
     pub fn with_endpoint(mut self, endpoint: TokenEndpoint, client: ClientCredentials) -> Keeper {
         self.set_endpoint(endpoint, client);
@@ -316,7 +332,7 @@ impl Keeper {
     pub fn next_refresh(&self) -> Option<Timestamp> {
         let h = self.held.as_ref()?;
         if self.forced {
-            return Some(Timestamp::ZERO);
+            return Some(self.next_attempt.unwrap_or(Timestamp::ZERO));
         }
         let mut at = if h.tokens.refresh_token.is_some() {
             h.tokens.expires_at.saturating_sub(h.lead)
@@ -449,8 +465,7 @@ impl Keeper {
         let (Some(held), Some((endpoint, client))) = (&self.held, &self.endpoint) else {
             return;
         };
-        // Expiry counted from the moment the request left: never later than the server's.
-        match endpoint.refresh_response(sent_at, status, body, &held.tokens) {
+        match endpoint.refresh_response(now, status, body, &held.tokens) {
             Ok(tokens) => self.refreshed(sent_at, tokens),
             Err(e) => {
                 // ClientAuth::Auto: once, the same request with HTTP Basic, at once.

@@ -375,12 +375,12 @@ fn tokens_that_arrive_nearly_expired_cause_no_storm() {
 }
 
 #[test]
-fn a_refreshed_token_counts_its_life_from_when_the_request_left() {
+fn a_refreshed_token_counts_its_life_from_the_answer_and_keeps_the_refresh_token() {
     let mut w = World::new(lone_agent(600, 2)).paired(3600).script([Reply::Token(3600)]);
     w.rtt = 2000;
     w.run_until(HOUR);
     let sent = w.sends[0];
-    assert_eq!(w.held().expires_at.as_millis(), sent + HOUR);
+    assert_eq!(w.held().expires_at.as_millis(), sent + 2000 + HOUR);
     assert_eq!(
         w.held().refresh_token.as_ref().unwrap().expose(),
         "r0",
