@@ -144,6 +144,13 @@ pub fn refresh<T: Transport, C: Clock>(
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
     let mut keeper = one_shot(endpoint, client, tokens, attempts, backoff, clock.now());
+    drive(&mut keeper, transport, clock)
+}
+
+/// Drives `keeper` until its refresh ends: sends, sleeps through its backoff, and returns the
+/// new tokens or the error it gave up with (a rejected refresh token: [`Error::InvalidGrant`]).
+/// A [`KeepStep::Check`] is answered with what the keeper holds (no shared store here).
+pub fn drive<T: Transport, C: Clock>(keeper: &mut Keeper, transport: &mut T, clock: &mut C) -> Result<Tokens, Error> {
     loop {
         match keeper.poll(clock.now()) {
             KeepStep::Send(req) => match transport.send(&req) {
@@ -154,6 +161,11 @@ pub fn refresh<T: Transport, C: Clock>(
                 Err(e) => keeper.handle_transport_error(clock.now(), e),
             },
             KeepStep::Wait(t) => clock.sleep_until(t),
+            KeepStep::Check => {
+                if let Some(held) = keeper.tokens().cloned() {
+                    let _ = keeper.handle_stored(clock.now(), held, None);
+                }
+            }
             step => {
                 if let Some(result) = one_shot_result(step) {
                     return result;
