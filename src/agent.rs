@@ -36,39 +36,32 @@
 //! (for the plausibility check and the `Date` cross-check): seconds, or the absolute path of a
 //! file holding the seconds (re-read at every check, so a test can "set the clock" later).
 
+mod clock_gate;
 mod hook;
+mod pairing;
+mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
-use zoho_device_core::keeper::{self, LOCK_RETRY};
+use zoho_device_core::keeper::LOCK_RETRY;
 use zoho_device_core::reqwest_driver::MonotonicClock;
-use zoho_device_core::{Backoff, Checked, Error, KeepStep, Keeper, KeeperConfig, Timestamp, Tokens};
+use zoho_device_core::{Checked, KeepStep, Keeper, KeeperConfig, Timestamp, Tokens};
 use zoho_device_display::Screen;
 
 use crate::app::{self, Context};
-use crate::cli::{AgentArgs, Cli, Command, EventsFormat};
-use crate::clock;
+use crate::cli::AgentArgs;
 use crate::exit::{AppError, Exit};
-use crate::login::{self, LoginOptions};
 use crate::notify::Notifier;
-use crate::settings::Settings;
 use crate::store::{StoredToken, wall_now};
-use crate::ui::{PairingUi, Signals, open_displays};
-use hook::{AgentDisplay, HookState};
-
-/// How often an implausible clock is looked at again.
-const CLOCK_RECHECK: Duration = Duration::from_secs(1);
-/// How often the agent wakes while idle: the `STATUS=` line, the suspend check.
-const STATUS_EVERY: Duration = Duration::from_secs(60);
-/// A wall clock moving this much further than the monotonic one means suspend or a clock step.
-const JUMP_S: i64 = 30;
-/// A local clock further than this from the server's `Date` is reported.
-const SKEW_REPORT_S: i64 = 120;
+use crate::ui::PairingUi;
+use clock_gate::CLOCK_RECHECK;
+use hook::HookState;
+use pairing::{Pairing, build_ui};
+use report::{human, paired_detail};
 
 /// Runs the agent until SIGTERM (exit 0) or a configuration error (exit 2).
 pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
@@ -136,14 +129,6 @@ enum Wake {
     Term,
     Hup,
     Step(Result<(), AppError>),
-}
-
-/// Why pairing is needed, and whether it was announced.
-#[derive(Debug)]
-struct Pairing {
-    reason: &'static str,
-    message: String,
-    announced: bool,
 }
 
 struct Agent {
@@ -220,32 +205,6 @@ impl Agent {
         }
     }
 
-    fn clock_plausible(&mut self) -> bool {
-        let now_s = clock::now_s();
-        if clock::plausible(now_s) {
-            if self.waiting_for_clock {
-                self.waiting_for_clock = false;
-                tracing::info!("the system clock is plausible now ({})", clock::display(now_s));
-                self.ui.event("clock_ok", json!({ "clock_unix": now_s }));
-            }
-            return true;
-        }
-        if !self.waiting_for_clock {
-            self.waiting_for_clock = true;
-            let line = format!(
-                "waiting for NTP: {}; no expiry decision until it is set",
-                clock::behind(now_s)
-            );
-            tracing::warn!("{line}");
-            self.notifier.status(&line);
-            self.ui.event(
-                "waiting_for_clock",
-                json!({ "clock_unix": now_s, "build_unix": clock::FLOOR_S }),
-            );
-        }
-        false
-    }
-
     /// Reads the token file: paired, or pairing needed.
     fn load(&mut self) -> Result<(), AppError> {
         match self.ctx.store.load() {
@@ -268,31 +227,6 @@ impl Agent {
             Err(e) => self.needs_pairing("token_file_unreadable", e.message),
         }
         Ok(())
-    }
-
-    /// Sleeps until `at` (monotonic), waking every minute to refresh the `STATUS=` line and to
-    /// compare the clocks: `false` when the wall clock moved more than [`JUMP_S`] further than
-    /// the monotonic one (the board was suspended — the monotonic clock stops then — or the
-    /// clock was set forward), so the token's expiry must be read again.
-    async fn sleep_until(&self, at: Timestamp) -> bool {
-        loop {
-            let now = self.clock.now();
-            if at <= now {
-                return true;
-            }
-            self.status();
-            let (mono_before, wall_before) = (Instant::now(), wall_now().as_millis());
-            tokio::time::sleep(at.saturating_duration_since(now).min(STATUS_EVERY)).await;
-            let mono = mono_before.elapsed().as_millis() as i64;
-            let wall = wall_now().as_millis() as i64 - wall_before as i64;
-            if wall - mono > JUMP_S * 1000 {
-                tracing::info!(
-                    "the wall clock moved {} s more than the monotonic clock (suspend, or the clock was set); reading the token's expiry again",
-                    (wall - mono) / 1000
-                );
-                return false;
-            }
-        }
     }
 
     /// One refresh round under the store's lock: the file re-read (another process may have
@@ -367,283 +301,12 @@ impl Agent {
             }
         }
     }
-
-    /// What the keeper reported: a new token (saved), a failure, or pairing needed.
-    fn report(&mut self, step: KeepStep) {
-        let now = self.clock.now();
-        match step {
-            KeepStep::Refreshed(tokens) => self.save(tokens, now),
-            KeepStep::Failed { error, retry_at } => self.failed(&error, retry_at.saturating_duration_since(now), now),
-            KeepStep::GaveUp(error) => self.failed(&error, Duration::ZERO, now),
-            KeepStep::NeedsPairing(need) => {
-                if let zoho_device_core::PairingNeed::RefreshTokenRejected(e) = &need {
-                    tracing::warn!("{e}");
-                }
-                self.needs_pairing(need.code(), keeper::pairing_message(&need));
-            }
-            KeepStep::Wait(_) | KeepStep::Check | KeepStep::Send(_) => {}
-        }
-    }
-
-    fn save(&mut self, tokens: Tokens, now: Timestamp) {
-        let Some(stored) = &self.stored else { return };
-        let wall = wall_now();
-        let remaining = tokens.expires_in(now);
-        let mut on_wall = tokens;
-        on_wall.expires_at = on_wall.expires_at.rebase(now, wall);
-        let fresh = stored.with_tokens(on_wall, wall);
-        self.last_error = None;
-        if let Err(e) = self.ctx.store.save(&fresh) {
-            // Keep the new token in memory; other programs refresh for themselves.
-            tracing::error!("{}", e.message);
-            self.last_error = Some(format!("cannot write the token file: {}", e.message));
-        }
-        self.stored = Some(fresh);
-        let next_in = self
-            .keeper
-            .next_refresh()
-            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
-        tracing::info!(
-            expires_in_s = remaining.as_secs(),
-            next_refresh_in_s = next_in.as_secs(),
-            "access token refreshed"
-        );
-        self.ui.event(
-            "refreshed",
-            json!({ "expires_in_s": remaining.as_secs(), "next_refresh_in_s": secs_f(next_in) }),
-        );
-        self.status();
-    }
-
-    fn failed(&mut self, e: &Error, delay: Duration, now: Timestamp) {
-        let valid = self.keeper.tokens().map_or(Duration::ZERO, |t| t.expires_in(now));
-        tracing::warn!(
-            "refresh failed ({e}); retrying in {:.1} s; the current access token is valid for {} s",
-            delay.as_secs_f64(),
-            valid.as_secs()
-        );
-        // Status (and its state file) first: whoever reacts to the event reads it.
-        self.last_error = Some(format!("refresh failed ({}), retrying in {}", e.code(), human(delay)));
-        self.status();
-        self.ui.event(
-            "refresh_failed",
-            json!({
-                "kind": e.code(),
-                "message": e.to_string(),
-                "retry_in_s": secs_f(delay),
-                "token_valid_s": valid.as_secs(),
-            }),
-        );
-    }
-
-    /// Pairing: announce once, then the kiosk login until approved.
-    async fn pair(&mut self) -> Result<(), AppError> {
-        let Some(p) = self.pairing.as_mut() else { return Ok(()) };
-        if !p.announced {
-            p.announced = true;
-            let (reason, message) = (p.reason, p.message.clone());
-            tracing::warn!(reason, "needs pairing: {message}");
-            self.hook.begin(reason);
-            self.ui
-                .event("needs_pairing", json!({ "reason": reason, "message": message }));
-            self.ui.show(&Screen::NeedsPairing {
-                reason: message.clone(),
-            });
-            self.notifier.status(&format!("needs pairing: {message}"));
-        }
-        if let Some(at) = self.pair_next {
-            tokio::time::sleep_until(at).await;
-            self.pair_next = None;
-        }
-        let opts = LoginOptions {
-            kiosk: true,
-            min_interval: None,
-        };
-        match login::login(&self.ctx, &mut self.ui, &opts).await {
-            Ok(stored) => {
-                let now = self.clock.now();
-                self.keeper.adopt(stored.tokens_on(wall_now(), now), now);
-                self.stored = Some(stored);
-                self.pairing = None;
-                self.pair_failures = 0;
-                self.last_error = None;
-                self.hook.end();
-                self.status();
-                Ok(())
-            }
-            Err(e) if e.exit == Exit::Usage => Err(e),
-            Err(e) => {
-                self.pair_failures = self.pair_failures.saturating_add(1);
-                let delay = Backoff::new(Duration::from_secs(2), Duration::from_secs(900), app::seed())
-                    .delay(self.pair_failures);
-                tracing::warn!(
-                    "pairing failed ({}); trying again in {:.0} s",
-                    e.message,
-                    delay.as_secs_f64()
-                );
-                self.notifier.status(&format!(
-                    "pairing failed: {}; trying again in {}",
-                    e.message,
-                    human(delay)
-                ));
-                self.pair_next = Some(Instant::now() + delay);
-                Ok(())
-            }
-        }
-    }
-
-    fn needs_pairing(&mut self, reason: &'static str, message: String) {
-        self.stored = None;
-        self.keeper.forget();
-        self.pairing = Some(Pairing {
-            reason,
-            message,
-            announced: false,
-        });
-        self.pair_next = None;
-        self.pair_failures = 0;
-    }
-
-    /// The server's `Date` against the local clock.
-    fn cross_check(&mut self, date: Option<&str>) {
-        let Some(server) = date.and_then(clock::parse_http_date) else {
-            return;
-        };
-        let skew = clock::now_s() - server as i64;
-        if skew.abs() > SKEW_REPORT_S {
-            if self.reported_skew.is_none_or(|r| (r - skew).abs() > 60) {
-                self.reported_skew = Some(skew);
-                tracing::warn!(
-                    "the local clock is {} s {} the server's; token expiries are kept on the monotonic clock",
-                    skew.abs(),
-                    if skew > 0 { "ahead of" } else { "behind" }
-                );
-                self.ui.event("clock_skew", json!({ "skew_s": skew }));
-            }
-        } else if self.reported_skew.take().is_some() {
-            tracing::info!("the local clock agrees with the server's again");
-        }
-    }
-
-    /// `STATUS=` for the paired state.
-    fn status(&self) {
-        if !self.notifier.wants_status() {
-            return;
-        }
-        let (Some(stored), Some(tokens)) = (&self.stored, self.keeper.tokens()) else {
-            return;
-        };
-        let left = tokens.expires_in(self.clock.now());
-        let mut line = if left.is_zero() {
-            format!("{}, access token expired", paired_detail(stored))
-        } else {
-            format!("{}, token valid for {}", paired_detail(stored), human(left))
-        };
-        if let Some(err) = &self.last_error {
-            line.push_str("; ");
-            line.push_str(err);
-        }
-        self.notifier.status(&line);
-    }
-
-    /// SIGHUP: settings again from the command line, environment and config file.
-    fn reload(&mut self) {
-        let parsed = Cli::try_parse_from(std::env::args_os())
-            .map_err(|e| AppError::usage(e.to_string()))
-            .and_then(|cli| match cli.command {
-                Command::Agent(args) => Ok((Settings::resolve(&cli.global)?, args)),
-                _ => Err(AppError::usage("not started as `zoho-device agent`")),
-            })
-            .and_then(|(settings, args)| Ok((Context::new(settings)?, args)));
-        let (ctx, args) = match parsed {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!(
-                    "SIGHUP: the new configuration is not valid, keeping the old one: {}",
-                    e.message
-                );
-                self.ui
-                    .event("error", json!({ "kind": e.exit.name(), "message": e.message }));
-                return;
-            }
-        };
-        self.hook
-            .set_command(args.on_needs_pairing.clone().or(ctx.settings.on_needs_pairing.clone()));
-        // Close the old displays first (a web display holds its port).
-        self.ui = PairingUi::new(Vec::new(), args.events == Some(EventsFormat::Json));
-        self.ui = match build_ui(&ctx.settings, &args, &self.hook) {
-            Ok(ui) => ui,
-            Err(e) => {
-                tracing::error!("SIGHUP: {}; showing nothing", e.message);
-                PairingUi::new(
-                    vec![Box::new(AgentDisplay {
-                        hook: self.hook.clone(),
-                    })],
-                    args.events == Some(EventsFormat::Json),
-                )
-            }
-        };
-        self.keeper.reconfigure(keeper_config(&args));
-        self.ctx = ctx;
-        self.args = args;
-        self.stored = None;
-        // A dead refresh token stays dead: keep asking for pairing (the file still holds it).
-        // Otherwise the token file decides again (it may be another file now).
-        if self
-            .pairing
-            .as_ref()
-            .is_some_and(|p| !matches!(p.reason, "refresh_token_rejected" | "no_refresh_token"))
-        {
-            self.pairing = None;
-        }
-        self.pair_failures = 0;
-        self.pair_next = None;
-        tracing::info!(token_file = %self.ctx.store.path().display(), "SIGHUP: configuration reloaded");
-        self.ui.event("reloaded", json!({}));
-    }
-}
-
-fn build_ui(settings: &Settings, args: &AgentArgs, hook: &Arc<HookState>) -> Result<PairingUi, AppError> {
-    let events = args.events == Some(EventsFormat::Json);
-    let specs = if args.displays.is_empty() {
-        settings.displays.clone()
-    } else {
-        args.displays.clone()
-    };
-    let mut displays = open_displays(&specs, events, Signals::Program)?;
-    displays.push(Box::new(AgentDisplay { hook: hook.clone() }));
-    Ok(PairingUi::new(displays, events))
 }
 
 /// A token file's tokens on the agent's clock, and the lifetime they were minted with.
 fn on_clock(stored: &StoredToken, now: Timestamp) -> (Tokens, Duration) {
     let wall = wall_now();
     (stored.tokens_on(wall, now), stored.lifetime(wall))
-}
-
-fn paired_detail(stored: &StoredToken) -> String {
-    match &stored.tokens.location {
-        Some(l) => format!("paired ({l})"),
-        None => "paired".into(),
-    }
-}
-
-/// "52 min", "42 s", "3 h 5 min".
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{} h {} min", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{} min", s / 60)
-    } else if s >= 1 {
-        format!("{s} s")
-    } else {
-        format!("{} ms", d.as_millis())
-    }
-}
-
-fn secs_f(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
@@ -658,11 +321,5 @@ mod tests {
         assert_eq!(m, Duration::from_secs(600));
         // Even with full jitter the agent refreshes before `token`'s 5-minute rule.
         assert!(m > crate::app::REFRESH_MARGIN);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(human(Duration::from_secs(52 * 60 + 10)), "52 min");
-        assert_eq!(human(Duration::from_secs(42)), "42 s");
     }
 }
