@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use zoho_device_core::codec::{self, Reply};
 use zoho_device_core::dc::check_accounts_move;
+use zoho_device_core::probe::{self, ClientAnswer};
 use zoho_device_core::reqwest_driver::{self, HttpClient, HttpConfig};
 use zoho_device_core::{
     ApiDomainPolicy, Backoff, Checked, ClientCredentials, DataCenter, Error, KeepStep, Keeper, KeeperConfig, Profile,
@@ -530,17 +530,11 @@ pub async fn candidate_servers(ctx: &Context) -> Result<Vec<(String, ServerUrl)>
             .map(|dc| (dc.location().to_string(), dc.accounts_server()))
             .collect()),
         Some(base) => {
-            let req = zoho_device_core::HttpRequest::get(
-                base.join("/oauth/serverinfo"),
-                zoho_device_core::Purpose::ServerInfo,
-            );
+            let req = probe::serverinfo_request(base);
             let resp = ctx.http.send(&req).await.map_err(|e| AppError::from(Error::from(e)))?;
-            match codec::parse_serverinfo(resp.response.status, &resp.response.body) {
-                Reply::Ok(locs) => Ok(locs
-                    .into_iter()
-                    .filter_map(|(l, u)| ServerUrl::parse(&u).ok().map(|u| (l, u)))
-                    .collect()),
-                _ => Ok(vec![("override".to_string(), base.clone())]),
+            match probe::read_serverinfo(resp.response.status, &resp.response.body) {
+                Some(locs) => Ok(locs),
+                None => Ok(vec![("override".to_string(), base.clone())]),
             }
         }
     }
@@ -566,26 +560,18 @@ pub async fn probe(http: &HttpClient, accounts: &ServerUrl, client_id: &str, sco
         client_id: client_id.to_string(),
         client_secret: None,
     };
-    let req = codec::device_code_request(
-        Profile::Zoho,
-        accounts.join("/oauth/v3/device/code"),
-        &client,
-        scopes,
-        true,
-        false,
-        zoho_device_core::ClientAuth::Post,
-    );
+    let req = probe::device_code_request(accounts, &client, scopes);
     let resp = match tokio::time::timeout(Duration::from_secs(10), http.send(&req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return ProbeResult::Unreachable(e.to_string()),
         Err(_) => return ProbeResult::Unreachable("timed out".into()),
     };
-    match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
-        Reply::Ok(_) => ProbeResult::Knows,
-        Reply::Error(e) if e.code == "invalid_client" => ProbeResult::Unknown,
-        Reply::Error(e) => ProbeResult::Error(e.code),
-        Reply::Transient(t) => ProbeResult::Unreachable(t.to_string()),
-        Reply::Malformed(m) => ProbeResult::Error(m),
+    match probe::read_device_code(resp.response.status, &resp.response.body) {
+        ClientAnswer::Knows(_) => ProbeResult::Knows,
+        ClientAnswer::Unknown => ProbeResult::Unknown,
+        ClientAnswer::Error(code) => ProbeResult::Error(code),
+        ClientAnswer::Unavailable(t) => ProbeResult::Unreachable(t),
+        ClientAnswer::Malformed(m) => ProbeResult::Error(m),
     }
 }
 

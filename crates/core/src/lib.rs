@@ -76,6 +76,7 @@ pub mod error;
 pub mod flow;
 pub mod http;
 pub mod keeper;
+pub mod probe;
 pub mod secret;
 pub mod text;
 pub mod time;
