@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use zoho_device_display::{Display, Screen};
+use zoho_device_display::{Screen, Show};
 
 use crate::clock;
 use crate::notify::Notifier;
@@ -62,7 +62,7 @@ pub(super) struct AgentDisplay {
     pub(super) hook: Arc<HookState>,
 }
 
-impl Display for AgentDisplay {
+impl Show for AgentDisplay {
     fn show(&mut self, screen: &Screen) -> std::io::Result<()> {
         match screen {
             Screen::Waiting {
