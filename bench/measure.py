@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark driver: zoho-device against the simulator on loopback, beside the Python baseline.
 
-Started by bench/run.sh (which builds the binaries); stdlib only. Every figure of issue 9:
+Started by bench/run.sh (which builds the binaries); stdlib only. Every figure of docs/benchmarks.md:
 
 * binary sizes (x86_64 from the release build, aarch64-musl from `cargo board build --board pi4`);
 * `login` through N polls and an approval: peak RSS and CPU (wait4 rusage from a small launcher, as /usr/bin/time -v),

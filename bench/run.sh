@@ -1,5 +1,5 @@
 #!/bin/sh
-# The benchmark suite (issue 9): builds the shipped binary and the simulator, sets up the Python
+# The benchmark suite: builds the shipped binary and the simulator, sets up the Python
 # baseline, and prints the figures beside their targets and the baseline. Loopback only.
 #
 #   bench/run.sh            full run (~4 min after the builds)

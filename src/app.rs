@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use zoho_device_core::codec::{self, Reply};
 use zoho_device_core::dc::check_accounts_move;
+use zoho_device_core::probe::{self, ClientAnswer};
 use zoho_device_core::reqwest_driver::{self, HttpClient, HttpConfig};
 use zoho_device_core::{
-    ApiDomainPolicy, Backoff, ClientCredentials, DataCenter, Error, Profile, ServerUrl, TokenEndpoint, Tokens,
+    ApiDomainPolicy, Backoff, Checked, ClientCredentials, DataCenter, Error, KeepStep, Keeper, KeeperConfig, Profile,
+    Retries, ServerUrl, TokenEndpoint, Tokens,
 };
 
 use crate::exit::{AppError, Exit};
@@ -22,8 +23,7 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// the full 5 minutes; Keycloak's 5-minute tokens are refreshed in their last 75 s, not on every
 /// call. The agent applies the same quarter rule to its own margin.
 pub fn refresh_margin(margin: Duration, stored: &StoredToken) -> Duration {
-    let lifetime = Duration::from_millis(stored.tokens.expires_at.as_millis().saturating_sub(stored.refreshed_at));
-    margin.min(lifetime / 4)
+    zoho_device_core::keeper::effective_margin(margin, stored.lifetime(wall_now()))
 }
 
 /// The servers of a token file, after [`Context::checked_servers`].
@@ -312,20 +312,20 @@ impl Context {
 
     /// Refreshes `stored` now (the caller holds the lock) and saves the result.
     pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
+        let mut keeper = command_keeper(Duration::ZERO);
+        keeper.adopt_stored(stored.tokens.clone(), None, wall_now());
+        keeper.force();
+        self.refresh_with(&mut keeper, stored).await
+    }
+
+    /// Drives `keeper`'s refresh of `stored` (its servers checked first) and saves the result.
+    async fn refresh_with(&self, keeper: &mut Keeper, stored: &StoredToken) -> Result<StoredToken, AppError> {
         let client = self.client_for(stored)?;
         let endpoint = self.token_endpoint(stored).await?;
-        let mut backoff = retry_backoff();
-        let tokens = reqwest_driver::refresh(
-            &self.http,
-            &endpoint,
-            &client,
-            &stored.tokens,
-            &wall_now,
-            3,
-            &mut backoff,
-        )
-        .await
-        .map_err(|e| self.refresh_error(e, stored))?;
+        keeper.set_endpoint(endpoint, client);
+        let tokens = reqwest_driver::drive(&self.http, keeper, &wall_now)
+            .await
+            .map_err(|e| self.refresh_error(e, stored))?;
         let fresh = stored.with_tokens(tokens, wall_now());
         self.store.save(&fresh)?;
         tracing::info!(
@@ -361,8 +361,12 @@ impl Context {
         } else {
             self.checked_servers_offline(&stored)?;
         }
-        let margin = refresh_margin(margin, &stored);
-        if !stored.tokens.expires_within(wall_now(), margin) {
+        // The keeper decides (the margin scaled by the token's lifetime); the lock, the file
+        // and the network are this function's.
+        let mut keeper = command_keeper(margin);
+        let wall = wall_now();
+        keeper.adopt_stored(stored.tokens.clone(), Some(stored.lifetime(wall)), wall);
+        if let KeepStep::Wait(_) = keeper.poll(wall) {
             return Ok(stored);
         }
         // Before the lock too: a read-only or unsafe directory is no reason to fail while
@@ -380,11 +384,32 @@ impl Context {
         }
         let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
-        if !stored.tokens.expires_within(wall_now(), margin) {
-            tracing::debug!("another process refreshed the token while we waited");
-            return Ok(stored);
+        let wall = wall_now();
+        match keeper.handle_stored(wall, stored.tokens.clone(), Some(stored.lifetime(wall))) {
+            Checked::Adopted => {
+                tracing::debug!("another process refreshed the token while we waited");
+                Ok(stored)
+            }
+            Checked::Nothing if matches!(keeper.poll(wall), KeepStep::NeedsPairing(_)) => Err(AppError::not_paired(
+                "the access token expired and there is no refresh token",
+            )),
+            Checked::Nothing => Ok(stored),
+            Checked::Refresh => match self.refresh_with(&mut keeper, &stored).await {
+                // A transient failure while the stored token still has a few seconds: used.
+                Err(e)
+                    if e.exit == Exit::Unavailable
+                        && !stored.tokens.expires_within(wall_now(), Duration::from_secs(5)) =>
+                {
+                    tracing::warn!(
+                        "refresh failed ({}); the current access token is still valid for {} s and is used",
+                        e.message,
+                        stored.tokens.expires_in(wall_now()).as_secs()
+                    );
+                    Ok(stored)
+                }
+                other => other,
+            },
         }
-        self.refresh_locked(stored).await
     }
 
     /// Refreshes unconditionally under the lock (the `refresh` command, Books' retry on 401).
@@ -402,17 +427,18 @@ impl Context {
         self.store.check_writable().map_err(not_refreshing)?;
         let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
-        if let Some(old) = rejected
-            && old.tokens.access_token.expose() != stored.tokens.access_token.expose()
-            && !stored.tokens.expires_within(wall_now(), Duration::ZERO)
-        {
-            tracing::info!("another process refreshed the rejected token meanwhile; using its token");
-            return Ok(stored);
+        let wall = wall_now();
+        let mut keeper = command_keeper(Duration::ZERO);
+        keeper.adopt_stored(rejected.unwrap_or(&stored).tokens.clone(), None, wall);
+        keeper.force();
+        match keeper.handle_stored(wall, stored.tokens.clone(), None) {
+            Checked::Adopted => {
+                tracing::info!("another process refreshed the rejected token meanwhile; using its token");
+                Ok(stored)
+            }
+            Checked::Nothing => Err(AppError::not_paired("there is no refresh token to refresh with")),
+            Checked::Refresh => self.refresh_with(&mut keeper, &stored).await,
         }
-        if stored.tokens.refresh_token.is_none() {
-            return Err(AppError::not_paired("there is no refresh token to refresh with"));
-        }
-        self.refresh_and_save(&stored).await
     }
 
     /// Before minting (Zoho allows 10 per refresh token per 10 minutes): can the new token be
@@ -422,31 +448,6 @@ impl Context {
             return Ok(());
         }
         self.store.check_writable()
-    }
-
-    async fn refresh_locked(&self, stored: StoredToken) -> Result<StoredToken, AppError> {
-        if stored.tokens.refresh_token.is_none() {
-            if stored.tokens.expires_within(wall_now(), Duration::ZERO) {
-                return Err(AppError::not_paired(
-                    "the access token expired and there is no refresh token",
-                ));
-            }
-            return Ok(stored);
-        }
-        match self.refresh_and_save(&stored).await {
-            Ok(fresh) => Ok(fresh),
-            Err(e)
-                if e.exit == Exit::Unavailable && !stored.tokens.expires_within(wall_now(), Duration::from_secs(5)) =>
-            {
-                tracing::warn!(
-                    "refresh failed ({}); the current access token is still valid for {} s and is used",
-                    e.message,
-                    stored.tokens.expires_in(wall_now()).as_secs()
-                );
-                Ok(stored)
-            }
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -503,6 +504,15 @@ pub fn retry_backoff() -> Backoff {
     Backoff::new(base, base * 16, seed())
 }
 
+/// The keeper of a command's refresh: `margin` (scaled by the token's lifetime, no jitter),
+/// [`retry_backoff`]'s bounds for three tries, the token file re-read under its lock.
+fn command_keeper(margin: Duration) -> Keeper {
+    let (base, cap) = retry_backoff().bounds();
+    let mut config = KeeperConfig::once(margin, Retries::Attempts { attempts: 3, base, cap }, seed());
+    config.check_store = true;
+    Keeper::new(config)
+}
+
 /// A seed for jitter: time and pid.
 pub fn seed() -> u64 {
     wall_now().as_millis().rotate_left(17) ^ u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
@@ -520,17 +530,11 @@ pub async fn candidate_servers(ctx: &Context) -> Result<Vec<(String, ServerUrl)>
             .map(|dc| (dc.location().to_string(), dc.accounts_server()))
             .collect()),
         Some(base) => {
-            let req = zoho_device_core::HttpRequest::get(
-                base.join("/oauth/serverinfo"),
-                zoho_device_core::Purpose::ServerInfo,
-            );
+            let req = probe::serverinfo_request(base);
             let resp = ctx.http.send(&req).await.map_err(|e| AppError::from(Error::from(e)))?;
-            match codec::parse_serverinfo(resp.response.status, &resp.response.body) {
-                Reply::Ok(locs) => Ok(locs
-                    .into_iter()
-                    .filter_map(|(l, u)| ServerUrl::parse(&u).ok().map(|u| (l, u)))
-                    .collect()),
-                _ => Ok(vec![("override".to_string(), base.clone())]),
+            match probe::read_serverinfo(resp.response.status, &resp.response.body) {
+                Some(locs) => Ok(locs),
+                None => Ok(vec![("override".to_string(), base.clone())]),
             }
         }
     }
@@ -556,26 +560,18 @@ pub async fn probe(http: &HttpClient, accounts: &ServerUrl, client_id: &str, sco
         client_id: client_id.to_string(),
         client_secret: None,
     };
-    let req = codec::device_code_request(
-        Profile::Zoho,
-        accounts.join("/oauth/v3/device/code"),
-        &client,
-        scopes,
-        true,
-        false,
-        zoho_device_core::ClientAuth::Post,
-    );
+    let req = probe::device_code_request(accounts, &client, scopes);
     let resp = match tokio::time::timeout(Duration::from_secs(10), http.send(&req)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return ProbeResult::Unreachable(e.to_string()),
         Err(_) => return ProbeResult::Unreachable("timed out".into()),
     };
-    match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
-        Reply::Ok(_) => ProbeResult::Knows,
-        Reply::Error(e) if e.code == "invalid_client" => ProbeResult::Unknown,
-        Reply::Error(e) => ProbeResult::Error(e.code),
-        Reply::Transient(t) => ProbeResult::Unreachable(t.to_string()),
-        Reply::Malformed(m) => ProbeResult::Error(m),
+    match probe::read_device_code(resp.response.status, &resp.response.body) {
+        ClientAnswer::Knows(_) => ProbeResult::Knows,
+        ClientAnswer::Unknown => ProbeResult::Unknown,
+        ClientAnswer::Error(code) => ProbeResult::Error(code),
+        ClientAnswer::Unavailable(t) => ProbeResult::Unreachable(t),
+        ClientAnswer::Malformed(m) => ProbeResult::Error(m),
     }
 }
 

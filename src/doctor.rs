@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use serde_json::json;
-use zoho_device_core::codec::{self, ClientCredentials, Reply};
+use zoho_device_core::ClientCredentials;
+use zoho_device_core::probe::{self, ClientAnswer, SecretAnswer};
 use zoho_device_core::{DataCenter, HttpRequest, Profile, Purpose, ServerUrl};
 
 use crate::app::{self, Context, ProbeResult};
@@ -442,18 +443,10 @@ async fn check_secret(
         client_id: id.to_string(),
         client_secret: Some(secret),
     };
-    let code_req = codec::device_code_request(
-        Profile::Zoho,
-        accounts.join("/oauth/v3/device/code"),
-        &client,
-        &ctx.settings.scopes,
-        true,
-        false,
-        zoho_device_core::ClientAuth::Post,
-    );
-    let auth = match ctx.http.send(&code_req).await {
-        Ok(resp) => match codec::parse_device_authorization(Profile::Zoho, resp.response.status, &resp.response.body) {
-            Reply::Ok(auth) => auth,
+    let code_req = probe::device_code_request(accounts, &client, &ctx.settings.scopes);
+    let code = match ctx.http.send(&code_req).await {
+        Ok(resp) => match probe::read_device_code(resp.response.status, &resp.response.body) {
+            ClientAnswer::Knows(code) => code,
             _ => {
                 return f(
                     Level::Warn,
@@ -472,34 +465,21 @@ async fn check_secret(
             );
         }
     };
-    let poll = codec::poll_request(
-        Profile::Zoho,
-        accounts.join("/oauth/v3/device/token"),
-        &client,
-        &auth.device_code,
-        zoho_device_core::ClientAuth::Post,
-    );
+    let poll = probe::secret_poll_request(accounts, &client, &code);
     match ctx
         .http
         .send(&poll)
         .await
-        .map(|r| codec::parse_token(r.response.status, &r.response.body))
+        .map(|r| probe::read_secret_poll(r.response.status, &r.response.body))
     {
-        Ok(Reply::Error(e)) if e.code == "invalid_client_secret" => f(
+        Ok(SecretAnswer::Rejected) => f(
             Level::Fail(Exit::ClientRejected),
             "client secret",
             "Zoho rejects the client secret (invalid_client_secret)",
             Some("copy the secret again from api-console.zoho.com (it changes when reset)"),
         ),
-        Ok(Reply::Error(e)) if matches!(e.code.as_str(), "authorization_pending" | "slow_down") => {
-            f(Level::Ok, "client secret", "accepted by Zoho", None)
-        }
-        Ok(Reply::Error(e)) => f(
-            Level::Warn,
-            "client secret",
-            format!("test poll answered {}", e.code),
-            None,
-        ),
+        Ok(SecretAnswer::Accepted) => f(Level::Ok, "client secret", "accepted by Zoho", None),
+        Ok(SecretAnswer::Other(code)) => f(Level::Warn, "client secret", format!("test poll answered {code}"), None),
         _ => f(Level::Warn, "client secret", "could not check the secret", None),
     }
 }

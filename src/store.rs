@@ -74,6 +74,23 @@ impl StoredToken {
         }
     }
 
+    /// How long the access token lived when it was minted (`expires_at − refreshed_at`; a file
+    /// without that record: what is left at `now`). The keeper scales its margin by it.
+    pub fn lifetime(&self, now: Timestamp) -> std::time::Duration {
+        match self.tokens.expires_at.as_millis().saturating_sub(self.refreshed_at) {
+            0 => self.tokens.expires_in(now),
+            ms => std::time::Duration::from_millis(ms),
+        }
+    }
+
+    /// The tokens with `expires_at` moved from Unix time (`wall`) to another clock read at the
+    /// same instant (`now`), e.g. the monotonic clock the agent plans on.
+    pub fn tokens_on(&self, wall: Timestamp, now: Timestamp) -> Tokens {
+        let mut tokens = self.tokens.clone();
+        tokens.expires_at = tokens.expires_at.rebase(wall, now);
+        tokens
+    }
+
     /// The profile.
     pub fn profile(&self) -> Profile {
         if self.profile == "rfc8628" {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use zoho_device_core::{Notice, Step, Tokens, UserPrompt};
-use zoho_device_display::{Display, DisplaySpec, Screen};
+use zoho_device_display::{DisplaySpec, Screen, Show};
 
 use crate::exit::{AppError, Exit};
 
@@ -61,11 +61,7 @@ pub enum Signals {
 }
 
 /// Opens the displays for `specs` (flags, else config, else the default).
-pub fn open_displays(
-    specs: &[String],
-    events: bool,
-    signals: Signals,
-) -> Result<Vec<Box<dyn Display + Send>>, AppError> {
+pub fn open_displays(specs: &[String], events: bool, signals: Signals) -> Result<Vec<Box<dyn Show + Send>>, AppError> {
     let specs: Vec<DisplaySpec> = if specs.is_empty() {
         // People see the terminal; with --events json and no terminal, the JSON carries the code.
         if !events || std::io::stderr().is_terminal() {
@@ -104,7 +100,7 @@ pub fn open_displays(
 
 /// The pairing UI: displays plus optional JSON events.
 pub struct PairingUi {
-    displays: Vec<Box<dyn Display + Send>>,
+    displays: Vec<Box<dyn Show + Send>>,
     events: Option<JsonEvents>,
     current: Option<(UserPrompt, Instant)>,
     /// Whether the displays have shown anything yet (an error before pairing started is only
@@ -116,7 +112,7 @@ pub struct PairingUi {
 
 impl PairingUi {
     /// A UI over these outputs.
-    pub fn new(displays: Vec<Box<dyn Display + Send>>, events: bool) -> PairingUi {
+    pub fn new(displays: Vec<Box<dyn Show + Send>>, events: bool) -> PairingUi {
         PairingUi {
             displays,
             events: events.then_some(JsonEvents),

@@ -1,4 +1,4 @@
-//! Reliability and security (issue 10): faults survived, nothing lost, nothing leaked.
+//! Reliability and security: faults survived, nothing lost, nothing leaked.
 //!
 //! One integration-test binary against the built `zoho-device`, the Zoho simulator, scripted
 //! hostile servers on loopback, and the core driven with simulated clocks.

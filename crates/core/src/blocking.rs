@@ -12,6 +12,7 @@ use crate::config::{Backoff, Next, Retry};
 use crate::error::{Error, TransportError};
 use crate::flow::{DeviceFlow, Notice, Step, UserPrompt};
 use crate::http::HttpRequest;
+use crate::keeper::{KeepStep, Keeper, PairingNeed, Retries};
 use crate::time::Timestamp;
 use crate::token::{TokenEndpoint, Tokens};
 
@@ -128,9 +129,9 @@ pub fn run<T: Transport, C: Clock>(
     }
 }
 
-/// Refreshes `tokens`, retrying transient failures (network, 5xx, throttle) up to `attempts`
-/// times with capped, jittered backoff ([`Retry`]). Permanent failures return at once. Zoho
-/// Multi-DC: pass the credentials of the tokens' DC,
+/// Refreshes `tokens` now: a thin loop over a [`Keeper`] that retries transient failures
+/// (network, 5xx) up to `attempts` times with `backoff`'s base and cap; the throttle and
+/// permanent failures return at once. Zoho Multi-DC: pass the credentials of the tokens' DC,
 /// `client.at(&dc_secrets, tokens.location.as_deref())` (a flow given
 /// [`DeviceFlow::with_dc_secrets`] picks its DC's secret itself).
 pub fn refresh<T: Transport, C: Clock>(
@@ -142,24 +143,68 @@ pub fn refresh<T: Transport, C: Clock>(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
-    let req = endpoint.refresh_request_for(client, tokens)?;
-    let mut last_status = 0;
-    let result = exchange(
-        transport,
-        clock,
-        Retry::new(attempts, backoff),
-        &req,
-        |now, status, body| {
-            last_status = status;
-            endpoint.refresh_response(now, status, body, tokens)
-        },
-    );
-    match result {
-        Err(e) => match endpoint.basic_retry(client, last_status, &e) {
-            Some(basic) => refresh(&basic, client, tokens, transport, clock, attempts, backoff),
-            None => Err(e),
-        },
-        ok => ok,
+    let mut keeper = one_shot(endpoint, client, tokens, attempts, backoff, clock.now());
+    drive(&mut keeper, transport, clock)
+}
+
+/// Drives `keeper` until its refresh ends: sends, sleeps through its backoff, and returns the
+/// new tokens or the error it gave up with (a rejected refresh token: [`Error::InvalidGrant`]).
+/// A [`KeepStep::Check`] is answered with what the keeper holds (no shared store here).
+pub fn drive<T: Transport, C: Clock>(keeper: &mut Keeper, transport: &mut T, clock: &mut C) -> Result<Tokens, Error> {
+    loop {
+        match keeper.poll(clock.now()) {
+            KeepStep::Send(req) => match transport.send(&req) {
+                Ok(resp) => match redirect_error(&req, resp.status, None) {
+                    Some(e) => keeper.handle_error(clock.now(), e),
+                    None => keeper.handle_response(clock.now(), resp.status, &resp.body),
+                },
+                Err(e) => keeper.handle_transport_error(clock.now(), e),
+            },
+            KeepStep::Wait(t) => clock.sleep_until(t),
+            KeepStep::Check => {
+                if let Some(held) = keeper.tokens().cloned() {
+                    let _ = keeper.handle_stored(clock.now(), held, None);
+                }
+            }
+            step => {
+                if let Some(result) = one_shot_result(step) {
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+/// The keeper of one refresh with `attempts` tries on `backoff`'s bounds.
+pub(crate) fn one_shot(
+    endpoint: &TokenEndpoint,
+    client: &ClientCredentials,
+    tokens: &Tokens,
+    attempts: u32,
+    backoff: &mut Backoff,
+    now: Timestamp,
+) -> Keeper {
+    let (base, cap) = backoff.bounds();
+    let retries = Retries::Attempts { attempts, base, cap };
+    Keeper::refreshing(
+        endpoint.clone(),
+        client.clone(),
+        tokens.clone(),
+        retries,
+        backoff.fork(),
+        now,
+    )
+}
+
+/// What a one-shot refresh returns for a keeper's event (`None`: go on).
+pub(crate) fn one_shot_result(step: KeepStep) -> Option<Result<Tokens, Error>> {
+    match step {
+        KeepStep::Refreshed(tokens) => Some(Ok(tokens)),
+        KeepStep::GaveUp(e) | KeepStep::NeedsPairing(PairingNeed::RefreshTokenRejected(e)) => Some(Err(e)),
+        KeepStep::NeedsPairing(_) => Some(Err(Error::Config(
+            "no refresh token is stored (pair with offline access)".into(),
+        ))),
+        KeepStep::Failed { .. } | KeepStep::Check | KeepStep::Wait(_) | KeepStep::Send(_) => None,
     }
 }
 

@@ -98,6 +98,16 @@ impl Backoff {
         }
     }
 
+    /// The first delay and the longest.
+    pub fn bounds(&self) -> (Duration, Duration) {
+        (self.base, self.cap)
+    }
+
+    /// A seed for another random stream, drawn from this one.
+    pub fn fork(&mut self) -> u64 {
+        self.next()
+    }
+
     /// The delay before attempt `failures + 1`, after `failures` ≥ 1 failures in a row.
     pub fn delay(&mut self, failures: u32) -> Duration {
         let exp = failures.saturating_sub(1).min(30);
@@ -106,6 +116,19 @@ impl Backoff {
         let ms = crate::time::duration_ms(half);
         let jitter = if ms == 0 { 0 } else { self.next() % (ms + 1) };
         half + Duration::from_millis(jitter)
+    }
+
+    /// The delay after `failures` failures in a row for another base and cap, drawing on this
+    /// backoff's random stream.
+    pub fn delay_between(&mut self, base: Duration, cap: Duration, failures: u32) -> Duration {
+        let mut other = Backoff {
+            base,
+            cap,
+            state: self.state,
+        };
+        let d = other.delay(failures);
+        self.state = other.state;
+        d
     }
 
     /// A random duration in `[0, max]` (used for refresh jitter).

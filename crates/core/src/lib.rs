@@ -14,7 +14,16 @@
 //!   flow (state, timers, backoff, kiosk policy)  ──uses──>  codec (Zoho | RFC 8628 dialect)
 //!                                                           dc (DCs, URLs, api_domain allow-list)
 //!   token::TokenEndpoint: refresh/revoke request + reply classification (sans-IO too)
+//!
+//!   driver ── now ─────> Keeper::poll(now) ──> KeepStep::{Wait, Check, Send, Refreshed, Failed, GaveUp, NeedsPairing}
+//!          ── answer ──> Keeper::handle_response / handle_transport_error / handle_stored
 //! ```
+//!
+//! * **Keeping the token** ([`keeper`]) is the second machine: when to refresh (margin scaled
+//!   by the token's lifetime, jitter, spacing), backoff, Zoho's throttle, "another process
+//!   refreshed meanwhile", and when pairing is needed. The agent, the CLI's `token` and
+//!   `refresh`, [`blocking::refresh`], [`reqwest_driver::refresh`] and the ESP32 example all
+//!   loop over it.
 //!
 //! * **No sockets, no clock, no sleeping.** The caller passes `now` (milliseconds on a clock it
 //!   chooses — drivers use a monotonic one) and gets one [`Step`] back. A timer firing is only
@@ -66,6 +75,8 @@ pub mod dc;
 pub mod error;
 pub mod flow;
 pub mod http;
+pub mod keeper;
+pub mod probe;
 pub mod secret;
 pub mod text;
 pub mod time;
@@ -83,6 +94,7 @@ pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 pub use error::{Error, ErrorKind, Transient, TransportError};
 pub use flow::{DeviceFlow, Notice, Server, Step, UserPrompt};
 pub use http::{HttpRequest, Method, Purpose};
+pub use keeper::{Checked, KeepStep, Keeper, KeeperConfig, PairingNeed, Retries};
 pub use secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
 pub use text::Safe;
 pub use time::Timestamp;

@@ -231,11 +231,12 @@ pub async fn run_flow(
     }
 }
 
-/// Refreshes `tokens` with up to `attempts` tries on transient failures (capped, jittered
-/// backoff: [`Retry`]). Permanent failures (`invalid_code`, rejected client, unsafe
-/// `api_domain`) return at once. The result's `expires_at` is on the clock `now` reads (e.g.
-/// Unix time for a token file, or a [`MonotonicClock`]). Zoho Multi-DC: pass the credentials
-/// of the tokens' DC, `client.at(&dc_secrets, tokens.location.as_deref())`.
+/// Refreshes `tokens` now, a thin loop over a [`crate::Keeper`]: up to `attempts` tries on
+/// transient failures (capped, jittered backoff on `backoff`'s bounds). The throttle and
+/// permanent failures (`invalid_code`, rejected client, unsafe `api_domain`) return at once. The
+/// result's `expires_at` is on the clock `now` reads (e.g. Unix time for a token file, or a
+/// [`MonotonicClock`]). Zoho Multi-DC: pass the credentials of the tokens' DC,
+/// `client.at(&dc_secrets, tokens.location.as_deref())`.
 pub async fn refresh(
     http: &HttpClient,
     endpoint: &TokenEndpoint,
@@ -245,22 +246,38 @@ pub async fn refresh(
     attempts: u32,
     backoff: &mut Backoff,
 ) -> Result<Tokens, Error> {
-    let mut endpoint = endpoint.clone();
+    let mut keeper = crate::blocking::one_shot(endpoint, client, tokens, attempts, backoff, now());
+    drive(http, &mut keeper, now).await
+}
+
+/// Drives `keeper` through one refresh (its [`crate::KeepStep::Check`]s need no store: the
+/// caller holds what the store holds) and returns its result.
+pub async fn drive(
+    http: &HttpClient,
+    keeper: &mut crate::Keeper,
+    now: &dyn Fn() -> Timestamp,
+) -> Result<Tokens, Error> {
+    use crate::keeper::KeepStep;
     loop {
-        let req = endpoint.refresh_request_for(client, tokens)?;
-        let mut last_status = 0;
-        let result = exchange(http, Retry::new(attempts, backoff), &req, |status, body| {
-            last_status = status;
-            endpoint.refresh_response(now(), status, body, tokens)
-        })
-        .await;
-        // ClientAuth::Auto: once, the same request with HTTP Basic.
-        match result {
-            Err(e) => match endpoint.basic_retry(client, last_status, &e) {
-                Some(basic) => endpoint = basic,
-                None => return Err(e),
+        match keeper.poll(now()) {
+            KeepStep::Send(req) => match http.send(&req).await {
+                Ok(r) => match crate::blocking::redirect_error(&req, r.response.status, r.location.as_deref()) {
+                    Some(e) => keeper.handle_error(now(), e),
+                    None => keeper.handle_response(now(), r.response.status, &r.response.body),
+                },
+                Err(e) => keeper.handle_transport_error(now(), e),
             },
-            ok => return ok,
+            KeepStep::Wait(t) => tokio::time::sleep(t.saturating_duration_since(now())).await,
+            KeepStep::Check => {
+                if let Some(held) = keeper.tokens().cloned() {
+                    let _ = keeper.handle_stored(now(), held, None);
+                }
+            }
+            step => {
+                if let Some(result) = crate::blocking::one_shot_result(step) {
+                    return result;
+                }
+            }
         }
     }
 }

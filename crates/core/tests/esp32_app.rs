@@ -308,3 +308,43 @@ fn the_nvs_key_fits_nvs() {
     // NVS keys are at most 15 characters.
     assert!(app::TOKENS_KEY.len() <= 15);
 }
+
+#[test]
+fn the_board_keeps_its_token_fresh_through_an_outage_at_the_keepers_time() {
+    let stored = paired_store();
+    let server = FakeServer::new(vec![
+        Outcome::Reply(503, fake::fixture("html_503.html")),
+        Outcome::Connect(ErrorKind::TimedOut),
+        reply(200, "refresh_ok.json"),
+    ]);
+    let mut a = app(&server, Some(stored));
+    let (tokens, source) = a.ensure_tokens().unwrap();
+    assert_eq!(source, Source::Stored);
+    let fresh = a.next_tokens().unwrap();
+    assert_eq!(fresh.access_token.expose(), "1000.fresh");
+    // Paired at 60 s after boot for an hour: the first try 5 minutes before expiry, not sooner.
+    let first_try = server.sleeps.borrow()[0];
+    assert_eq!(first_try, tokens.expires_at.as_millis() - 300_000);
+    assert_eq!(server.requests().len(), 3, "two failures retried, then refreshed");
+    assert!(
+        server.now.get() < tokens.expires_at.as_millis(),
+        "refreshed before the old token expired"
+    );
+    assert_eq!(stored_json(&a)["access_token"], "1000.fresh");
+}
+
+#[test]
+fn a_board_whose_refresh_token_dies_pairs_again_when_it_is_due() {
+    let stored = paired_store();
+    let server = FakeServer::new(vec![
+        reply(400, "invalid_code.json"),
+        reply(200, "code_ms.json"),
+        reply(200, "token_eu.json"),
+    ]);
+    let mut a = app(&server, Some(stored));
+    a.ensure_tokens().unwrap();
+    let tokens = a.next_tokens().unwrap();
+    assert_eq!(tokens.access_token.expose(), "1000.eu0001");
+    assert_eq!(stored_json(&a)["access_token"], "1000.eu0001");
+    assert_eq!(a.screen.as_ref().map(Screen::kind), Some("paired"));
+}

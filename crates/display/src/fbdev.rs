@@ -17,8 +17,8 @@ use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::canvas::{Channel, MemoryFramebuffer, PixelFormat};
-use crate::output::{Display, SignalHandling};
 use crate::screen::Screen;
+use crate::show::{Show, SignalHandling};
 
 /// Options for [`FramebufferDisplay::open_with`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,7 +271,7 @@ impl Drop for Watching {
     }
 }
 
-impl Display for FramebufferDisplay {
+impl Show for FramebufferDisplay {
     fn show(&mut self, screen: &Screen) -> io::Result<()> {
         if self.last.as_ref() == Some(screen) {
             return Ok(());

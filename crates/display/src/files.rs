@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::layout::{TextRole, layout, warning_text};
-use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::Screen;
+use crate::show::Show;
 
 /// Escapes `&`, `<`, `>`, `"` and `'` for XML text and attributes.
 pub(crate) fn xml_escape(s: &str) -> String {
@@ -262,7 +262,7 @@ impl FileDisplay {
         }
     }
 
-    /// [`Display::show`] with an explicit clock; returns whether the file was written.
+    /// [`Show::show`] with an explicit clock; returns whether the file was written.
     pub fn show_at(&mut self, screen: &Screen, now: Instant) -> io::Result<bool> {
         if let Some((last, at, _)) = &self.last
             && last.same_content(screen)
@@ -281,7 +281,7 @@ impl FileDisplay {
     }
 }
 
-impl Display for FileDisplay {
+impl Show for FileDisplay {
     fn show(&mut self, screen: &Screen) -> io::Result<()> {
         self.show_at(screen, Instant::now()).map(|_| ())
     }

@@ -23,7 +23,7 @@
 //! * **`no_std` core.** Without the `std` feature the crate needs only `alloc`: [`Screen`],
 //!   [`QrMatrix`], [`draw_screen`], [`MemoryFramebuffer`]. Checked with
 //!   `cargo build -p zoho-device-display --no-default-features --target thumbv7em-none-eabihf`.
-//! * **std outputs** implement [`Display`] and are opened from the CLI's
+//! * **std outputs** implement [`Show`] and are opened from the CLI's
 //!   `--display terminal[=dark|light]|none|svg=PATH|png=PATH|fb=DEVICE|web=ADDR[,dashboard=URL]` strings
 //!   through [`DisplaySpec`] and [`open`] (or [`OpenOptions::open`]). They are cheap to call
 //!   repeatedly: files are rewritten (atomically) only when the content changes and at most
@@ -43,7 +43,7 @@
 //!
 //! # Features
 //!
-//! `std` (default): `Display`, terminal, SVG. `png`, `fb` (Linux only), `web`: each output
+//! `std` (default): `Show`, terminal, SVG. `png`, `fb` (Linux only), `web`: each output
 //! behind its own default feature.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
@@ -69,6 +69,8 @@ mod files;
 #[cfg(feature = "std")]
 mod output;
 #[cfg(feature = "std")]
+mod show;
+#[cfg(feature = "std")]
 mod terminal;
 #[cfg(feature = "web")]
 mod web;
@@ -80,7 +82,9 @@ pub use files::render_png;
 #[cfg(feature = "std")]
 pub use files::{FileDisplay, FileFormat, render_svg, write_atomically};
 #[cfg(feature = "std")]
-pub use output::{DEFAULT_FILE_SIZE, Display, DisplaySpec, NoDisplay, OpenOptions, SignalHandling, SpecError, open};
+pub use output::{DEFAULT_FILE_SIZE, DisplaySpec, OpenOptions, SpecError, open};
+#[cfg(feature = "std")]
+pub use show::{NoDisplay, Show, SignalHandling};
 #[cfg(feature = "std")]
 pub use terminal::{Background, TerminalCaps, TerminalDisplay, ascii_qr, half_block_qr};
 #[cfg(feature = "web")]

@@ -1,4 +1,4 @@
-//! The std outputs' common trait and the CLI's `--display` strings.
+//! The CLI's `--display` strings, and the factory that opens each output.
 
 use std::fmt;
 use std::io;
@@ -6,33 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::screen::Screen;
+use crate::show::{NoDisplay, Show, SignalHandling};
 use crate::terminal::Background;
-
-/// An output the CLI calls on every state change and about once a second for the countdown.
-///
-/// Implementations are cheap to call repeatedly: they redraw only what changed (files at most
-/// every ~10 s for the countdown, immediately when the state or code changes).
-pub trait Display {
-    /// Shows `screen`.
-    fn show(&mut self, screen: &Screen) -> io::Result<()>;
-}
-
-impl<T: Display + ?Sized> Display for Box<T> {
-    fn show(&mut self, screen: &Screen) -> io::Result<()> {
-        (**self).show(screen)
-    }
-}
-
-/// Shows nothing (`--display none`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoDisplay;
-
-impl Display for NoDisplay {
-    fn show(&mut self, _: &Screen) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Default size of SVG and PNG files (a 7" touch screen).
 pub const DEFAULT_FILE_SIZE: (u32, u32) = (800, 480);
@@ -238,29 +213,6 @@ fn not_built(feature: &str) -> io::Error {
     )
 }
 
-/// Who takes care of the terminating signals while an output that changes the console is
-/// open (today only the Linux framebuffer, which switches the console to graphics mode and
-/// must switch it back).
-///
-/// SIGHUP is never handled by this crate in either mode: it often means "reload", and its
-/// default action is the program's business.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SignalHandling {
-    /// For programs that do not handle signals themselves (the default). On SIGINT, SIGTERM
-    /// or SIGQUIT the open outputs restore the console and the process then ends as the
-    /// signal's default action would. The handlers stay for the life of the process, so the
-    /// signals keep ending it after the outputs are dropped; an output dropped normally
-    /// restores the console itself.
-    #[default]
-    RestoreAndExit,
-    /// The program handles its termination signals itself and drops the outputs on the way
-    /// out (dropping restores the console): no signal handlers are installed at all, so
-    /// nothing here ends the process behind the program's back. A terminating signal the
-    /// program does not handle ends it with the console left as it was (e.g. in graphics
-    /// mode).
-    Program,
-}
-
 /// How [`OpenOptions::open`] opens outputs; [`open`] uses the defaults.
 ///
 /// A program with its own signal handling (e.g. a daemon that stops cleanly on SIGTERM and
@@ -287,7 +239,7 @@ impl OpenOptions {
 
     /// Opens the output `spec` names. Errors are clear messages: a missing framebuffer device,
     /// a file that is not one, an address in use, an output this build does not have.
-    pub fn open(&self, spec: &DisplaySpec) -> io::Result<Box<dyn Display + Send>> {
+    pub fn open(&self, spec: &DisplaySpec) -> io::Result<Box<dyn Show + Send>> {
         Ok(match spec {
             DisplaySpec::Terminal => Box::new(crate::terminal::TerminalDisplay::stderr()),
             DisplaySpec::TerminalOn { background } => {
@@ -325,7 +277,7 @@ impl OpenOptions {
 /// console restored, then the process ended, on SIGINT, SIGTERM and SIGQUIT). Errors are
 /// clear messages: a missing framebuffer device, a file that is not one, an address in use,
 /// an output this build does not have.
-pub fn open(spec: &DisplaySpec) -> io::Result<Box<dyn Display + Send>> {
+pub fn open(spec: &DisplaySpec) -> io::Result<Box<dyn Show + Send>> {
     OpenOptions::new().open(spec)
 }
 

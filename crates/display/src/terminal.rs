@@ -8,9 +8,9 @@ use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use crate::layout::warning_text;
-use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::{Screen, TimeLeft};
+use crate::show::Show;
 
 /// The terminal's background colour. It decides the QR's polarity when colours are off:
 /// text is drawn in the foreground colour, so the characters must be the modules that are
@@ -245,7 +245,7 @@ impl<W: Write> TerminalDisplay<W> {
         &self.out
     }
 
-    /// [`Display::show`] with an explicit clock.
+    /// [`Show::show`] with an explicit clock.
     pub fn show_at(&mut self, screen: &Screen, now: Instant) -> io::Result<()> {
         let changed = !self.last.as_ref().is_some_and(|l| l.same_content(screen));
         if self.caps.is_terminal {
@@ -410,7 +410,7 @@ impl<W: Write> Drop for TerminalDisplay<W> {
     }
 }
 
-impl<W: Write> Display for TerminalDisplay<W> {
+impl<W: Write> Show for TerminalDisplay<W> {
     fn show(&mut self, screen: &Screen) -> io::Result<()> {
         self.show_at(screen, Instant::now())
     }

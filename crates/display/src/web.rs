@@ -4,7 +4,7 @@
 //! A waiting screen's warning is `"warning"` in the JSON (`null` without one) and a marked
 //! box above the instructions on the page.
 //!
-//! Why `tiny_http` on std threads rather than axum + tokio: [`Display::show`] is synchronous,
+//! Why `tiny_http` on std threads rather than axum + tokio: [`Show::show`] is synchronous,
 //! the server must run in programs with or without an async runtime (the blocking driver has
 //! none), and it serves one kiosk on loopback: four small dependencies, no runtime to start.
 
@@ -20,9 +20,9 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::files::qr_svg;
 use crate::layout::warning_text;
-use crate::output::Display;
 use crate::qr::QrMatrix;
 use crate::screen::Screen;
+use crate::show::Show;
 
 /// How long a long-poll waits for a change before answering with the same version.
 const LONG_POLL: Duration = Duration::from_secs(25);
@@ -139,7 +139,7 @@ impl WebDisplay {
     }
 }
 
-impl Display for WebDisplay {
+impl Show for WebDisplay {
     fn show(&mut self, screen: &Screen) -> io::Result<()> {
         self.update(screen);
         Ok(())

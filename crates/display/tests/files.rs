@@ -226,7 +226,7 @@ fn files_are_rewritten_only_on_change() {
 #[test]
 fn unwritable_path_is_an_error() {
     let mut d = FileDisplay::svg("/nonexistent-dir/x/pair.svg", 320, 240);
-    let e = zoho_device_display::Display::show(&mut d, &waiting(false)).unwrap_err();
+    let e = zoho_device_display::Show::show(&mut d, &waiting(false)).unwrap_err();
     assert!(e.to_string().contains("/nonexistent-dir/x/pair.svg"), "{e}");
 }
 

@@ -17,11 +17,11 @@ use core::time::Duration;
 use embedded_graphics::draw_target::DrawTarget;
 use embedded_graphics::pixelcolor::BinaryColor;
 use embedded_svc::http::client::Connection;
-use zoho_device_core::blocking::{Clock, Event};
+use zoho_device_core::blocking::{self, Clock, Event};
 use zoho_device_core::embedded::{self, EmbeddedTransport};
 use zoho_device_core::{
-    Backoff, ClientCredentials, DataCenter, DeviceFlow, Error, ErrorKind, FlowConfig, KioskPolicy, Notice, Server,
-    ServerUrl, Timestamp, TokenEndpoint, Tokens, UserPrompt,
+    Backoff, ClientCredentials, DataCenter, DeviceFlow, Error, ErrorKind, FlowConfig, Keeper, KeeperConfig,
+    KioskPolicy, Notice, Retries, Server, ServerUrl, Timestamp, TokenEndpoint, Tokens, UserPrompt,
 };
 use zoho_device_display::{Screen, draw_screen};
 
@@ -84,6 +84,18 @@ impl Settings {
         let c = FlowConfig::default();
         Backoff::new(c.backoff_base, c.backoff_cap, self.jitter_seed)
     }
+
+    /// The keeper's policy: the margin as it is, transient failures retried for as long as
+    /// the board runs (the core's backoff and throttle rules), the store this board's alone.
+    fn keeper(&self) -> KeeperConfig {
+        KeeperConfig {
+            margin: self.refresh_margin,
+            jitter: false,
+            retries: Retries::Forever,
+            check_store: false,
+            jitter_seed: self.jitter_seed,
+        }
+    }
 }
 
 /// How [`App::ensure_tokens`] got its tokens.
@@ -134,6 +146,8 @@ pub struct App<C: Connection, K, D, S> {
     pub screen: Option<Screen>,
     /// Frames drawn (for diagnostics).
     pub frames: u32,
+    /// Decides when to refresh and how to retry (the core's rules).
+    keeper: Keeper,
 }
 
 impl<C, K, D, S> App<C, K, D, S>
@@ -147,6 +161,7 @@ where
     /// An app over these parts.
     pub fn new(transport: EmbeddedTransport<C>, clock: K, panel: D, store: S, settings: Settings) -> Self {
         App {
+            keeper: Keeper::new(settings.keeper()),
             transport,
             clock,
             panel,
@@ -163,7 +178,10 @@ where
     pub fn ensure_tokens(&mut self) -> Result<(Tokens, Source), AppError<S::Error>> {
         if let Some(tokens) = self.load()? {
             let now = self.clock.now();
-            if !tokens.expires_within(now, self.settings.refresh_margin) {
+            self.keeper
+                .set_endpoint(self.endpoint(&tokens), self.settings.client.clone());
+            self.keeper.adopt_stored(tokens.clone(), None, now);
+            if self.keeper.next_refresh().is_some_and(|at| now < at) {
                 self.show_paired(&tokens);
                 return Ok((tokens, Source::Stored));
             }
@@ -244,6 +262,9 @@ where
         match result {
             Ok(tokens) => {
                 self.save(&tokens)?;
+                self.keeper
+                    .set_endpoint(self.endpoint(&tokens), self.settings.client.clone());
+                self.keeper.adopt(tokens.clone(), self.clock.now());
                 self.show_paired(&tokens);
                 Ok(tokens)
             }
@@ -276,7 +297,35 @@ where
         )
         .map_err(AppError::Flow)?;
         self.save(&fresh)?;
+        self.keeper
+            .set_endpoint(self.endpoint(&fresh), self.settings.client.clone());
+        self.keeper.adopt(fresh.clone(), self.clock.now());
         Ok(fresh)
+    }
+
+    /// Keeps the tokens from [`App::ensure_tokens`] fresh: sleeps until the keeper's next
+    /// refresh, retries failures by its rules (the current token stays in use meanwhile), and
+    /// returns the next tokens — refreshed, or after pairing again when the refresh token died.
+    pub fn next_tokens(&mut self) -> Result<Tokens, AppError<S::Error>> {
+        match blocking::drive(&mut self.keeper, &mut self.transport, &mut self.clock) {
+            Ok(fresh) => {
+                self.save(&fresh)?;
+                Ok(fresh)
+            }
+            Err(e) if e.kind() == ErrorKind::NeedsPairing || matches!(e, Error::Config(_)) => {
+                self.store.clear().map_err(AppError::Store)?;
+                show(
+                    &mut self.panel,
+                    &mut self.screen,
+                    &mut self.frames,
+                    Screen::NeedsPairing {
+                        reason: String::from("access was revoked"),
+                    },
+                );
+                self.pair()
+            }
+            Err(e) => Err(AppError::Flow(e)),
+        }
     }
 
     /// Revokes the refresh token (best effort when Zoho says it is already dead) and forgets

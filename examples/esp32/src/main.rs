@@ -208,40 +208,27 @@ fn main() -> Result<()> {
     let clock = BoardClock { boot: Instant::now() };
     let mut app = App::new(transport, clock, panel, store, settings);
 
-    let mut tokens = loop {
+    loop {
         match app.ensure_tokens() {
             Ok((tokens, source)) => {
                 info!("tokens ready ({source:?}), api domain {:?}", tokens.api_domain);
-                break tokens;
+                break;
             }
             Err(e) => {
                 error!("{e}; trying again in a minute");
                 std::thread::sleep(Duration::from_secs(60));
             }
         }
-    };
+    }
 
-    // Keep the access token fresh. A real application makes its Zoho API calls here, with
+    // Keep the access token fresh (the core's keeper decides when, and how to retry). A real
+    // application makes its Zoho API calls between refreshes, with
     // `Authorization: Zoho-oauthtoken {access_token}` against `tokens.api_domain`.
     loop {
-        let now = app.clock.now();
-        let margin = app.settings.refresh_margin;
-        let due = tokens.expires_at.saturating_sub(margin);
-        app.clock
-            .sleep_until(due.max(now.saturating_add(Duration::from_secs(1))));
-        match app.refresh(&tokens) {
-            Ok(fresh) => {
-                info!("access token refreshed");
-                tokens = fresh;
-            }
+        match app.next_tokens() {
+            Ok(_) => info!("access token refreshed"),
             Err(e) => {
-                error!("refresh failed: {e}");
-                if let app::AppError::Flow(e) = &e {
-                    if e.kind() == zoho_device_core::ErrorKind::NeedsPairing {
-                        tokens = app.pair().map_err(|e| anyhow::anyhow!("{e}"))?;
-                        continue;
-                    }
-                }
+                error!("{e}; trying again in a minute");
                 std::thread::sleep(Duration::from_secs(60));
             }
         }
