@@ -63,6 +63,34 @@ pub const PACKAGES: &[&str] = &[
     "netbase",
 ];
 
+/// Files dpkg leaves out of the root file system (`--dpkgopt`): documentation other than the
+/// copyright files, translations, and kernel modules for hardware no Raspberry Pi has (PCIe
+/// GPUs, InfiniBand, data-centre network cards, TV tuners and cameras). About 110 MB.
+pub const PATH_EXCLUDES: &[&str] = &[
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/media/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/infiniband/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/amd/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/radeon/*",
+    "path-exclude=/usr/lib/modules/*/kernel/sound/pci/*",
+    "path-exclude=/usr/lib/modules/*/kernel/lib/test_*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/mellanox/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/intel/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/chelsio/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/qlogic/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/cavium/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/marvell/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/huawei/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/netronome/*",
+    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/sfc/*",
+];
+
 /// The FAT boot partition's label (the one Debian's Raspberry Pi images use).
 pub const BOOT_LABEL: &str = "RASPIFIRM";
 /// The root partition's label; `cmdline.txt` and `fstab` find it by this.
@@ -100,6 +128,10 @@ pub const HOST_TOOLS: &[(&str, &str)] = &[
     ("qemu-aarch64-static", "qemu-user-static"),
     ("update-binfmts", "binfmt-support"),
 ];
+
+/// What the initramfs prints at the start of every boot (the kernel's banner is below the
+/// console's log level).
+const BOOT_MARK: &str = "Loading, please wait";
 
 /// One timed step, printed as it ends.
 #[derive(Clone, Debug)]
@@ -228,8 +260,9 @@ fn is_root() -> bool {
 /// The cache key of the root file system: everything that decides its contents.
 pub fn rootfs_key() -> String {
     let text = format!(
-        "{SUITE}\n{COMPONENTS}\n{}\n{INITRAMFS_HOOK}\n{INITRAMFS_CONF}",
-        PACKAGES.join(",")
+        "{SUITE}\n{COMPONENTS}\n{}\n{}\n{INITRAMFS_HOOK}\n{INITRAMFS_CONF}",
+        PACKAGES.join(","),
+        PATH_EXCLUDES.join("\n")
     );
     format!("{:x}", md5::compute(text))[..16].to_owned()
 }
@@ -249,6 +282,8 @@ pub struct ImageOptions<'a> {
     pub work_dir: PathBuf,
     /// Build the root file system again even when cached.
     pub rebuild_rootfs: bool,
+    /// Use this root file system tarball (an earlier build's) instead of the cache.
+    pub rootfs: Option<PathBuf>,
 }
 
 /// What was built.
@@ -267,8 +302,14 @@ pub fn build_image(opts: &ImageOptions<'_>, log: &mut Vec<Timed>) -> Result<Buil
     step(log, "host tools", || check_host(&[]).map(|d| ((), d)))?;
     fs::create_dir_all(&opts.work_dir).map_err(|e| format!("{}: {e}", opts.work_dir.display()))?;
     let key = rootfs_key();
-    let tarball = opts.work_dir.join(format!("rootfs-{SUITE}-arm64-{key}.tar"));
+    let tarball = opts
+        .rootfs
+        .clone()
+        .unwrap_or_else(|| opts.work_dir.join(format!("rootfs-{SUITE}-arm64-{key}.tar")));
     step(log, "root file system (mmdebstrap)", || {
+        if opts.rootfs.is_some() {
+            return Ok(((), format!("given {}", tarball.display())));
+        }
         if tarball.exists() && !opts.rebuild_rootfs {
             return Ok(((), format!("cached {}", tarball.display())));
         }
@@ -305,7 +346,7 @@ pub fn build_image(opts: &ImageOptions<'_>, log: &mut Vec<Timed>) -> Result<Buil
             fs::write(firmware.join(name), crlf(text)).map_err(|e| e.to_string())?;
         }
         let size = assemble(&scratch, &firmware, &root, &raw)?;
-        Ok((size, format!("{} ({size} bytes)", human_size(size))))
+        Ok((size, human_size(size)))
     })?;
     if raw_size >= 1_000_000_000 {
         return Err(format!("the image is {raw_size} bytes, over the 1 GB budget"));
@@ -362,9 +403,13 @@ fn build_rootfs(work: &Path, tarball: &Path) -> Result<(), String> {
     let conf = hooks.join("zoho-device-image.conf");
     fs::write(&conf, INITRAMFS_CONF).map_err(|e| e.to_string())?;
     let partial = tarball.with_extension("tar.part");
+    let mut cmd = Command::new("mmdebstrap");
+    for opt in PATH_EXCLUDES {
+        cmd.arg(format!("--dpkgopt={opt}"));
+    }
     // The initramfs settings go in before the kernel is installed: with Debian's defaults
     // mkinitramfs takes twenty minutes under emulation.
-    run(Command::new("mmdebstrap")
+    run(cmd
         .args(["--mode=root", "--arch=arm64", "--variant=minbase", "--format=tar"])
         .arg(format!("--components={COMPONENTS}"))
         .arg(format!("--include={}", PACKAGES.join(",")))
@@ -452,16 +497,43 @@ fn customise(root: &Path, deb: &Path) -> Result<String, String> {
     let text = fs::read_to_string(&defaults).map_err(|e| format!("{}: {e}", defaults.display()))?;
     let mut text: String = text
         .lines()
-        .filter(|l| !l.starts_with("ROOTPART=") && !l.starts_with("KERNEL_ARGS="))
+        .filter(|l| !l.starts_with("ROOTPART=") && !l.starts_with("CONSOLES="))
         .map(|l| format!("{l}\n"))
         .collect();
     text.push_str(&format!(
-        "# zoho-device image: the root by its label, a quiet screen for the pairing code.\nROOTPART=LABEL={ROOT_LABEL}\nKERNEL_ARGS=\"quiet loglevel=3 vt.global_cursor_default=0 consoleblank=0\"\n"
+        "# zoho-device image: the root by its label; the serial port (GPIO 14/15) and the HDMI\n# screen as consoles, the screen last (boot messages and the agent's lines go there).\nROOTPART=LABEL={ROOT_LABEL}\nCONSOLES=\"ttyS1,115200 tty0\"\n"
     ));
+    // Extra arguments (one line, no comments): a quiet screen that never blanks, no cursor
+    // blinking over the pairing code.
+    write_file(
+        root,
+        "/etc/default/raspi-extra-cmdline",
+        0o644,
+        "quiet loglevel=3 vt.global_cursor_default=0 consoleblank=0\n",
+    )?;
     fs::write(&defaults, text).map_err(|e| e.to_string())?;
     let kernel = kernel_version(root)?;
-    chroot(root, &["/etc/kernel/postinst.d/z50-raspi-firmware", &kernel])?;
-    let cmdline = fs::read_to_string(root.join("boot/firmware/cmdline.txt")).map_err(|e| e.to_string())?;
+    // The line raspi-firmware's kernel hook will write from those settings on the next kernel
+    // update (the hook refuses to run in a plain chroot): its own words with the root by
+    // label, our consoles and the extra arguments.
+    let path = root.join("boot/firmware/cmdline.txt");
+    let generated = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut words: Vec<String> = vec!["console=ttyS1,115200".into(), "console=tty0".into()];
+    words.extend(
+        generated
+            .split_whitespace()
+            .filter(|w| !w.starts_with("console="))
+            .map(|w| {
+                if w.starts_with("root=") {
+                    format!("root=LABEL={ROOT_LABEL}")
+                } else {
+                    w.to_owned()
+                }
+            }),
+    );
+    words.extend(["quiet", "loglevel=3", "vt.global_cursor_default=0", "consoleblank=0"].map(String::from));
+    fs::write(&path, format!("{}\n", words.join(" "))).map_err(|e| e.to_string())?;
+    let cmdline = fs::read_to_string(&path).map_err(|e| e.to_string())?;
     if !cmdline.contains(&format!("root=LABEL={ROOT_LABEL}")) {
         return Err(format!("cmdline.txt does not find the root by label: {cmdline}"));
     }
@@ -711,12 +783,12 @@ pub fn decode_qr(w: usize, h: usize, luma: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The `user_code` parameter of a verification URL.
+/// The code a verification URL carries: Zoho's `setCode?devcode=` or RFC 8628's `user_code=`.
 pub fn user_code_of(url: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     query
         .split('&')
-        .find_map(|kv| kv.strip_prefix("user_code="))
+        .find_map(|kv| kv.strip_prefix("devcode=").or_else(|| kv.strip_prefix("user_code=")))
         .map(str::to_owned)
         .filter(|c| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'))
 }
@@ -824,7 +896,7 @@ fn boot(disk: &Path, kernel: &Path, initrd: &Path, work: &Path, console_log: &Pa
         .arg("-drive")
         .arg(format!("file={},if=virtio,format=raw", disk.display()))
         .args(["-device", "virtio-gpu-pci"])
-        .args(["-netdev", "user,id=n", "-device", "virtio-net-pci,netdev=n"])
+        .args(["-netdev", "user,id=n", "-device", "virtio-net-pci,netdev=n,romfile="])
         .arg("-monitor")
         .arg(format!("unix:{},server,nowait", monitor.display()))
         .args(["-display", "none", "-serial", "stdio"])
@@ -1057,7 +1129,7 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             .open(&disk)
             .and_then(|f| f.set_len(size + 512 * 1024 * 1024))
             .map_err(|e| e.to_string())?;
-        Ok(((), format!("image {} ({size} bytes)", human_size(size))))
+        Ok(((), format!("image {}", human_size(size))))
     })?;
     let (boot_part, root_part) = partitions_of(&disk)?;
     let port = free_port()?;
@@ -1153,6 +1225,9 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
                 "root file system:",
             ];
             wait_for(opts.boot_timeout, Duration::from_secs(1), || {
+                if !vm.running() {
+                    return Err("qemu exited".into());
+                }
                 let text = vm.serial.snapshot();
                 Ok(need.iter().all(|n| text.contains(n)).then_some(()))
             })
@@ -1189,19 +1264,19 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             sim.approve(&code).map(|r| ((), format!("{code}: {r}")))
         })?;
         step(log, "screen says paired", || {
-            wait_for(Duration::from_secs(120), Duration::from_secs(2), || {
+            let detail = wait_for(Duration::from_secs(120), Duration::from_secs(2), || {
                 let cap = vm.screendump(&shot)?;
-                Ok((cap.qr.is_empty() && vm.serial.snapshot().contains("paired")).then_some(()))
+                Ok(paired_screen(&cap))
             })
-            .map_err(|e| format!("{e}; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
-            Ok(((), "QR gone; the agent said paired on the console".to_owned()))
+            .map_err(|e| format!("{e}: the screen never matched the paired screen; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
+            Ok(((), format!("the screen is the agent's \"{detail}\" screen, pixel for pixel")))
         })?;
         let codes_before = sim.codes_issued();
-        let boots_before = vm.serial.count("Booting Linux");
+        let boots_before = vm.serial.count(BOOT_MARK);
         step(log, "reboot (power key)", || {
             vm.monitor("system_powerdown")?;
             wait_for(Duration::from_secs(180), Duration::from_secs(1), || {
-                Ok((vm.serial.count("Booting Linux") > boots_before).then_some(()))
+                Ok((vm.serial.count(BOOT_MARK) > boots_before).then_some(()))
             })
             .map_err(|e| format!("no second boot: {e}; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
             Ok(((), "a clean reboot, the kernel started again".to_owned()))
@@ -1209,7 +1284,7 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
         step(log, "still paired after the reboot", || {
             let login = wait_for(opts.boot_timeout, Duration::from_secs(2), || {
                 let text = vm.serial.snapshot();
-                let after: &str = text.rsplit("Booting Linux").next().unwrap_or("");
+                let after: &str = text.rsplit(BOOT_MARK).next().unwrap_or("");
                 Ok(after.contains("zoho-boot-test login:").then_some(()))
             });
             login.map_err(|e| format!("no login prompt after the reboot: {e}; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
@@ -1219,16 +1294,14 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             if !cap.qr.is_empty() {
                 return Err(format!("the screen shows a QR code again: {:?}", cap.qr));
             }
-            let text = vm.serial.snapshot();
-            let after = text.rsplit("Booting Linux").next().unwrap_or("");
-            if !after.contains("paired") {
-                return Err(format!("the agent did not say paired after the reboot:\n{}", tail(after, 30)));
-            }
+            let Some(detail) = paired_screen(&cap) else {
+                return Err("the screen is not the paired screen after the reboot".into());
+            };
             let codes = sim.codes_issued();
             if codes != codes_before {
                 return Err(format!("{} new device code(s) requested after the reboot", codes - codes_before));
             }
-            Ok(((), format!("no QR, no new code ({codes} issued in all)")))
+            Ok(((), format!("\"{detail}\" on the screen, no new code ({codes} issued in all)")))
         })?;
         step(log, "power off", || {
             vm.monitor("system_powerdown")?;
@@ -1268,6 +1341,45 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
     })?;
     remove_tree(work)?;
     Ok(())
+}
+
+/// The paired screen's detail line when `cap` is, pixel for pixel, the screen the agent draws
+/// after pairing (rendered here by the display crate at the same size).
+fn paired_screen(cap: &Capture) -> Option<String> {
+    if !cap.qr.is_empty() {
+        return None;
+    }
+    ["paired (us)", "paired"].into_iter().find_map(|detail| {
+        let expected = render_luma(
+            &zoho_device_display::Screen::Paired {
+                detail: detail.to_owned(),
+            },
+            cap.size,
+        )?;
+        let differ = expected.iter().zip(&cap.luma).filter(|(a, b)| a.abs_diff(**b) > 8).count();
+        // A cursor or a console line may cover a few pixels; the screens differ in thousands.
+        (differ * 1000 < expected.len()).then(|| detail.to_owned())
+    })
+}
+
+/// `screen` as the framebuffer display draws it, in grey levels.
+fn render_luma(screen: &zoho_device_display::Screen, (w, h): (usize, usize)) -> Option<Vec<u8>> {
+    use embedded_graphics::pixelcolor::RgbColor;
+    use zoho_device_display::{MemoryFramebuffer, PixelFormat};
+    let format = PixelFormat::XRGB8888;
+    let mut buf = vec![0u8; w * h * 4];
+    let mut canvas =
+        MemoryFramebuffer::new(&mut buf, u32::try_from(w).ok()?, u32::try_from(h).ok()?, w * 4, format).ok()?;
+    let Ok(()) = zoho_device_display::draw_screen(screen, &mut canvas);
+    Some(
+        buf.chunks_exact(4)
+            .map(|p| {
+                let c = format.decode(u32::from_le_bytes([p[0], p[1], p[2], p[3]]));
+                let (r, g, b) = (u32::from(c.r()), u32::from(c.g()), u32::from(c.b()));
+                u8::try_from((r * 299 + g * 587 + b * 114) / 1000).unwrap_or(u8::MAX)
+            })
+            .collect(),
+    )
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -1352,6 +1464,10 @@ mod tests {
         assert_eq!(
             user_code_of("http://127.0.0.1:4000/oauth/v3/device?user_code=KQWX-7RTM").as_deref(),
             Some("KQWX-7RTM")
+        );
+        assert_eq!(
+            user_code_of("http://127.0.0.1:4000/oauth/v3/device/setCode?devcode=BLEV-7809").as_deref(),
+            Some("BLEV-7809")
         );
         assert_eq!(user_code_of("http://127.0.0.1:4000/oauth/v3/device"), None);
         // Nothing that could smuggle another form field into the approval.

@@ -101,8 +101,11 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
         /// Build the cached root file system again (it is keyed by its package list).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rootfs")]
         rebuild_rootfs: bool,
+        /// Use this root file system tarball (from an earlier build, target/image/rootfs-*.tar).
+        #[arg(long, value_name = "TAR")]
+        rootfs: Option<PathBuf>,
         /// Then boot it under qemu-system-aarch64 and pair it (see `boot-test`).
         #[arg(long)]
         boot_test: bool,
@@ -296,9 +299,10 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             deb,
             out_dir,
             rebuild_rootfs,
+            rootfs,
             boot_test,
         } => {
-            let path = image_cmd(ws, &board, deb, out_dir, rebuild_rootfs)?;
+            let path = image_cmd(ws, &board, deb, out_dir, rebuild_rootfs, rootfs)?;
             if boot_test {
                 boot_test_cmd(ws, path, None, None)?;
             }
@@ -346,7 +350,14 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
 /// raspi-firmware carries.
 const IMAGE_BOARDS: [&str; 2] = ["pi4", "pi3"];
 
-fn image_cmd(ws: &Workspace, name: &str, deb: Option<PathBuf>, out_dir: Option<PathBuf>, rebuild_rootfs: bool) -> Result<PathBuf, String> {
+fn image_cmd(
+    ws: &Workspace,
+    name: &str,
+    deb: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    rebuild_rootfs: bool,
+    rootfs: Option<PathBuf>,
+) -> Result<PathBuf, String> {
     if !IMAGE_BOARDS.contains(&name) {
         return Err(format!(
             "no image for board `{name}`: images are made for {} (Debian arm64)",
@@ -393,6 +404,7 @@ fn image_cmd(ws: &Workspace, name: &str, deb: Option<PathBuf>, out_dir: Option<P
         out_dir,
         work_dir: ws.root.join("target/image"),
         rebuild_rootfs,
+        rootfs,
     };
     let mut log = Vec::new();
     let built = image::build_image(&opts, &mut log)?;
