@@ -64,8 +64,7 @@ pub const PACKAGES: &[&str] = &[
 ];
 
 /// Files dpkg leaves out of the root file system (`--dpkgopt`): documentation other than the
-/// copyright files, translations, and kernel modules for hardware no Raspberry Pi has (PCIe
-/// GPUs, InfiniBand, data-centre network cards, TV tuners and cameras). About 110 MB.
+/// copyright files, and translations (about 50 MB).
 pub const PATH_EXCLUDES: &[&str] = &[
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
@@ -73,23 +72,39 @@ pub const PATH_EXCLUDES: &[&str] = &[
     "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/locale/*",
     "path-include=/usr/share/locale/locale.alias",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/media/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/infiniband/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/amd/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/drm/radeon/*",
-    "path-exclude=/usr/lib/modules/*/kernel/sound/pci/*",
-    "path-exclude=/usr/lib/modules/*/kernel/lib/test_*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/mellanox/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/intel/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/chelsio/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/qlogic/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/cavium/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/marvell/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/huawei/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/netronome/*",
-    "path-exclude=/usr/lib/modules/*/kernel/drivers/net/ethernet/sfc/*",
 ];
+
+/// Kernel module directories (under `lib/modules/VERSION/kernel/`) dpkg leaves out: hardware
+/// no Raspberry Pi has (PCIe GPUs, InfiniBand, data-centre network cards, TV tuners).
+pub const MODULE_EXCLUDES: &[&str] = &[
+    "drivers/media",
+    "drivers/infiniband",
+    "drivers/gpu/drm/amd",
+    "drivers/gpu/drm/nouveau",
+    "drivers/gpu/drm/radeon",
+    "sound/pci",
+    "drivers/net/ethernet/mellanox",
+    "drivers/net/ethernet/intel",
+    "drivers/net/ethernet/chelsio",
+    "drivers/net/ethernet/qlogic",
+    "drivers/net/ethernet/cavium",
+    "drivers/net/ethernet/marvell",
+    "drivers/net/ethernet/huawei",
+    "drivers/net/ethernet/netronome",
+    "drivers/net/ethernet/sfc",
+];
+
+/// `--dpkgopt` values: [`PATH_EXCLUDES`] and [`MODULE_EXCLUDES`] (the kernel package installs
+/// to `/lib/modules`, which merged-/usr makes `/usr/lib/modules`: both spellings).
+pub fn dpkg_options() -> Vec<String> {
+    let mut opts: Vec<String> = PATH_EXCLUDES.iter().map(|s| (*s).to_owned()).collect();
+    for dir in MODULE_EXCLUDES {
+        for prefix in ["/lib", "/usr/lib"] {
+            opts.push(format!("path-exclude={prefix}/modules/*/kernel/{dir}/*"));
+        }
+    }
+    opts
+}
 
 /// The FAT boot partition's label (the one Debian's Raspberry Pi images use).
 pub const BOOT_LABEL: &str = "RASPIFIRM";
@@ -262,7 +277,7 @@ pub fn rootfs_key() -> String {
     let text = format!(
         "{SUITE}\n{COMPONENTS}\n{}\n{}\n{INITRAMFS_HOOK}\n{INITRAMFS_CONF}",
         PACKAGES.join(","),
-        PATH_EXCLUDES.join("\n")
+        dpkg_options().join("\n")
     );
     format!("{:x}", md5::compute(text))[..16].to_owned()
 }
@@ -404,7 +419,7 @@ fn build_rootfs(work: &Path, tarball: &Path) -> Result<(), String> {
     fs::write(&conf, INITRAMFS_CONF).map_err(|e| e.to_string())?;
     let partial = tarball.with_extension("tar.part");
     let mut cmd = Command::new("mmdebstrap");
-    for opt in PATH_EXCLUDES {
+    for opt in dpkg_options() {
         cmd.arg(format!("--dpkgopt={opt}"));
     }
     // The initramfs settings go in before the kernel is installed: with Debian's defaults
@@ -891,7 +906,7 @@ fn boot(disk: &Path, kernel: &Path, initrd: &Path, work: &Path, console_log: &Pa
         // The root by label as on the card; the serial console for the log.
         .args([
             "-append",
-            &format!("root=LABEL={ROOT_LABEL} rootwait rw console=tty1 console=ttyAMA0 net.ifnames=0 loglevel=4"),
+            &format!("root=LABEL={ROOT_LABEL} rootwait rw console=tty1 console=ttyAMA0 net.ifnames=0 loglevel=4 vt.global_cursor_default=0"),
         ])
         .arg("-drive")
         .arg(format!("file={},if=virtio,format=raw", disk.display()))
@@ -1349,7 +1364,16 @@ fn paired_screen(cap: &Capture) -> Option<String> {
     if !cap.qr.is_empty() {
         return None;
     }
-    ["paired (us)", "paired"].into_iter().find_map(|detail| {
+    // The detail line: where the agent paired it just now, or what it read from the token file
+    // at start.
+    [
+        "Zoho data centre: us",
+        "this device is authorised",
+        "paired (us)",
+        "paired",
+    ]
+    .into_iter()
+    .find_map(|detail| {
         let expected = render_luma(
             &zoho_device_display::Screen::Paired {
                 detail: detail.to_owned(),
