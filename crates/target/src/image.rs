@@ -929,14 +929,14 @@ fn boot(disk: &Path, kernel: &Path, initrd: &Path, work: &Path, console_log: &Pa
         .open(console_log)
         .map_err(|e| format!("{}: {e}", console_log.display()))?;
     thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-            let _ = log.write_all(&line);
+        // Chunks, not lines: a login prompt has no line end.
+        let mut stdout = stdout;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            let _ = log.write_all(&buf[..n]);
             sink.lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push_str(&String::from_utf8_lossy(&line));
-            line.clear();
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     // The monitor socket appears once qemu has started.
