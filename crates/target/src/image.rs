@@ -147,6 +147,8 @@ pub const HOST_TOOLS: &[(&str, &str)] = &[
 /// What the initramfs prints at the start of every boot (the kernel's banner is below the
 /// console's log level).
 const BOOT_MARK: &str = "Loading, please wait";
+/// What the kernel prints once systemd has unmounted everything and asks for a reboot.
+const RESTART_MARK: &str = "reboot: Restarting system";
 
 /// One timed step, printed as it ends.
 #[derive(Clone, Debug)]
@@ -172,11 +174,7 @@ impl Timed {
 }
 
 /// Runs `f`, prints its line and keeps it.
-fn step<T>(
-    log: &mut Vec<Timed>,
-    name: &str,
-    f: impl FnOnce() -> Result<(T, String), String>,
-) -> Result<T, String> {
+fn step<T>(log: &mut Vec<Timed>, name: &str, f: impl FnOnce() -> Result<(T, String), String>) -> Result<T, String> {
     let started = Instant::now();
     match f() {
         Ok((value, detail)) => {
@@ -190,11 +188,7 @@ fn step<T>(
             Ok(value)
         }
         Err(e) => {
-            println!(
-                "  FAIL  {:<34} {:>7.1} s  {e}",
-                name,
-                started.elapsed().as_secs_f64()
-            );
+            println!("  FAIL  {:<34} {:>7.1} s  {e}", name, started.elapsed().as_secs_f64());
             Err(format!("{name}: {e}"))
         }
     }
@@ -236,7 +230,9 @@ pub fn missing_tools() -> Vec<&'static str> {
 /// run through binfmt_misc (mounting it and enabling qemu-aarch64 when needed).
 fn check_host(extra: &[(&str, &str)]) -> Result<String, String> {
     if !is_root() {
-        return Err("building and booting an image needs root (mmdebstrap --mode=root, chroot, dpkg): run it with sudo".into());
+        return Err(
+            "building and booting an image needs root (mmdebstrap --mode=root, chroot, dpkg): run it with sudo".into(),
+        );
     }
     let mut missing = missing_tools();
     for (tool, pkg) in extra {
@@ -246,14 +242,13 @@ fn check_host(extra: &[(&str, &str)]) -> Result<String, String> {
     }
     if !missing.is_empty() {
         missing.dedup();
-        return Err(format!(
-            "missing host tools: apt-get install {}",
-            missing.join(" ")
-        ));
+        return Err(format!("missing host tools: apt-get install {}", missing.join(" ")));
     }
     let binfmt = Path::new("/proc/sys/fs/binfmt_misc");
     if !binfmt.join("status").exists() {
-        run(Command::new("mount").args(["-t", "binfmt_misc", "binfmt_misc"]).arg(binfmt))?;
+        run(Command::new("mount")
+            .args(["-t", "binfmt_misc", "binfmt_misc"])
+            .arg(binfmt))?;
     }
     if !binfmt.join("qemu-aarch64").exists() {
         run(Command::new("update-binfmts").args(["--enable", "qemu-aarch64"]))?;
@@ -467,7 +462,12 @@ fn customise(root: &Path, deb: &Path) -> Result<String, String> {
     fs::remove_file(root.join(inside)).map_err(|e| e.to_string())?;
     let version = chroot(root, &["dpkg-query", "-W", "-f=${Version}", "zoho-device"])?;
 
-    write_file(root, "/usr/lib/zoho-device-image/zoho-device-firstboot", 0o755, FIRSTBOOT)?;
+    write_file(
+        root,
+        "/usr/lib/zoho-device-image/zoho-device-firstboot",
+        0o755,
+        FIRSTBOOT,
+    )?;
     write_file(
         root,
         "/etc/systemd/system/zoho-device-firstboot.service",
@@ -590,7 +590,9 @@ fn kernel_version(root: &Path) -> Result<String, String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    found.pop().ok_or_else(|| "no kernel in the root file system".to_owned())
+    found
+        .pop()
+        .ok_or_else(|| "no kernel in the root file system".to_owned())
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -748,8 +750,19 @@ pub struct Capture {
     pub luma: Vec<u8>,
 }
 
-/// Reads a binary PPM (`P6`, what qemu's `screendump` writes) into grey levels.
-pub fn read_ppm(bytes: &[u8]) -> Result<((usize, usize), Vec<u8>, Vec<u8>), String> {
+/// A picture read from a PPM file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ppm {
+    /// Width, height.
+    pub size: (usize, usize),
+    /// Grey level of each pixel, row by row.
+    pub luma: Vec<u8>,
+    /// Red, green, blue of each pixel, row by row.
+    pub rgb: Vec<u8>,
+}
+
+/// Reads a binary PPM (`P6`, what qemu's `screendump` writes).
+pub fn read_ppm(bytes: &[u8]) -> Result<Ppm, String> {
     // Header: P6, width, height, maxval, each separated by whitespace, then one byte.
     let mut fields = Vec::new();
     let mut i = 0;
@@ -786,7 +799,11 @@ pub fn read_ppm(bytes: &[u8]) -> Result<((usize, usize), Vec<u8>, Vec<u8>), Stri
         .chunks_exact(3)
         .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
         .collect();
-    Ok(((w, h), luma, rgb))
+    Ok(Ppm {
+        size: (w, h),
+        luma,
+        rgb,
+    })
 }
 
 /// Every QR code in a grey image.
@@ -833,8 +850,10 @@ impl Vm {
     fn monitor(&self, command: &str) -> Result<String, String> {
         let mut s = std::os::unix::net::UnixStream::connect(&self.monitor)
             .map_err(|e| format!("qemu monitor {}: {e}", self.monitor.display()))?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-        s.write_all(format!("{command}\n").as_bytes()).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(format!("{command}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
         // The monitor echoes the command and prints a prompt after it has run.
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
@@ -858,11 +877,11 @@ impl Vm {
         self.monitor(&format!("screendump {}", path.display()))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Ok(bytes) = fs::read(path) {
-                if let Ok(((w, h), luma, _)) = read_ppm(&bytes) {
-                    let qr = decode_qr(w, h, &luma);
-                    return Ok(Capture { size: (w, h), qr, luma });
-                }
+            if let Ok(bytes) = fs::read(path)
+                && let Ok(Ppm { size, luma, .. }) = read_ppm(&bytes)
+            {
+                let qr = decode_qr(size.0, size.1, &luma);
+                return Ok(Capture { size, qr, luma });
             }
             if Instant::now() > deadline {
                 return Err("screendump wrote no picture".into());
@@ -873,17 +892,6 @@ impl Vm {
 
     fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if !self.running() {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(300));
-        }
-        false
     }
 }
 
@@ -956,7 +964,11 @@ fn boot(disk: &Path, kernel: &Path, initrd: &Path, work: &Path, console_log: &Pa
 }
 
 /// Polls `f` every `every` until it returns `Some` or `timeout` passes.
-fn wait_for<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Result<Option<T>, String>) -> Result<T, String> {
+fn wait_for<T>(
+    timeout: Duration,
+    every: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, String>,
+) -> Result<T, String> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f()? {
@@ -1027,7 +1039,8 @@ impl Sim {
     fn approve(&self, code: &str) -> Result<String, String> {
         let body = format!("user_code={code}&action=accept");
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
         write!(
             s,
             "POST /oauth/v3/device HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -1061,7 +1074,14 @@ pub fn build_sim(ws: &Workspace) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&ws.root)
-        .args(["build", "-q", "-p", crate::smoke::SIM_BINARY, "--bin", crate::smoke::SIM_BINARY])
+        .args([
+            "build",
+            "-q",
+            "-p",
+            crate::smoke::SIM_BINARY,
+            "--bin",
+            crate::smoke::SIM_BINARY,
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -1169,8 +1189,18 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
         }
         let kernel = work.join("vmlinuz");
         let initrd = work.join("initrd.img");
-        mtools("mcopy", &disk, boot_part, &[&format!("::{}", find("vmlinuz")?), path_str(&kernel)?])?;
-        mtools("mcopy", &disk, boot_part, &[&format!("::{}", find("initrd.img")?), path_str(&initrd)?])?;
+        mtools(
+            "mcopy",
+            &disk,
+            boot_part,
+            &[&format!("::{}", find("vmlinuz")?), path_str(&kernel)?],
+        )?;
+        mtools(
+            "mcopy",
+            &disk,
+            boot_part,
+            &[&format!("::{}", find("initrd.img")?), path_str(&initrd)?],
+        )?;
         // What a person writes on a PC, here for the simulator on the host's loopback.
         let files = [
             (
@@ -1219,7 +1249,10 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             "sif {d}/zoho-device-test-proxy.socket mode 0100644\nsif {d}/zoho-device-test-proxy.service mode 0100644\nsif /etc/systemd/logind.conf.d/zoho-device-test.conf mode 0100644\n"
         );
         debugfs(&disk, root_part, work, &fix, true)?;
-        Ok(((), format!("systemd-socket-proxyd 127.0.0.1:{port} -> 10.0.2.2:{port}; power key reboots")))
+        Ok((
+            (),
+            format!("systemd-socket-proxyd 127.0.0.1:{port} -> 10.0.2.2:{port}; power key reboots"),
+        ))
     })?;
 
     let sim = step(log, "simulator on the host", || {
@@ -1229,7 +1262,8 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
     let console = work.join("console.log");
     let shot = work.join("screen.ppm");
     let mut vm = step(log, "start qemu-system-aarch64 (virt, TCG)", || {
-        boot(&disk, &kernel, &initrd, work, &console).map(|vm| (vm, "virtio-gpu framebuffer, user-mode network".to_owned()))
+        boot(&disk, &kernel, &initrd, work, &console)
+            .map(|vm| (vm, "virtio-gpu framebuffer, user-mode network".to_owned()))
     })?;
     let result = (|| -> Result<(), String> {
         step(log, "first boot applies the boot partition", || {
@@ -1259,7 +1293,12 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
                 let cap = vm.screendump(&shot)?;
                 Ok((!cap.qr.is_empty()).then_some(cap))
             })
-            .map_err(|e| format!("no QR code on the screen: {e}; the console said:\n{}", tail(&vm.serial.snapshot(), 40)))?;
+            .map_err(|e| {
+                format!(
+                    "no QR code on the screen: {e}; the console said:\n{}",
+                    tail(&vm.serial.snapshot(), 40)
+                )
+            })?;
             let url = cap.qr[0].clone();
             if !url.starts_with(&format!("http://127.0.0.1:{port}/")) {
                 return Err(format!("the QR code is not the simulator's verification URL: {url}"));
@@ -1267,8 +1306,7 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             let code = user_code_of(&url).ok_or_else(|| format!("no user_code in {url}"))?;
             if let Some(png) = &opts.screenshot {
                 let bytes = fs::read(&shot).map_err(|e| e.to_string())?;
-                let (_, _, rgb) = read_ppm(&bytes)?;
-                write_png(png, cap.size, &rgb)?;
+                write_png(png, cap.size, &read_ppm(&bytes)?.rgb)?;
             }
             Ok((
                 code,
@@ -1283,8 +1321,16 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
                 let cap = vm.screendump(&shot)?;
                 Ok(paired_screen(&cap))
             })
-            .map_err(|e| format!("{e}: the screen never matched the paired screen; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
-            Ok(((), format!("the screen is the agent's \"{detail}\" screen, pixel for pixel")))
+            .map_err(|e| {
+                format!(
+                    "{e}: the screen never matched the paired screen; the console said:\n{}",
+                    tail(&vm.serial.snapshot(), 30)
+                )
+            })?;
+            Ok((
+                (),
+                format!("the screen is the agent's \"{detail}\" screen, pixel for pixel"),
+            ))
         })?;
         let codes_before = sim.codes_issued();
         let boots_before = vm.serial.count(BOOT_MARK);
@@ -1293,7 +1339,12 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             wait_for(Duration::from_secs(180), Duration::from_secs(1), || {
                 Ok((vm.serial.count(BOOT_MARK) > boots_before).then_some(()))
             })
-            .map_err(|e| format!("no second boot: {e}; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
+            .map_err(|e| {
+                format!(
+                    "no second boot: {e}; the console said:\n{}",
+                    tail(&vm.serial.snapshot(), 30)
+                )
+            })?;
             Ok(((), "a clean reboot, the kernel started again".to_owned()))
         })?;
         step(log, "still paired after the reboot", || {
@@ -1302,7 +1353,12 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
                 let after: &str = text.rsplit(BOOT_MARK).next().unwrap_or("");
                 Ok(after.contains("zoho-boot-test login:").then_some(()))
             });
-            login.map_err(|e| format!("no login prompt after the reboot: {e}; the console said:\n{}", tail(&vm.serial.snapshot(), 30)))?;
+            login.map_err(|e| {
+                format!(
+                    "no login prompt after the reboot: {e}; the console said:\n{}",
+                    tail(&vm.serial.snapshot(), 30)
+                )
+            })?;
             // Give the agent time to ask for a code if it were going to.
             thread::sleep(Duration::from_secs(15));
             let cap = vm.screendump(&shot)?;
@@ -1314,16 +1370,25 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             };
             let codes = sim.codes_issued();
             if codes != codes_before {
-                return Err(format!("{} new device code(s) requested after the reboot", codes - codes_before));
+                return Err(format!(
+                    "{} new device code(s) requested after the reboot",
+                    codes - codes_before
+                ));
             }
-            Ok(((), format!("\"{detail}\" on the screen, no new code ({codes} issued in all)")))
+            Ok((
+                (),
+                format!("\"{detail}\" on the screen, no new code ({codes} issued in all)"),
+            ))
         })?;
-        step(log, "power off", || {
+        step(log, "clean shutdown", || {
+            // The power key reboots this test image: once the kernel says it restarts, every
+            // file system is unmounted and qemu can be stopped.
+            let restarts = vm.serial.count(RESTART_MARK);
             vm.monitor("system_powerdown")?;
-            if !vm.wait_exit(Duration::from_secs(120)) {
-                return Err("qemu still running two minutes after the power key".into());
-            }
-            Ok(((), "qemu exited".to_owned()))
+            wait_for(Duration::from_secs(120), Duration::from_secs(1), || {
+                Ok((vm.serial.count(RESTART_MARK) > restarts).then_some(()))
+            })?;
+            Ok(((), "file systems unmounted, qemu stopped".to_owned()))
         })?;
         Ok(())
     })();
@@ -1332,7 +1397,11 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
     result?;
     step(log, "secrets off the boot partition, modes", || {
         let listing = mtools("mdir", &disk, boot_part, &["-b", "::"])?;
-        for gone in ["zoho-device.toml", "zoho-device-client-secret.txt", "zoho-device-network.txt"] {
+        for gone in [
+            "zoho-device.toml",
+            "zoho-device-client-secret.txt",
+            "zoho-device-network.txt",
+        ] {
             if listing.lines().any(|l| l.ends_with(&format!("/{gone}"))) {
                 return Err(format!("{gone} is still on the boot partition"));
             }
@@ -1352,7 +1421,10 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
         if !ok {
             return Err(format!("unexpected owners or modes: {modes:?}"));
         }
-        Ok(((), "FAT has none of the three files; client-secret root 0600, config.toml 0644".to_owned()))
+        Ok((
+            (),
+            "FAT has none of the three files; client-secret root 0600, config.toml 0644".to_owned(),
+        ))
     })?;
     remove_tree(work)?;
     Ok(())
@@ -1380,7 +1452,11 @@ fn paired_screen(cap: &Capture) -> Option<String> {
             },
             cap.size,
         )?;
-        let differ = expected.iter().zip(&cap.luma).filter(|(a, b)| a.abs_diff(**b) > 8).count();
+        let differ = expected
+            .iter()
+            .zip(&cap.luma)
+            .filter(|(a, b)| a.abs_diff(**b) > 8)
+            .count();
         // A cursor or a console line may cover a few pixels; the screens differ in thousands.
         (differ * 1000 < expected.len()).then(|| detail.to_owned())
     })
@@ -1475,10 +1551,10 @@ mod tests {
     fn a_ppm_header_with_a_comment_is_read_and_a_short_one_refused() {
         let mut ppm = b"P6\n# qemu\n2 1\n255\n".to_vec();
         ppm.extend_from_slice(&[255, 255, 255, 0, 0, 0]);
-        let ((w, h), luma, rgb) = read_ppm(&ppm).unwrap();
-        assert_eq!((w, h), (2, 1));
-        assert_eq!(luma, [255, 0]);
-        assert_eq!(rgb.len(), 6);
+        let p = read_ppm(&ppm).unwrap();
+        assert_eq!(p.size, (2, 1));
+        assert_eq!(p.luma, [255, 0]);
+        assert_eq!(p.rgb.len(), 6);
         assert!(read_ppm(&ppm[..ppm.len() - 1]).unwrap_err().contains("bytes of pixels"));
         assert!(read_ppm(b"P5\n2 1\n255\n\0\0").is_err());
     }
@@ -1506,7 +1582,11 @@ mod tests {
 
     #[test]
     fn the_first_boot_script_is_valid_sh_and_handles_every_boot_file() {
-        for name in ["zoho-device.toml", "zoho-device-client-secret.txt", "zoho-device-network.txt"] {
+        for name in [
+            "zoho-device.toml",
+            "zoho-device-client-secret.txt",
+            "zoho-device-network.txt",
+        ] {
             assert!(FIRSTBOOT.contains(name), "{name}");
             assert!(BOOT_README.contains(name), "{name}");
         }

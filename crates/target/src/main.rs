@@ -419,7 +419,12 @@ fn image_cmd(
     Ok(built.path)
 }
 
-fn boot_test_cmd(ws: &Workspace, image_path: PathBuf, screenshot: Option<PathBuf>, sim: Option<PathBuf>) -> Result<(), String> {
+fn boot_test_cmd(
+    ws: &Workspace,
+    image_path: PathBuf,
+    screenshot: Option<PathBuf>,
+    sim: Option<PathBuf>,
+) -> Result<(), String> {
     let sim = match sim {
         Some(s) => s,
         None => image::build_sim(ws)?,
