@@ -16,7 +16,8 @@
 //!   cannot take a local `.deb`), then the image's own files are added;
 //! - the partitions are made as files (`mkfs.vfat -C` + `mcopy`, `mkfs.ext4 -d`) and copied
 //!   behind an MBR written by `sfdisk`: no loop device, no mount;
-//! - `xz` compresses it (what Raspberry Pi Imager and `xzcat | dd` take).
+//! - `zstd -10` compresses it (Raspberry Pi Imager takes it, as `zstdcat | dd` does): 17 s for
+//!   149 MiB here, where `xz -3` took 242 s for 132 MiB (`--xz` when the smaller file matters).
 //!
 //! The boot test ([`boot_test`]) puts a configuration for the simulator on a copy's boot
 //! partition, plus a test-only socket-activated `systemd-socket-proxyd` that forwards the
@@ -111,8 +112,8 @@ pub const BOOT_LABEL: &str = "RASPIFIRM";
 /// The root partition's label; `cmdline.txt` and `fstab` find it by this.
 pub const ROOT_LABEL: &str = "root";
 /// Size of the FAT boot partition, MiB: firmware, device trees, one kernel and initrd (about
-/// 60 MiB) with room for a kernel update's second copy.
-pub const BOOT_MIB: u64 = 200;
+/// 60 MiB) with room for a kernel update's copy.
+pub const BOOT_MIB: u64 = 128;
 /// The partitions start at 1 MiB (SD-card erase-block alignment).
 const FIRST_LBA: u64 = 2048;
 
@@ -140,6 +141,7 @@ pub const HOST_TOOLS: &[(&str, &str)] = &[
     ("mkfs.ext4", "e2fsprogs"),
     ("debugfs", "e2fsprogs"),
     ("xz", "xz-utils"),
+    ("zstd", "zstd"),
     ("qemu-aarch64-static", "qemu-user-static"),
     ("update-binfmts", "binfmt-support"),
 ];
@@ -294,6 +296,8 @@ pub struct ImageOptions<'a> {
     pub rebuild_rootfs: bool,
     /// Use this root file system tarball (an earlier build's) instead of the cache.
     pub rootfs: Option<PathBuf>,
+    /// `.img.xz` (xz -3: 12 % smaller, fifteen times slower here) instead of `.img.zst`.
+    pub xz: bool,
 }
 
 /// What was built.
@@ -307,7 +311,7 @@ pub struct BuiltImage {
     pub compressed_size: u64,
 }
 
-/// Builds `dist/zoho-device_VERSION_BOARD.img.xz`.
+/// Builds `dist/zoho-device_VERSION_BOARD.img.zst` (or `.img.xz`).
 pub fn build_image(opts: &ImageOptions<'_>, log: &mut Vec<Timed>) -> Result<BuiltImage, String> {
     step(log, "host tools", || check_host(&[]).map(|d| ((), d)))?;
     fs::create_dir_all(&opts.work_dir).map_err(|e| format!("{}: {e}", opts.work_dir.display()))?;
@@ -362,25 +366,34 @@ pub fn build_image(opts: &ImageOptions<'_>, log: &mut Vec<Timed>) -> Result<Buil
         return Err(format!("the image is {raw_size} bytes, over the 1 GB budget"));
     }
     fs::create_dir_all(&opts.out_dir).map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
+    let (ext, program, args): (&str, &str, &[&str]) = if opts.xz {
+        ("xz", "xz", &["-3", "-T0", "-c"])
+    } else {
+        ("zst", "zstd", &["-q", "-10", "-T0", "-c"])
+    };
     let out = opts
         .out_dir
-        .join(format!("zoho-device_{}_{}.img.xz", opts.version, opts.board.name));
-    let compressed_size = step(log, "compress (xz -3 -T0)", || {
-        let tmp = out.with_extension("xz.part");
-        let file = fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let status = Command::new("xz")
-            .args(["-3", "-T0", "-c"])
-            .arg(&raw)
-            .stdout(file)
-            .status()
-            .map_err(|e| format!("cannot run xz: {e}"))?;
-        if !status.success() {
-            return Err(format!("xz failed ({status})"));
-        }
-        fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
-        let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-        Ok((size, format!("{} ({})", out.display(), human_size(size))))
-    })?;
+        .join(format!("zoho-device_{}_{}.img.{ext}", opts.version, opts.board.name));
+    let compressed_size = step(
+        log,
+        &format!("compress ({program} {})", args[..args.len() - 1].join(" ")),
+        || {
+            let tmp = out.with_extension(format!("{ext}.part"));
+            let file = fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+            let status = Command::new(program)
+                .args(args)
+                .arg(&raw)
+                .stdout(file)
+                .status()
+                .map_err(|e| format!("cannot run {program}: {e}"))?;
+            if !status.success() {
+                return Err(format!("{program} failed ({status})"));
+            }
+            fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+            let size = fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            Ok((size, format!("{} ({})", out.display(), human_size(size))))
+        },
+    )?;
     remove_tree(&scratch)?;
     Ok(BuiltImage {
         path: out,
@@ -628,9 +641,9 @@ fn assemble(scratch: &Path, firmware: &Path, root: &Path, image: &Path) -> Resul
     }
     mcopy.arg("::");
     run(mcopy.env("MTOOLS_SKIP_CHECK", "1"))?;
-    // The root with a quarter free for logs and the token; it grows to the card at first boot.
+    // The root with a tenth and 64 MiB free; it grows to the card at first boot.
     let used = dir_size(root);
-    let root_mib = (used + used / 4 + 64 * MIB).div_ceil(MIB);
+    let root_mib = (used + used / 10 + 64 * MIB).div_ceil(MIB);
     run(Command::new("mkfs.ext4")
         .args(["-q", "-F", "-L", ROOT_LABEL, "-m", "1", "-d"])
         .arg(root)
@@ -1143,16 +1156,23 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
     let disk = work.join("disk.img");
     step(log, "decompress a copy, card grown by 512 MiB", || {
         let name = opts.image.to_string_lossy();
-        if name.ends_with(".xz") {
+        let unpack = if name.ends_with(".xz") {
+            Some("xz")
+        } else if name.ends_with(".zst") {
+            Some("zstd")
+        } else {
+            None
+        };
+        if let Some(program) = unpack {
             let out = fs::File::create(&disk).map_err(|e| e.to_string())?;
-            let status = Command::new("xz")
-                .args(["-dc", "-T0"])
+            let status = Command::new(program)
+                .args(["-dc"])
                 .arg(&opts.image)
                 .stdout(out)
                 .status()
-                .map_err(|e| format!("cannot run xz: {e}"))?;
+                .map_err(|e| format!("cannot run {program}: {e}"))?;
             if !status.success() {
-                return Err(format!("xz -d {} failed", opts.image.display()));
+                return Err(format!("{program} -d {} failed", opts.image.display()));
             }
         } else {
             fs::copy(&opts.image, &disk).map_err(|e| format!("{}: {e}", opts.image.display()))?;

@@ -86,9 +86,9 @@ enum Cmd {
         version_only: bool,
     },
     /// Build a flashable SD-card image (Debian bookworm arm64, our .deb, the agent enabled,
-    /// first-boot configuration from the boot partition): dist/zoho-device_VERSION_BOARD.img.xz.
+    /// first-boot configuration from the boot partition): dist/zoho-device_VERSION_BOARD.img.zst.
     /// Needs root and: apt-get install mmdebstrap qemu-user-static binfmt-support dosfstools
-    /// mtools fdisk e2fsprogs xz-utils.
+    /// mtools fdisk e2fsprogs zstd xz-utils.
     Image {
         /// pi4 or pi3 (64-bit boards; the root file system is the same, the board's .deb
         /// and the file name differ).
@@ -106,6 +106,9 @@ enum Cmd {
         /// Use this root file system tarball (from an earlier build, target/image/rootfs-*.tar).
         #[arg(long, value_name = "TAR")]
         rootfs: Option<PathBuf>,
+        /// Write .img.xz (xz -3: about 12 % smaller, fifteen times slower) instead of .img.zst.
+        #[arg(long)]
+        xz: bool,
         /// Then boot it under qemu-system-aarch64 and pair it (see `boot-test`).
         #[arg(long)]
         boot_test: bool,
@@ -114,7 +117,7 @@ enum Cmd {
     /// boot partition: read the QR code off the screen, approve it, see "paired", reboot, see it
     /// still paired without a new code. Needs root and qemu-system-arm besides `image`'s tools.
     BootTest {
-        /// The image (.img.xz or .img).
+        /// The image (.img.zst, .img.xz or .img).
         #[arg(long, value_name = "PATH")]
         image: PathBuf,
         /// Save the pairing screen as a PNG here.
@@ -300,9 +303,10 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             out_dir,
             rebuild_rootfs,
             rootfs,
+            xz,
             boot_test,
         } => {
-            let path = image_cmd(ws, &board, deb, out_dir, rebuild_rootfs, rootfs)?;
+            let path = image_cmd(ws, &board, deb, out_dir, rebuild_rootfs, rootfs, xz)?;
             if boot_test {
                 boot_test_cmd(ws, path, None, None)?;
             }
@@ -357,6 +361,7 @@ fn image_cmd(
     out_dir: Option<PathBuf>,
     rebuild_rootfs: bool,
     rootfs: Option<PathBuf>,
+    xz: bool,
 ) -> Result<PathBuf, String> {
     if !IMAGE_BOARDS.contains(&name) {
         return Err(format!(
@@ -405,6 +410,7 @@ fn image_cmd(
         work_dir: ws.root.join("target/image"),
         rebuild_rootfs,
         rootfs,
+        xz,
     };
     let mut log = Vec::new();
     let built = image::build_image(&opts, &mut log)?;
