@@ -416,10 +416,9 @@ fn image_cmd(
     let built = image::build_image(&opts, &mut log)?;
     image::print_total(&log);
     println!(
-        "{}: {} uncompressed ({} bytes), {} compressed",
+        "{}: {} uncompressed, {} compressed",
         built.path.display(),
         human_size(built.raw_size),
-        built.raw_size,
         human_size(built.compressed_size)
     );
     Ok(built.path)
