@@ -28,7 +28,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -1051,27 +1051,33 @@ impl Sim {
     /// Approves `code` as the simulator's default user, as a person would on the page.
     fn approve(&self, code: &str) -> Result<String, String> {
         let body = format!("user_code={code}&action=accept");
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
+        let mut last = String::from("no reply");
+        // A reply lost on a busy machine is asked again; approving is idempotent.
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            write!(
+                s,
+                "POST /oauth/v3/device HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.port,
+                body.len()
+            )
             .map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "POST /oauth/v3/device HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )
-        .map_err(|e| e.to_string())?;
-        let _ = s.shutdown(Shutdown::Write);
-        let mut reply = String::new();
-        let _ = s.read_to_string(&mut reply);
-        if reply.starts_with("HTTP/1.1 200") && reply.contains("approved") {
-            Ok(reply.lines().next().unwrap_or_default().to_owned())
-        } else {
-            Err(format!(
-                "the simulator did not approve {code}: {}",
-                reply.lines().next().unwrap_or("no reply")
-            ))
+            let mut bytes = Vec::new();
+            let read = s.read_to_end(&mut bytes);
+            let reply = String::from_utf8_lossy(&bytes);
+            if reply.starts_with("HTTP/1.1 200") && reply.contains("approved") {
+                return Ok(reply.lines().next().unwrap_or_default().to_owned());
+            }
+            last = match (reply.lines().next(), read) {
+                (Some(line), _) => line.to_owned(),
+                (None, Err(e)) => format!("no reply ({e})"),
+                (None, Ok(_)) => "no reply".to_owned(),
+            };
+            thread::sleep(Duration::from_millis(500));
         }
+        Err(format!("the simulator did not approve {code}: {last}"))
     }
 }
 
@@ -1433,13 +1439,14 @@ pub fn boot_test(opts: &BootTestOptions, log: &mut Vec<Timed>) -> Result<(), Str
             "stat /etc/zoho-device/client-secret\nstat /etc/zoho-device/config.toml\n",
             false,
         )?;
-        let modes: Vec<&str> = stat.lines().filter(|l| l.contains("Mode:")).collect();
-        let ok = modes.len() == 2
-            && modes[0].contains("User:     0")
-            && modes[0].contains("Mode:  0600")
-            && modes[1].contains("Mode:  0644");
-        if !ok {
-            return Err(format!("unexpected owners or modes: {modes:?}"));
+        // One block per file, each starting with its "Inode:" line.
+        let blocks: Vec<&str> = stat.split("Inode:").skip(1).collect();
+        let owned = |b: &str, mode: &str| {
+            let words: Vec<&str> = b.split_whitespace().collect();
+            b.contains(&format!("Mode:  {mode}")) && words.windows(4).any(|w| w == ["User:", "0", "Group:", "0"])
+        };
+        if !(blocks.len() == 2 && owned(blocks[0], "0600") && owned(blocks[1], "0644")) {
+            return Err(format!("unexpected owners or modes:\n{stat}"));
         }
         Ok((
             (),
