@@ -10,6 +10,8 @@
 //!   can package a fake binary.
 //! - [`smoke`]: runs a board binary under qemu-user (always with the board's `-cpu`) against
 //!   the simulator on the host.
+//! - [`image`]: a flashable Raspberry Pi SD-card image with the `.deb` inside, and the test that
+//!   boots it under qemu-system-aarch64 and pairs it through the screen.
 //!
 //! The binary `zoho-device-target` (`cargo board ...` through the alias in `.cargo/config.toml`)
 //! is a thin command line over these modules.
@@ -19,6 +21,7 @@
 
 pub mod board;
 pub mod build;
+pub mod image;
 pub mod package;
 pub mod smoke;
 pub mod toolchain;

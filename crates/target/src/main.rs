@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use zoho_device_target::board::{self, Board, Libc};
 use zoho_device_target::build::{self, BuildOptions, Workspace, human_size};
+use zoho_device_target::image::{self, BootTestOptions, ImageOptions};
 use zoho_device_target::package::{self, DebBuilder, PackageSpec};
 use zoho_device_target::smoke::{self, SmokeOptions};
 use zoho_device_target::toolchain::{self, StdSource};
@@ -83,6 +84,48 @@ enum Cmd {
         /// Only run `--version`.
         #[arg(long)]
         version_only: bool,
+    },
+    /// Build a flashable SD-card image (Debian bookworm arm64, our .deb, the agent enabled,
+    /// first-boot configuration from the boot partition): dist/zoho-device_VERSION_BOARD.img.zst.
+    /// Needs root and: apt-get install mmdebstrap qemu-user-static binfmt-support dosfstools
+    /// mtools fdisk e2fsprogs zstd xz-utils.
+    Image {
+        /// pi4 or pi3 (64-bit boards; the root file system is the same, the board's .deb
+        /// and the file name differ).
+        #[arg(long, value_name = "NAME")]
+        board: String,
+        /// Install this .deb instead of `cargo board package --board BOARD`'s.
+        #[arg(long, value_name = "PATH")]
+        deb: Option<PathBuf>,
+        /// Where to write the image (default: <workspace>/dist).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Build the cached root file system again (it is keyed by its package list).
+        #[arg(long, conflicts_with = "rootfs")]
+        rebuild_rootfs: bool,
+        /// Use this root file system tarball (from an earlier build, target/image/rootfs-*.tar).
+        #[arg(long, value_name = "TAR")]
+        rootfs: Option<PathBuf>,
+        /// Write .img.xz (xz -3: about 12 % smaller, fifteen times slower) instead of .img.zst.
+        #[arg(long)]
+        xz: bool,
+        /// Then boot it under qemu-system-aarch64 and pair it (see `boot-test`).
+        #[arg(long)]
+        boot_test: bool,
+    },
+    /// Boot an image under qemu-system-aarch64 with a configuration for the simulator on its
+    /// boot partition: read the QR code off the screen, approve it, see "paired", reboot, see it
+    /// still paired without a new code. Needs root and qemu-system-arm besides `image`'s tools.
+    BootTest {
+        /// The image (.img.zst, .img.xz or .img).
+        #[arg(long, value_name = "PATH")]
+        image: PathBuf,
+        /// Save the pairing screen as a PNG here.
+        #[arg(long, value_name = "PATH")]
+        screenshot: Option<PathBuf>,
+        /// Use this simulator binary instead of building the workspace's.
+        #[arg(long, value_name = "PATH")]
+        sim: Option<PathBuf>,
     },
 }
 
@@ -254,6 +297,22 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
+        Cmd::Image {
+            board,
+            deb,
+            out_dir,
+            rebuild_rootfs,
+            rootfs,
+            xz,
+            boot_test,
+        } => {
+            let path = image_cmd(ws, &board, deb, out_dir, rebuild_rootfs, rootfs, xz)?;
+            if boot_test {
+                boot_test_cmd(ws, path, None, None)?;
+            }
+            Ok(())
+        }
+        Cmd::BootTest { image, screenshot, sim } => boot_test_cmd(ws, image, screenshot, sim),
         Cmd::Smoke {
             boards,
             binary,
@@ -289,6 +348,104 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The boards an image is made for: 64-bit Raspberry Pis whose firmware Debian's
+/// raspi-firmware carries.
+const IMAGE_BOARDS: [&str; 2] = ["pi4", "pi3"];
+
+fn image_cmd(
+    ws: &Workspace,
+    name: &str,
+    deb: Option<PathBuf>,
+    out_dir: Option<PathBuf>,
+    rebuild_rootfs: bool,
+    rootfs: Option<PathBuf>,
+    xz: bool,
+) -> Result<PathBuf, String> {
+    if !IMAGE_BOARDS.contains(&name) {
+        return Err(format!(
+            "no image for board `{name}`: images are made for {} (Debian arm64)",
+            IMAGE_BOARDS.join(" and ")
+        ));
+    }
+    let b = board::find(name).ok_or_else(|| format!("unknown board `{name}`"))?;
+    let version = env!("CARGO_PKG_VERSION");
+    let out_dir = out_dir.unwrap_or_else(|| ws.dist_dir());
+    let deb = match deb {
+        Some(d) => d,
+        None => {
+            println!("package {name} (cargo board package --board {name})");
+            run(
+                ws,
+                Cmd::Package {
+                    boards: BoardSel {
+                        names: vec![name.to_owned()],
+                        all: false,
+                        libc: Libc::Musl,
+                    },
+                    binary: None,
+                    docs_from: None,
+                    out_dir: Some(out_dir.clone()),
+                    builtin_deb: false,
+                },
+            )?;
+            out_dir.join(format!(
+                "{}_{version}-{}_{name}_{}.deb",
+                package::DEB_PACKAGE,
+                package::DEB_REVISION,
+                b.deb_arch
+            ))
+        }
+    };
+    if !deb.is_file() {
+        return Err(format!("no .deb at {}", deb.display()));
+    }
+    println!("image {name} from {}", deb.display());
+    let opts = ImageOptions {
+        board: b,
+        deb,
+        version: version.to_owned(),
+        out_dir,
+        work_dir: ws.root.join("target/image"),
+        rebuild_rootfs,
+        rootfs,
+        xz,
+    };
+    let mut log = Vec::new();
+    let built = image::build_image(&opts, &mut log)?;
+    image::print_total(&log);
+    println!(
+        "{}: {} uncompressed, {} compressed",
+        built.path.display(),
+        human_size(built.raw_size),
+        human_size(built.compressed_size)
+    );
+    Ok(built.path)
+}
+
+fn boot_test_cmd(
+    ws: &Workspace,
+    image_path: PathBuf,
+    screenshot: Option<PathBuf>,
+    sim: Option<PathBuf>,
+) -> Result<(), String> {
+    let sim = match sim {
+        Some(s) => s,
+        None => image::build_sim(ws)?,
+    };
+    println!("boot test of {}", image_path.display());
+    let opts = BootTestOptions {
+        image: image_path,
+        sim,
+        work_dir: ws.root.join("target/image/boot-test"),
+        screenshot,
+        boot_timeout: std::time::Duration::from_secs(300),
+    };
+    let mut log = Vec::new();
+    let result = image::boot_test(&opts, &mut log);
+    image::print_total(&log);
+    result
 }
 
 fn list(ws: &Workspace, libc: Libc) {
