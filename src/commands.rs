@@ -5,8 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use zoho_device_core::codec::MAX_TOKEN_LIFETIME;
-use zoho_device_core::{Profile, Safe};
+use zoho_device_core::{MAX_TOKEN_LIFETIME, Profile, Safe};
 
 use crate::app::{Context, REFRESH_MARGIN, Revoked};
 use crate::cli::{BooksCommand, Cli, Command, EventsFormat};

@@ -88,7 +88,7 @@ pub mod reqwest_driver;
 #[cfg(feature = "embedded-svc")]
 pub mod embedded;
 
-pub use codec::{ClientAuth, ClientCredentials, DcSecrets, Profile};
+pub use codec::{ClientAuth, ClientCredentials, DcSecrets, MAX_TOKEN_LIFETIME, Profile};
 pub use config::{Backoff, FlowConfig, KioskPolicy, Next, Retry};
 pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 pub use error::{Error, ErrorKind, Transient, TransportError};
