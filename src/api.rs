@@ -33,6 +33,7 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zoho_device_core::reqwest_driver::classify;
+use zoho_device_core::url;
 use zoho_device_core::{Error, Safe, ServerUrl, Transient, TransportError};
 
 use crate::app::{Context, REFRESH_MARGIN};

@@ -47,6 +47,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::net::{TcpListener, UnixListener};
 use zoho_device_core::Safe;
+use zoho_device_core::url;
 
 use crate::api::{self, ApiMethod, ApiPath, Body, Failure, OrgSource, Session};
 use crate::app::Context;
