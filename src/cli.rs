@@ -9,7 +9,10 @@ Configuration: flags override environment variables, which override the config
 file (--config PATH, else $XDG_CONFIG_HOME/zoho-device/config.toml, else
 /etc/zoho-device/config.toml). The client secret is never taken from argv: use
 ZOHO_CLIENT_SECRET, ZOHO_CLIENT_SECRET_FILE, --client-secret-file, or the
-systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret.
+systemd credential $CREDENTIALS_DIRECTORY/zoho-client-secret. A Multi-DC client
+with a secret per data centre: ZOHO_CLIENT_SECRET_<DC> (ZOHO_CLIENT_SECRET_EU),
+ZOHO_CLIENT_SECRET_FILE_<DC>, client_secret_files = { eu = \"PATH\" } in the
+config file, or the credential zoho-client-secret-<dc>.
 
 Exit codes:
   0 ok · 1 unexpected · 2 usage/configuration · 3 denied
