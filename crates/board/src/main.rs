@@ -1,4 +1,4 @@
-//! `zoho-device-target`: build, package and smoke-test zoho-device for Raspberry Pi boards.
+//! `zoho-device-board`: build, package and smoke-test zoho-device for Raspberry Pi boards.
 //! Run as `cargo board <command>` (alias in `.cargo/config.toml`).
 
 #![forbid(unsafe_code)]
@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use zoho_device_target::board::{self, Board, Libc};
-use zoho_device_target::build::{self, BuildOptions, Workspace, human_size};
-use zoho_device_target::image::{self, BootTestOptions, ImageOptions};
-use zoho_device_target::package::{self, DebBuilder, PackageSpec};
-use zoho_device_target::smoke::{self, SmokeOptions};
-use zoho_device_target::toolchain::{self, StdSource};
+use zoho_device_board::board::{self, Board, Libc};
+use zoho_device_board::build::{self, BuildOptions, Workspace, human_size};
+use zoho_device_board::image::{self, BootTestOptions, ImageOptions};
+use zoho_device_board::package::{self, DebBuilder, PackageSpec};
+use zoho_device_board::smoke::{self, SmokeOptions};
+use zoho_device_board::toolchain::{self, StdSource};
 
 #[derive(Parser)]
 #[command(version, about = "Build, package and smoke-test zoho-device for Raspberry Pi boards")]

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use zoho_device_target::board::{self, BOARDS, Isa, Libc};
+use zoho_device_board::board::{self, BOARDS, Isa, Libc};
 
 use crate::util::have;
 
@@ -90,7 +90,7 @@ fn cargo_config_has_a_cpu_pinned_runner_for_every_target() {
     let config: toml::Table = config.parse().unwrap();
     assert_eq!(
         config["alias"]["board"].as_str(),
-        Some("run -q -p zoho-device-target --")
+        Some("run -q -p zoho-device-board --")
     );
     let targets = config["target"].as_table().unwrap();
     // Nothing but per-target sections and the alias: host builds stay untouched.

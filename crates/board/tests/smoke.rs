@@ -1,6 +1,6 @@
 //! The pieces of `smoke` that parse what the simulator and the binary print.
 
-use zoho_device_target::smoke::{Outcome, Step, all_passed, event_names, loopback_url};
+use zoho_device_board::smoke::{Outcome, Step, all_passed, event_names, loopback_url};
 
 #[test]
 fn finds_the_simulator_url_in_whatever_it_prints() {

@@ -41,7 +41,7 @@ fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
 
 step "tests of the target crate (catalogue, .deb checks with dpkg-deb and dpkg -x)"
-cargo test -q -p zoho-device-target
+cargo test -q -p zoho-device-board
 
 step "build ${BOARDS} (installs rustup targets / build-std and zig when missing)"
 # Fails when a Pi binary is over the 3.0 MB budget (aarch64 is the largest of them). x86-64 code

@@ -13,7 +13,7 @@
 //! - [`image`]: a flashable Raspberry Pi SD-card image with the `.deb` inside, and the test that
 //!   boots it under qemu-system-aarch64 and pairs it through the screen.
 //!
-//! The binary `zoho-device-target` (`cargo board ...` through the alias in `.cargo/config.toml`)
+//! The binary `zoho-device-board` (`cargo board ...` through the alias in `.cargo/config.toml`)
 //! is a thin command line over these modules.
 
 #![forbid(unsafe_code)]

@@ -24,7 +24,7 @@ pub fn fake_binary(dir: &Path) -> PathBuf {
 /// Whether `program` is on PATH. When `ZOHO_DEVICE_REQUIRE_TOOLS=1` (CI), a missing tool
 /// fails the test instead of skipping it.
 pub fn have(program: &str) -> bool {
-    let found = zoho_device_target::toolchain::which(program).is_some();
+    let found = zoho_device_board::toolchain::which(program).is_some();
     if !found {
         assert!(
             std::env::var("ZOHO_DEVICE_REQUIRE_TOOLS").as_deref() != Ok("1"),

@@ -26,7 +26,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// The workspace this tool was compiled in (`crates/target/../..`).
+    /// The workspace this tool was compiled in (`crates/board/../..`).
     pub fn locate() -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let root = root.canonicalize().unwrap_or(root);

@@ -8,8 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use zoho_device_target::board::{self, Libc};
-use zoho_device_target::package::{
+use zoho_device_board::board::{self, Libc};
+use zoho_device_board::package::{
     self, BASH_COMPLETION, BINARY_PATH, CONFIG_PATH, DebBuilder, FISH_COMPLETION, GeneratedDocs, LINTIAN_OVERRIDES,
     MAN_DIR, PackageSpec, UNIT, UNIT_PATH, ZSH_COMPLETION,
 };
