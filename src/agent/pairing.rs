@@ -22,7 +22,7 @@ use crate::ui::{PairingUi, Signals, open_displays};
 
 /// Why pairing is needed, and whether it was announced.
 #[derive(Debug)]
-pub(super) struct Pairing {
+pub(super) struct PairingNeeded {
     pub(super) reason: &'static str,
     pub(super) message: String,
     pub(super) announced: bool,
@@ -88,7 +88,7 @@ impl Agent {
     pub(super) fn needs_pairing(&mut self, reason: &'static str, message: String) {
         self.stored = None;
         self.keeper.forget();
-        self.pairing = Some(Pairing {
+        self.pairing = Some(PairingNeeded {
             reason,
             message,
             announced: false,

@@ -8,7 +8,7 @@ use zoho_device_core::keeper;
 use zoho_device_core::{Error, KeepStep, PairingNeed, Timestamp, Tokens};
 
 use super::Agent;
-use crate::store::{StoredToken, wall_now};
+use crate::store::{Pairing, wall_now};
 
 impl Agent {
     /// What the keeper reported: a new token (saved), a failure, or pairing needed.
@@ -101,8 +101,8 @@ impl Agent {
     }
 }
 
-pub(super) fn paired_detail(stored: &StoredToken) -> String {
-    match &stored.tokens.location {
+pub(super) fn paired_detail(stored: &Pairing) -> String {
+    match &stored.tokens().location {
         Some(l) => format!("paired ({l})"),
         None => "paired".into(),
     }
