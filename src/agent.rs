@@ -158,8 +158,8 @@ fn keeper_config(args: &AgentArgs) -> KeeperConfig {
 impl Agent {
     fn new(ctx: Context, args: AgentArgs, notifier: Arc<Notifier>) -> Result<Agent, AppError> {
         let command = args.on_needs_pairing.clone().or(ctx.settings.on_needs_pairing.clone());
-        let hook = Arc::new(HookState::new(notifier.clone(), command));
-        let ui = build_ui(&ctx.settings, &args, &hook)?;
+        let hook = Arc::new(HookState::new(command));
+        let ui = build_ui(&ctx.settings, &args, &hook, &notifier)?;
         Ok(Agent {
             keeper: Keeper::new(keeper_config(&args)),
             ctx,
