@@ -107,14 +107,14 @@ impl Event {
     pub fn from_step(step: &Step) -> Option<Event> {
         match step {
             Step::Prompt(p) => Some(Event::CodeIssued(p.clone())),
-            Step::Notice(n) => Event::from_notice(n),
+            Step::Notice(n) => Some(Event::from_notice(n)),
             _ => None,
         }
     }
 
-    /// The event a flow notice carries.
-    pub fn from_notice(notice: &Notice) -> Option<Event> {
-        Some(match notice {
+    /// The event a flow notice carries (every notice carries one).
+    pub fn from_notice(notice: &Notice) -> Event {
+        match notice {
             Notice::Pending => Event::Pending,
             Notice::SlowDown { interval } => Event::SlowDown { interval: *interval },
             Notice::OtherDc { location, accounts_url } => Event::OtherDc {
@@ -126,9 +126,7 @@ impl Event {
                 delay: *delay,
             },
             Notice::CodeExpired { pause } => Event::CodeExpired { renew_in: Some(*pause) },
-            #[allow(unreachable_patterns)]
-            _ => return None,
-        })
+        }
     }
 
     /// A finished pairing: its tokens, the first living `expires_in`.
