@@ -558,38 +558,24 @@ mod tests {
     use super::*;
     use zoho_device_core::{AccessToken, RefreshToken, ServerUrl, Servers, Tokens};
 
+    /// The pairing of [`V1_FILE`]: paired at 1, refreshed at 2 (Unix ms).
     fn sample() -> Pairing {
-        Pairing::new(
-            "1004.X".into(),
-            Servers::Zoho {
-                accounts: ServerUrl::parse("https://accounts.zoho.eu").unwrap(),
-                location: Some("eu".into()),
-            },
-            Tokens {
-                access_token: AccessToken::new("1000.access"),
-                refresh_token: Some(RefreshToken::new("1000.refresh")),
-                api_domain: Some(ServerUrl::parse("https://www.zohoapis.eu").unwrap()),
-                accounts_url: None,
-                location: None,
-                scope: Some("ZohoBooks.settings.READ".into()),
-                token_type: "Bearer".into(),
-                expires_at: Timestamp::from_millis(1_800_000_000_000),
-            },
-            Timestamp::from_millis(1),
-        )
-        .with_tokens(
-            Tokens {
-                access_token: AccessToken::new("1000.access"),
-                refresh_token: Some(RefreshToken::new("1000.refresh")),
-                api_domain: Some(ServerUrl::parse("https://www.zohoapis.eu").unwrap()),
-                accounts_url: None,
-                location: None,
-                scope: Some("ZohoBooks.settings.READ".into()),
-                token_type: "Bearer".into(),
-                expires_at: Timestamp::from_millis(1_800_000_000_000),
-            },
-            Timestamp::from_millis(2),
-        )
+        let tokens = Tokens {
+            access_token: AccessToken::new("1000.access"),
+            refresh_token: Some(RefreshToken::new("1000.refresh")),
+            api_domain: Some(ServerUrl::parse("https://www.zohoapis.eu").unwrap()),
+            accounts_url: None,
+            location: None,
+            scope: Some("ZohoBooks.settings.READ".into()),
+            token_type: "Bearer".into(),
+            expires_at: Timestamp::from_millis(1_800_000_000_000),
+        };
+        let servers = Servers::Zoho {
+            accounts: ServerUrl::parse("https://accounts.zoho.eu").unwrap(),
+            location: Some("eu".into()),
+        };
+        Pairing::new("1004.X".into(), servers, tokens.clone(), Timestamp::from_millis(1))
+            .with_tokens(tokens, Timestamp::from_millis(2))
     }
 
     /// A token file as version 1 of this program (`StoredToken`) wrote it, byte for byte.
