@@ -141,13 +141,15 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<P
         .with_location(start_location);
 
     let ui_cell = RefCell::new(ui);
-    let flow_fut = reqwest_driver::run_flow(&mut flow, &ctx.http, &clock, |step| ui_cell.borrow_mut().on_step(step));
+    let flow_fut = reqwest_driver::run_flow(&mut flow, &ctx.http, &clock, |step| {
+        ui_cell.borrow_mut().on_step(step, clock.now())
+    });
     let ticker = async {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             every.tick().await;
-            ui_cell.borrow_mut().tick();
+            ui_cell.borrow_mut().tick(clock.now());
         }
     };
     let result = tokio::select! {

@@ -3,10 +3,10 @@
 //! ([`JsonEvents`]) and whoever else subscribes (the agent's hook and status line) hear them.
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use zoho_device_core::{Event, Fanout, Notice, Step, Subscriber, Tokens, UserPrompt};
+use zoho_device_core::{Event, Fanout, Notice, Step, Subscriber, Timestamp, Tokens, UserPrompt};
 use zoho_device_display::{DisplaySpec, Screen, Show};
 
 use crate::exit::{AppError, Exit};
@@ -267,7 +267,8 @@ pub struct PairingUi {
     screens: Screens,
     subscribers: Fanout<'static>,
     events: Option<JsonEvents>,
-    current: Option<(String, Instant)>,
+    /// The code out and when it expires, on the flow's clock (the prompt's `expires_at`).
+    current: Option<(String, Timestamp)>,
     /// The host(s) the flow talks to, named in network warnings.
     server: Option<String>,
 }
@@ -326,14 +327,14 @@ impl PairingUi {
     }
 
     /// Handles one step of the flow: logs it, and publishes the event it carries.
-    pub fn on_step(&mut self, step: &Step) {
+    pub fn on_step(&mut self, step: &Step, now: Timestamp) {
         match step {
             Step::Prompt(p) => {
                 // Logged, and shown on every display with the code (see `tick`).
                 if let Some(w) = &p.warning {
                     tracing::warn!("{w}");
                 }
-                self.current = Some((p.user_code.clone(), Instant::now() + p.expires_in));
+                self.current = Some((p.user_code.clone(), p.expires_at));
             }
             Step::Notice(n) => self.log_notice(n),
             Step::Wait(_) | Step::Send(_) | Step::Done(_) => {}
@@ -345,7 +346,7 @@ impl PairingUi {
             self.publish(&event);
         }
         if matches!(step, Step::Prompt(_) | Step::Wait(_)) {
-            self.tick();
+            self.tick(now);
         }
     }
 
@@ -373,14 +374,15 @@ impl PairingUi {
         }
     }
 
-    /// The countdown: while a code is out, how long it has left.
-    pub fn tick(&mut self) {
-        let Some((user_code, deadline)) = &self.current else {
+    /// The countdown: while a code is out, how long it has left at `now` (the flow's clock, the
+    /// one the prompt's `expires_at` is on).
+    pub fn tick(&mut self, now: Timestamp) {
+        let Some((user_code, expires_at)) = &self.current else {
             return;
         };
         let event = Event::CodeWaiting {
             user_code: user_code.clone(),
-            left: deadline.saturating_duration_since(Instant::now()),
+            left: expires_at.saturating_duration_since(now),
         };
         self.publish(&event);
     }
@@ -422,7 +424,7 @@ fn secs_f(d: Duration) -> f64 {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use zoho_device_core::{Error, ServerUrl, Timestamp, Transient};
+    use zoho_device_core::{Error, ServerUrl, Transient};
 
     use super::*;
 
@@ -464,21 +466,31 @@ mod tests {
         let mut ui = PairingUi::new(vec![Box::new(Recorder(screens.clone()))], false);
         ui.subscribe(Heard(heard.clone()));
 
-        ui.on_step(&Step::Prompt(prompt()));
-        ui.on_step(&Step::Notice(Notice::Pending));
-        ui.on_step(&Step::Notice(Notice::CodeExpired {
-            pause: Duration::from_secs(5),
-        }));
-        ui.tick(); // no code out: no countdown
+        let at = Timestamp::from_millis;
+        ui.on_step(&Step::Prompt(prompt()), at(0));
+        ui.tick(at(120_400)); // the countdown runs on the prompt's expires_at (300 s on the flow's clock)
+        ui.on_step(&Step::Notice(Notice::Pending), at(121_000));
+        ui.on_step(
+            &Step::Notice(Notice::CodeExpired {
+                pause: Duration::from_secs(5),
+            }),
+            at(300_000),
+        );
+        ui.tick(at(301_000)); // no code out: no countdown
         ui.failed(&AppError::new(Exit::Denied, "the user denied the request"));
 
         let heard = heard.lock().unwrap().clone();
         assert!(matches!(&heard[0], Event::CodeIssued(p) if p.user_code == "WLKU-4502"));
         assert!(
-            matches!(&heard[1], Event::CodeWaiting { user_code, left } if user_code == "WLKU-4502" && left.as_secs() >= 299)
+            matches!(&heard[1], Event::CodeWaiting { user_code, left } if user_code == "WLKU-4502" && left.as_secs() == 300)
+        );
+        assert!(
+            matches!(&heard[2], Event::CodeWaiting { left, .. } if *left == Duration::from_millis(179_600)),
+            "{:?}",
+            heard[2]
         );
         assert_eq!(
-            heard[2..],
+            heard[3..],
             [
                 Event::Pending,
                 Event::CodeExpired {
@@ -492,13 +504,14 @@ mod tests {
             ]
         );
         let screens = screens.lock().unwrap().clone();
-        assert_eq!(screens.len(), 3, "{screens:?}");
+        assert_eq!(screens.len(), 4, "{screens:?}");
         assert!(
-            matches!(&screens[0], Screen::Waiting { user_code, total_seconds: 300, .. } if user_code == "WLKU-4502")
+            matches!(&screens[0], Screen::Waiting { user_code, total_seconds: 300, seconds_left: 300, .. } if user_code == "WLKU-4502")
         );
-        assert_eq!(screens[1], Screen::CodeExpired);
+        assert!(matches!(&screens[1], Screen::Waiting { seconds_left: 179, .. }));
+        assert_eq!(screens[2], Screen::CodeExpired);
         assert_eq!(
-            screens[2],
+            screens[3],
             Screen::Error {
                 message: "the user denied the request".into()
             }
