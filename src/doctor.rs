@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use zoho_device_core::ClientCredentials;
 use zoho_device_core::probe::{self, ClientAnswer, SecretAnswer};
-use zoho_device_core::{DataCenter, HttpRequest, Profile, Purpose, ServerUrl};
+use zoho_device_core::{DataCenter, Profile, ServerUrl};
 
 use crate::app::{self, Context, ProbeResult};
 use crate::clock;
@@ -393,7 +393,7 @@ async fn reachability(ctx: &Context, accounts: &ServerUrl) -> Vec<Finding> {
             return out;
         }
     }
-    let req = HttpRequest::get(accounts.join("/oauth/serverinfo"), Purpose::ServerInfo);
+    let req = zoho_device_core::probe::serverinfo_request(accounts);
     match ctx.http.send(&req).await {
         Ok(resp) => {
             let what = if accounts.is_https() { "TLS and HTTP" } else { "HTTP" };

@@ -16,6 +16,8 @@
 //! | `other_dc` location | `user_location`, or `dc` (a code or an accounts URL) | — |
 //! | poll spacing | at least 30 s on Zoho's hosts ([`ZOHO_MIN_POLL_INTERVAL`]) | `interval` |
 //! | client secret | required | optional (public clients) |
+//! | endpoints | fixed paths under the accounts server ([`ZohoEndpoint`]) | configured or discovered URLs |
+//! | error names | read once into [`PollError`] / [`GrantError`] (both dialects' names, e.g. Entra's `authorization_declined`) | |
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -245,6 +247,112 @@ pub struct OAuthError {
     pub other_fields: Vec<(String, String)>,
 }
 
+/// Zoho Accounts' endpoints: fixed paths under an accounts server (device flow on v3, refresh
+/// and revoke on v2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZohoEndpoint {
+    /// `/oauth/v3/device/code`: the device-code request.
+    DeviceCode,
+    /// `/oauth/v3/device/token`: polling.
+    DeviceToken,
+    /// `/oauth/v2/token`: refresh.
+    Token,
+    /// `/oauth/v2/token/revoke`: revoke.
+    Revoke,
+    /// `/oauth/serverinfo`: the location → accounts server map.
+    ServerInfo,
+}
+
+impl ZohoEndpoint {
+    /// The path under the accounts server.
+    pub fn path(self) -> &'static str {
+        match self {
+            ZohoEndpoint::DeviceCode => "/oauth/v3/device/code",
+            ZohoEndpoint::DeviceToken => "/oauth/v3/device/token",
+            ZohoEndpoint::Token => "/oauth/v2/token",
+            ZohoEndpoint::Revoke => "/oauth/v2/token/revoke",
+            ZohoEndpoint::ServerInfo => "/oauth/serverinfo",
+        }
+    }
+
+    /// This endpoint on the accounts server `accounts`.
+    pub fn at(self, accounts: &ServerUrl) -> ServerUrl {
+        accounts.join(self.path())
+    }
+}
+
+/// What an OAuth error answered to a poll means, in either dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollError {
+    /// `authorization_pending`: not approved yet.
+    Pending,
+    /// `slow_down`: poll less often.
+    SlowDown,
+    /// Zoho's `other_dc`: the account lives in another data centre.
+    OtherDc,
+    /// `access_denied` (Entra: `authorization_declined`): the user said no.
+    Denied,
+    /// `expired` (Zoho) / `expired_token` (RFC 8628): the code lapsed.
+    Expired,
+    /// A used or unknown device code: Zoho's `invalid_code`, `invalid_grant`, Entra's
+    /// `bad_verification_code`, django-oauth-toolkit's `device_not_found`.
+    CodeRejected,
+    /// Anything else (the client's problems, a server's own words).
+    Other,
+}
+
+/// What an OAuth error from a token endpoint (a refresh, a revoke, or a poll past
+/// [`PollError`]) means in the server's dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantError {
+    /// The grant is no longer good: pair again. Zoho: `invalid_code`, `invalid_grant`,
+    /// `invalid_token`; RFC 8628: `invalid_grant`, `invalid_token`.
+    InvalidGrant,
+    /// The client is unknown or not allowed: `invalid_client` (Zoho: `unauthorized_client` too).
+    InvalidClient,
+    /// Zoho: the client secret is wrong for this data centre (`invalid_client_secret`).
+    InvalidClientSecret,
+    /// RFC 8628: the client may not use this grant (`unauthorized_client`,
+    /// `unsupported_grant_type`).
+    NotAllowed,
+    /// RFC 8628: `invalid_scope`.
+    InvalidScope,
+    /// RFC 7009: the server cannot revoke this kind of token (`unsupported_token_type`).
+    UnsupportedTokenType,
+    /// Anything else: the server's own words.
+    Other,
+}
+
+impl OAuthError {
+    /// The poll outcome this error names.
+    pub fn poll_error(&self) -> PollError {
+        match self.code.as_str() {
+            "authorization_pending" => PollError::Pending,
+            "slow_down" => PollError::SlowDown,
+            "other_dc" => PollError::OtherDc,
+            "access_denied" | "authorization_declined" => PollError::Denied,
+            "expired" | "expired_token" => PollError::Expired,
+            "invalid_code" | "invalid_grant" | "bad_verification_code" | "device_not_found" => PollError::CodeRejected,
+            _ => PollError::Other,
+        }
+    }
+
+    /// What this error from a token endpoint means in `profile`'s dialect.
+    pub fn grant_error(&self, profile: Profile) -> GrantError {
+        match (profile, self.code.as_str()) {
+            (Profile::Zoho, "invalid_code" | "invalid_grant" | "invalid_token") => GrantError::InvalidGrant,
+            (Profile::Zoho, "invalid_client" | "unauthorized_client") => GrantError::InvalidClient,
+            (Profile::Zoho, "invalid_client_secret") => GrantError::InvalidClientSecret,
+            (Profile::Rfc8628, "invalid_grant" | "invalid_token") => GrantError::InvalidGrant,
+            (Profile::Rfc8628, "invalid_client") => GrantError::InvalidClient,
+            (Profile::Rfc8628, "unauthorized_client" | "unsupported_grant_type") => GrantError::NotAllowed,
+            (Profile::Rfc8628, "invalid_scope") => GrantError::InvalidScope,
+            (Profile::Rfc8628, "unsupported_token_type") => GrantError::UnsupportedTokenType,
+            _ => GrantError::Other,
+        }
+    }
+}
+
 /// How a reply body reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply<T> {
@@ -261,7 +369,9 @@ pub enum Reply<T> {
 // ---------------------------------------------------------------------------------------------
 // Requests
 
-fn scope_string(profile: Profile, scopes: &[String]) -> String {
+/// `scopes` as the dialect writes them in one parameter (Zoho: comma-separated; RFC 8628:
+/// space-separated), blanks left out.
+pub fn scope_string(profile: Profile, scopes: &[String]) -> String {
     let sep = match profile {
         Profile::Zoho => ",",
         Profile::Rfc8628 => " ",
@@ -729,6 +839,109 @@ mod tests {
 
     fn s(v: u64) -> Duration {
         Duration::from_secs(v)
+    }
+
+    fn oauth(code: &str) -> OAuthError {
+        match parse_token(400, alloc::format!(r#"{{"error":"{code}"}}"#).as_bytes()) {
+            Reply::Error(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_names_are_read_here_for_both_dialects() {
+        use PollError::*;
+        for (code, kind) in [
+            ("authorization_pending", Pending),
+            ("slow_down", SlowDown),
+            ("other_dc", OtherDc),
+            ("access_denied", Denied),
+            ("authorization_declined", Denied), // Entra
+            ("expired", Expired),               // Zoho
+            ("expired_token", Expired),
+            ("invalid_code", CodeRejected), // Zoho
+            ("invalid_grant", CodeRejected),
+            ("bad_verification_code", CodeRejected), // Entra
+            ("device_not_found", CodeRejected),      // django-oauth-toolkit
+            ("invalid_client", Other),
+        ] {
+            assert_eq!(oauth(code).poll_error(), kind, "{code}");
+        }
+        // Zoho's throttle is not an OAuth error at all: the codec reads it as a wait.
+        assert_eq!(
+            parse_token(400, br#"{"error":"Access Denied"}"#),
+            Reply::Transient(Transient::Throttled)
+        );
+        for (code, zoho, standard) in [
+            ("invalid_code", GrantError::InvalidGrant, GrantError::Other),
+            ("invalid_grant", GrantError::InvalidGrant, GrantError::InvalidGrant),
+            ("invalid_token", GrantError::InvalidGrant, GrantError::InvalidGrant),
+            ("invalid_client", GrantError::InvalidClient, GrantError::InvalidClient),
+            ("unauthorized_client", GrantError::InvalidClient, GrantError::NotAllowed),
+            ("unsupported_grant_type", GrantError::Other, GrantError::NotAllowed),
+            (
+                "invalid_client_secret",
+                GrantError::InvalidClientSecret,
+                GrantError::Other,
+            ),
+            ("invalid_scope", GrantError::Other, GrantError::InvalidScope),
+            (
+                "unsupported_token_type",
+                GrantError::Other,
+                GrantError::UnsupportedTokenType,
+            ),
+        ] {
+            assert_eq!(oauth(code).grant_error(Profile::Zoho), zoho, "zoho {code}");
+            assert_eq!(oauth(code).grant_error(Profile::Rfc8628), standard, "rfc8628 {code}");
+        }
+    }
+
+    #[test]
+    fn zoho_endpoints_sit_under_the_accounts_server() {
+        let eu = u("https://accounts.zoho.eu");
+        assert_eq!(
+            ZohoEndpoint::DeviceCode.at(&eu).as_str(),
+            "https://accounts.zoho.eu/oauth/v3/device/code"
+        );
+        assert_eq!(
+            ZohoEndpoint::DeviceToken.at(&eu).as_str(),
+            "https://accounts.zoho.eu/oauth/v3/device/token"
+        );
+        assert_eq!(
+            ZohoEndpoint::Token.at(&eu).as_str(),
+            "https://accounts.zoho.eu/oauth/v2/token"
+        );
+        assert_eq!(
+            ZohoEndpoint::Revoke.at(&eu).as_str(),
+            "https://accounts.zoho.eu/oauth/v2/token/revoke"
+        );
+        assert_eq!(
+            ZohoEndpoint::ServerInfo.at(&eu).as_str(),
+            "https://accounts.zoho.eu/oauth/serverinfo"
+        );
+        // A proxy or simulator with a base path keeps it.
+        let sim = u("http://127.0.0.1:8080/zoho/");
+        assert_eq!(
+            ZohoEndpoint::Token.at(&sim).as_str(),
+            "http://127.0.0.1:8080/zoho/oauth/v2/token"
+        );
+    }
+
+    #[test]
+    fn scopes_are_joined_in_the_dialect() {
+        let scopes = vec![
+            " ZohoBooks.settings.READ".into(),
+            String::new(),
+            "ZohoBooks.invoices.READ".into(),
+        ];
+        assert_eq!(
+            scope_string(Profile::Zoho, &scopes),
+            "ZohoBooks.settings.READ,ZohoBooks.invoices.READ"
+        );
+        assert_eq!(
+            scope_string(Profile::Rfc8628, &scopes),
+            "ZohoBooks.settings.READ ZohoBooks.invoices.READ"
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use crate::codec::{self, ClientAuth, ClientCredentials, DcSecrets, DeviceAuthorization, OAuthError, Profile, Reply};
+use crate::codec::{
+    self, ClientAuth, ClientCredentials, DcSecrets, DeviceAuthorization, GrantError, OAuthError, PollError, Profile,
+    Reply, ZohoEndpoint,
+};
 use crate::config::{Backoff, FlowConfig};
 use crate::dc::{self, ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 use crate::error::{Error, Transient, TransportError};
@@ -400,7 +403,7 @@ impl DeviceFlow {
                 let Some(src) = self.serverinfo_base() else {
                     return (State::Failed(self.unresolved(location)), Step::Wait(now));
                 };
-                let req = HttpRequest::get(src.join("/oauth/serverinfo"), Purpose::ServerInfo);
+                let req = HttpRequest::get(ZohoEndpoint::ServerInfo.at(&src), Purpose::ServerInfo);
                 (State::AwaitResolve { code, location }, Step::Send(req))
             }
             s @ (State::AwaitCode | State::AwaitPoll { .. } | State::AwaitResolve { .. } | State::Poisoned) => {
@@ -469,7 +472,7 @@ impl DeviceFlow {
 
     fn code_request(&self) -> HttpRequest {
         let url = match &self.server {
-            Server::Zoho { accounts, .. } => self.accounts.as_ref().unwrap_or(accounts).join("/oauth/v3/device/code"),
+            Server::Zoho { accounts, .. } => ZohoEndpoint::DeviceCode.at(self.accounts.as_ref().unwrap_or(accounts)),
             Server::Standard {
                 device_authorization_url,
                 ..
@@ -488,11 +491,7 @@ impl DeviceFlow {
 
     fn poll_request(&self, code: &DeviceCode) -> HttpRequest {
         let url = match &self.server {
-            Server::Zoho { accounts, .. } => self
-                .accounts
-                .as_ref()
-                .unwrap_or(accounts)
-                .join("/oauth/v3/device/token"),
+            Server::Zoho { accounts, .. } => ZohoEndpoint::DeviceToken.at(self.accounts.as_ref().unwrap_or(accounts)),
             Server::Standard { token_url, .. } => token_url.clone(),
         };
         codec::poll_request(self.config.profile, url, &self.client_here(), code, self.auth)
@@ -528,7 +527,7 @@ impl DeviceFlow {
             && self.auth == ClientAuth::Auto
             && self.client.client_secret.is_some()
             && status == 401
-            && e.code == "invalid_client";
+            && e.grant_error(Profile::Rfc8628) == GrantError::InvalidClient;
         if switch {
             self.auth = ClientAuth::Basic;
         }
@@ -725,15 +724,15 @@ impl DeviceFlow {
             Reply::Error(e) => {
                 self.failures = 0;
                 self.last_transient = None;
-                match e.code.as_str() {
-                    "authorization_pending" => {
+                match e.poll_error() {
+                    PollError::Pending => {
                         self.out.push_back(Step::Notice(Notice::Pending));
                         State::Polling {
                             at: now.saturating_add(code.interval),
                             code,
                         }
                     }
-                    "slow_down" => {
+                    PollError::SlowDown => {
                         // Never less than the current interval plus the step; more when the
                         // server names a longer one (GitHub sends the new `interval`).
                         let stepped = code.interval.saturating_add(self.config.slow_down_step);
@@ -747,23 +746,15 @@ impl DeviceFlow {
                             code,
                         }
                     }
-                    "other_dc" => self.other_dc(now, code, e),
-                    // Entra says `authorization_declined` when the user declines.
-                    "access_denied" | "authorization_declined" => self.fail(Error::Denied),
-                    "expired" | "expired_token" => self.code_lapsed(now),
+                    PollError::OtherDc => self.other_dc(now, code, e),
+                    PollError::Denied => self.fail(Error::Denied),
+                    PollError::Expired => self.code_lapsed(now),
                     // A used or unknown device code (not a refresh token): in kiosk mode start
-                    // over with a new code, otherwise say so. Entra: `bad_verification_code`;
-                    // django-oauth-toolkit: 404 `device_not_found`.
-                    "invalid_code" | "invalid_grant" | "bad_verification_code" | "device_not_found"
-                        if self.config.kiosk.is_some() =>
-                    {
-                        self.code_lapsed(now)
-                    }
-                    "invalid_code" | "invalid_grant" | "bad_verification_code" | "device_not_found" => {
-                        self.fail(Error::CodeRejected {
-                            code: crate::error::clean_server_text(&e.code),
-                        })
-                    }
+                    // over with a new code, otherwise say so.
+                    PollError::CodeRejected if self.config.kiosk.is_some() => self.code_lapsed(now),
+                    PollError::CodeRejected => self.fail(Error::CodeRejected {
+                        code: crate::error::clean_server_text(&e.code),
+                    }),
                     _ if self.switch_to_basic(status, &e) => State::Polling { at: now, code },
                     _ if self.config.profile == Profile::Rfc8628 => {
                         let err = self.standard_error(e);
@@ -785,8 +776,7 @@ impl DeviceFlow {
     }
 
     fn scope_asked(&self) -> String {
-        let sep = if self.config.profile == Profile::Zoho { "," } else { " " };
-        self.config.scopes.join(sep)
+        codec::scope_string(self.config.profile, &self.config.scopes)
     }
 
     fn poll_transient(&mut self, now: Timestamp, code: ActiveCode, t: Transient) -> State {

@@ -8,14 +8,14 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::codec::{self, ClientAuth, ClientCredentials, Profile, Reply};
+use crate::codec::{self, ClientAuth, ClientCredentials, GrantError, PollError, Profile, Reply, ZohoEndpoint};
 use crate::dc::ServerUrl;
 use crate::http::{HttpRequest, Purpose};
 use crate::secret::DeviceCode;
 
 /// `GET {accounts}/oauth/serverinfo`.
 pub fn serverinfo_request(accounts: &ServerUrl) -> HttpRequest {
-    HttpRequest::get(accounts.join("/oauth/serverinfo"), Purpose::ServerInfo)
+    HttpRequest::get(ZohoEndpoint::ServerInfo.at(accounts), Purpose::ServerInfo)
 }
 
 /// The `(location, accounts server)` pairs a `serverinfo` reply lists (unparsable URLs left
@@ -36,7 +36,7 @@ pub fn read_serverinfo(status: u16, body: &[u8]) -> Option<Vec<(String, ServerUr
 pub fn device_code_request(accounts: &ServerUrl, client: &ClientCredentials, scopes: &[String]) -> HttpRequest {
     codec::device_code_request(
         Profile::Zoho,
-        accounts.join("/oauth/v3/device/code"),
+        ZohoEndpoint::DeviceCode.at(accounts),
         client,
         scopes,
         true,
@@ -64,7 +64,7 @@ pub enum ClientAnswer {
 pub fn read_device_code(status: u16, body: &[u8]) -> ClientAnswer {
     match codec::parse_device_authorization(Profile::Zoho, status, body) {
         Reply::Ok(auth) => ClientAnswer::Knows(auth.device_code),
-        Reply::Error(e) if e.code == "invalid_client" => ClientAnswer::Unknown,
+        Reply::Error(e) if e.grant_error(Profile::Zoho) == GrantError::InvalidClient => ClientAnswer::Unknown,
         Reply::Error(e) => ClientAnswer::Error(e.code),
         Reply::Transient(t) => ClientAnswer::Unavailable(t.to_string()),
         Reply::Malformed(m) => ClientAnswer::Malformed(m),
@@ -75,7 +75,7 @@ pub fn read_device_code(status: u16, body: &[u8]) -> ClientAnswer {
 pub fn secret_poll_request(accounts: &ServerUrl, client: &ClientCredentials, code: &DeviceCode) -> HttpRequest {
     codec::poll_request(
         Profile::Zoho,
-        accounts.join("/oauth/v3/device/token"),
+        ZohoEndpoint::DeviceToken.at(accounts),
         client,
         code,
         ClientAuth::Post,
@@ -98,8 +98,8 @@ pub enum SecretAnswer {
 /// Reads the reply to [`secret_poll_request`].
 pub fn read_secret_poll(status: u16, body: &[u8]) -> SecretAnswer {
     match codec::parse_token(status, body) {
-        Reply::Error(e) if e.code == "invalid_client_secret" => SecretAnswer::Rejected,
-        Reply::Error(e) if matches!(e.code.as_str(), "authorization_pending" | "slow_down") => SecretAnswer::Accepted,
+        Reply::Error(e) if e.grant_error(Profile::Zoho) == GrantError::InvalidClientSecret => SecretAnswer::Rejected,
+        Reply::Error(e) if matches!(e.poll_error(), PollError::Pending | PollError::SlowDown) => SecretAnswer::Accepted,
         Reply::Error(e) => SecretAnswer::Other(e.code),
         _ => SecretAnswer::Unknown,
     }

@@ -8,7 +8,7 @@
 use alloc::string::String;
 use core::time::Duration;
 
-use crate::codec::{self, ClientAuth, ClientCredentials, Profile, Reply, TokenGrant};
+use crate::codec::{self, ClientAuth, ClientCredentials, GrantError, Profile, Reply, TokenGrant, ZohoEndpoint};
 use crate::dc::{ApiDomainPolicy, ServerUrl};
 use crate::error::{Error, Transient};
 use crate::http::HttpRequest;
@@ -69,8 +69,8 @@ impl TokenEndpoint {
     pub fn zoho(accounts: &ServerUrl) -> TokenEndpoint {
         TokenEndpoint {
             profile: Profile::Zoho,
-            token_url: accounts.join("/oauth/v2/token"),
-            revoke_url: Some(accounts.join("/oauth/v2/token/revoke")),
+            token_url: ZohoEndpoint::Token.at(accounts),
+            revoke_url: Some(ZohoEndpoint::Revoke.at(accounts)),
             api_domains: ApiDomainPolicy::for_accounts(accounts),
             client_auth: ClientAuth::Post,
         }
@@ -193,7 +193,10 @@ impl TokenEndpoint {
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
             // A standard server's rejected client is said so (and may call for HTTP Basic).
-            Reply::Error(e) if self.profile == Profile::Rfc8628 && e.code != "unsupported_token_type" => {
+            Reply::Error(e)
+                if self.profile == Profile::Rfc8628
+                    && e.grant_error(self.profile) != GrantError::UnsupportedTokenType =>
+            {
                 Err(standard_error(e, self.revoke_url.as_ref().unwrap_or(&self.token_url)))
             }
             Reply::Error(e) => Err(Error::InvalidGrant { code: e.code }),
@@ -208,12 +211,12 @@ pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &ServerUr
     if profile == Profile::Rfc8628 {
         return standard_error(e, url);
     }
-    match e.code.as_str() {
-        "invalid_code" | "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: e.code },
-        "invalid_client" | "unauthorized_client" => Error::InvalidClient {
+    match e.grant_error(profile) {
+        GrantError::InvalidGrant => Error::InvalidGrant { code: e.code },
+        GrantError::InvalidClient => Error::InvalidClient {
             accounts_url: url.origin(),
         },
-        "invalid_client_secret" => Error::InvalidClientSecret {
+        GrantError::InvalidClientSecret => Error::InvalidClientSecret {
             accounts_url: url.origin(),
             location: None,
         },
@@ -228,17 +231,17 @@ pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &ServerUr
 pub(crate) fn standard_error(e: codec::OAuthError, url: &ServerUrl) -> Error {
     use crate::error::clean_server_text as clean;
     let description = e.description.as_deref().map(clean).filter(|d| !d.is_empty());
-    match e.code.as_str() {
-        "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: clean(&e.code) },
-        "invalid_client" => Error::ClientRejected {
+    match e.grant_error(Profile::Rfc8628) {
+        GrantError::InvalidGrant => Error::InvalidGrant { code: clean(&e.code) },
+        GrantError::InvalidClient => Error::ClientRejected {
             server: url.origin(),
             description,
         },
-        "unauthorized_client" | "unsupported_grant_type" => Error::GrantNotAllowed {
+        GrantError::NotAllowed => Error::GrantNotAllowed {
             code: e.code,
             description,
         },
-        "invalid_scope" => Error::InvalidScope {
+        GrantError::InvalidScope => Error::InvalidScope {
             scope: String::new(),
             offline_added: false,
             description,
