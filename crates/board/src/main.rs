@@ -269,6 +269,9 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
                         "zoho-device".into(),
                         "--bin".into(),
                         "zoho-device".into(),
+                        // `man` and `completions` (left out of the board binaries).
+                        "--features".into(),
+                        "docs".into(),
                         "--".into(),
                     ]
                 }
