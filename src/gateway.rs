@@ -172,7 +172,7 @@ pub struct GatewayConfig {
     pub origins: Vec<String>,
     /// Default cache lifetime.
     pub ttl: Duration,
-    /// Cache lifetimes by path prefix, longest first.
+    /// Cache lifetimes by path prefix (the longest that matches applies).
     pub ttl_prefixes: Vec<(String, Duration)>,
     /// Calls a day.
     pub daily_budget: u32,
@@ -206,7 +206,6 @@ impl GatewayConfig {
             }
             ttl_prefixes.push((prefix.clone(), ttl_value(v)?));
         }
-        ttl_prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         let origins = if args.serve_origins.is_empty() {
             &file.origins
         } else {
@@ -247,7 +246,8 @@ impl GatewayConfig {
     pub fn ttl_for(&self, path: &str) -> Duration {
         self.ttl_prefixes
             .iter()
-            .find(|(p, _)| path.starts_with(p.as_str()))
+            .filter(|(p, _)| path.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len())
             .map_or(self.ttl, |(_, t)| *t)
     }
 }
@@ -358,10 +358,60 @@ struct Gateway {
     budget: Mutex<Budget>,
     org: tokio::sync::Mutex<Option<(String, OrgSource)>>,
     started: Instant,
-    /// The day's count on disk ([`budget_path`]).
-    budget_file: PathBuf,
-    /// Whether a failed write of the budget file was reported (once is enough).
-    budget_warned: std::sync::atomic::AtomicBool,
+    /// Keeps the day's count on disk ([`budget_path`]).
+    budget_saver: Arc<BudgetSaver>,
+}
+
+/// Writes the day's count off the gateway's thread (an atomic write syncs twice: milliseconds
+/// on a disk, more on an SD card, which every client would otherwise wait for): one writer at a
+/// time, always the latest count, so the file never goes back to an older one. The gateway's
+/// runtime waits for the writer when it stops.
+struct BudgetSaver {
+    path: PathBuf,
+    /// The count to write next, and whether a writer is at work.
+    pending: Mutex<(Option<BudgetFile>, bool)>,
+    /// Whether a failed write was reported (once is enough).
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl BudgetSaver {
+    fn save(self: &Arc<Self>, file: BudgetFile) {
+        let mut pending = lock(&self.pending);
+        pending.0 = Some(file);
+        if pending.1 {
+            return;
+        }
+        pending.1 = true;
+        drop(pending);
+        let saver = self.clone();
+        tokio::task::spawn_blocking(move || saver.write_pending());
+    }
+
+    fn write_pending(&self) {
+        loop {
+            let file = {
+                let mut pending = lock(&self.pending);
+                match pending.0.take() {
+                    Some(f) => f,
+                    None => {
+                        pending.1 = false;
+                        return;
+                    }
+                }
+            };
+            let mut bytes = serde_json::to_vec(&file).unwrap_or_default();
+            bytes.push(b'\n');
+            // Atomically, never through a link: [`crate::store::write_atomically`].
+            if let Err(e) = crate::store::write_atomically(&self.path, &bytes)
+                && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "gateway: cannot keep the day's call count in {} ({e}); a restart would count from 0",
+                    self.path.display()
+                );
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -409,25 +459,8 @@ impl Gateway {
         };
         drop(b);
         lock(&self.stats).upstream_calls += 1;
-        self.save_budget(&file);
+        self.budget_saver.save(file);
         Ok(())
-    }
-
-    /// Writes the day's count (atomically, never through a link: [`store::write_atomically`]).
-    /// The gateway's runtime is single-threaded, so writes land in the order of the calls.
-    ///
-    /// [`store::write_atomically`]: crate::store::write_atomically
-    fn save_budget(&self, file: &BudgetFile) {
-        let mut bytes = serde_json::to_vec(file).unwrap_or_default();
-        bytes.push(b'\n');
-        if let Err(e) = crate::store::write_atomically(&self.budget_file, &bytes)
-            && !self.budget_warned.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(
-                "gateway: cannot keep the day's call count in {} ({e}); a restart would count from 0",
-                self.budget_file.display()
-            );
-        }
     }
 
     /// The lifetime of `path` now: its configured one, stretched by the daily budget.
@@ -457,10 +490,11 @@ impl Gateway {
 // ------------------------------------------------------------------------------ starting
 
 /// A running gateway (on a thread of its own, with its own single-threaded runtime: the
-/// agent's loop is never slowed by a client); dropping it stops the gateway and removes its
-/// Unix sockets.
+/// agent's loop is never slowed by a client); dropping it stops the gateway (and waits for
+/// the thread: the day's count is on disk when the agent exits) and removes its Unix sockets.
 pub struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     sockets: Vec<PathBuf>,
 }
 
@@ -468,6 +502,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
         for s in &self.sockets {
             let _ = std::fs::remove_file(s);
@@ -552,8 +589,11 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                 budget: Mutex::new(budget),
                 org: tokio::sync::Mutex::new(None),
                 started: Instant::now(),
-                budget_file,
-                budget_warned: std::sync::atomic::AtomicBool::new(false),
+                budget_saver: Arc::new(BudgetSaver {
+                    path: budget_file,
+                    pending: Mutex::new((None, false)),
+                    warned: std::sync::atomic::AtomicBool::new(false),
+                }),
             });
             let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
             for b in bound {
@@ -586,15 +626,19 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
             let _ = stop_rx.await;
         });
     });
-    if let Err(e) = thread {
-        return Err(AppError::new(
-            Exit::Unexpected,
-            format!("cannot start the gateway: {e}"),
-        ));
-    }
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(AppError::new(
+                Exit::Unexpected,
+                format!("cannot start the gateway: {e}"),
+            ));
+        }
+    };
     match ready_rx.await {
         Ok(Ok(())) => Ok(Some(Running {
             stop: Some(stop_tx),
+            thread: Some(thread),
             sockets,
         })),
         Ok(Err(e)) => Err(e),
@@ -1477,6 +1521,27 @@ mod tests {
         ] {
             assert!(!loopback_host(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_longest_matching_prefix_sets_the_ttl() {
+        let config = GatewayConfig {
+            listen: Vec::new(),
+            allow_writes: false,
+            group: None,
+            origins: Vec::new(),
+            ttl: Duration::from_secs(60),
+            ttl_prefixes: vec![
+                ("/books/v3".into(), Duration::from_secs(10)),
+                ("/books/v3/organizations".into(), Duration::from_secs(3600)),
+                ("/books/v3/items".into(), Duration::from_secs(5)),
+            ],
+            daily_budget: FREE_DAILY,
+        };
+        assert_eq!(config.ttl_for("/books/v3/organizations/1"), Duration::from_secs(3600));
+        assert_eq!(config.ttl_for("/books/v3/items"), Duration::from_secs(5));
+        assert_eq!(config.ttl_for("/books/v3/invoices"), Duration::from_secs(10));
+        assert_eq!(config.ttl_for("/_zoho-device/status"), Duration::from_secs(60));
     }
 
     #[test]
