@@ -40,11 +40,12 @@ enum Cmd {
         /// Override the release profile's opt-level ("s", "z", "3") to compare sizes.
         #[arg(long, value_name = "LEVEL")]
         opt_level: Option<String>,
-        /// Build std from source with the size profile even where rustup has a rust-std.
+        /// Link rustup's prebuilt std where there is one instead of building std from source
+        /// with the size profile (the default; larger binaries: for comparison).
         #[arg(long)]
-        build_std: bool,
-        /// Extra argument for cargo (repeatable), e.g.
-        /// --cargo-arg=-Zbuild-std-features=optimize_for_size
+        prebuilt_std: bool,
+        /// Extra argument for cargo (repeatable), e.g. --cargo-arg=--features=sim; a
+        /// -Zbuild-std-features=... given here replaces optimize_for_size
         #[arg(long = "cargo-arg", value_name = "ARG", allow_hyphen_values = true)]
         cargo_args: Vec<String>,
         /// Fail when a binary is larger than this many megabytes (10^6 bytes); CI holds the
@@ -198,7 +199,7 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
         Cmd::Build {
             boards,
             opt_level,
-            build_std,
+            prebuilt_std,
             cargo_args,
             max_size_mb,
         } => {
@@ -206,7 +207,7 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             let opts = BuildOptions {
                 libc: boards.libc,
                 opt_level,
-                force_build_std: build_std,
+                prebuilt_std,
                 cargo_args,
             };
             let artifacts = build::build(ws, &selected, &opts)?;
