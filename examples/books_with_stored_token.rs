@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stored = ctx.fresh_token(REFRESH_MARGIN).await?;
     println!(
         "token valid for {} s",
-        stored.tokens.expires_in(zoho_device::store::wall_now()).as_secs()
+        stored.tokens().expires_in(zoho_device::store::wall_now()).as_secs()
     );
     for org in zoho_device::books::organizations(&ctx).await? {
         println!("{} {} ({})", org.organization_id, org.name, org.currency_code);

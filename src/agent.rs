@@ -49,18 +49,18 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::Instant;
 use zoho_device_core::keeper::LOCK_RETRY;
 use zoho_device_core::reqwest_driver::MonotonicClock;
-use zoho_device_core::{Checked, KeepStep, Keeper, KeeperConfig, Timestamp, Tokens};
+use zoho_device_core::{Checked, KeepStep, Keeper, KeeperConfig};
 use zoho_device_display::Screen;
 
 use crate::app::{self, Context};
 use crate::cli::AgentArgs;
 use crate::exit::{AppError, Exit};
 use crate::notify::Notifier;
-use crate::store::{StoredToken, wall_now};
+use crate::store::{Pairing, wall_now};
 use crate::ui::PairingUi;
 use clock_gate::CLOCK_RECHECK;
 use hook::HookState;
-use pairing::{Pairing, build_ui};
+use pairing::{PairingNeeded, build_ui};
 use report::{human, paired_detail};
 
 /// Runs the agent until SIGTERM (exit 0) or a configuration error (exit 2).
@@ -142,8 +142,8 @@ struct Agent {
     clock: MonotonicClock,
     keeper: Keeper,
     /// The token file's record of what the keeper holds (`None`: read the file).
-    stored: Option<StoredToken>,
-    pairing: Option<Pairing>,
+    stored: Option<Pairing>,
+    pairing: Option<PairingNeeded>,
     pair_failures: u32,
     pair_next: Option<Instant>,
     last_error: Option<String>,
@@ -158,8 +158,8 @@ fn keeper_config(args: &AgentArgs) -> KeeperConfig {
 impl Agent {
     fn new(ctx: Context, args: AgentArgs, notifier: Arc<Notifier>) -> Result<Agent, AppError> {
         let command = args.on_needs_pairing.clone().or(ctx.settings.on_needs_pairing.clone());
-        let hook = Arc::new(HookState::new(notifier.clone(), command));
-        let ui = build_ui(&ctx.settings, &args, &hook)?;
+        let hook = Arc::new(HookState::new(command));
+        let ui = build_ui(&ctx.settings, &args, &hook, &notifier)?;
         Ok(Agent {
             keeper: Keeper::new(keeper_config(&args)),
             ctx,
@@ -212,13 +212,12 @@ impl Agent {
         match self.ctx.store.load() {
             Ok(Some(stored)) => {
                 self.ctx.client_for(&stored)?;
-                let now = self.clock.now();
-                let (tokens, lifetime) = on_clock(&stored, now);
+                let (now, wall) = (self.clock.now(), wall_now());
                 tracing::info!(
-                    valid_s = tokens.expires_in(now).as_secs(),
+                    valid_s = stored.tokens().expires_in(wall).as_secs(),
                     "paired; keeping the token fresh"
                 );
-                self.keeper.adopt_stored(tokens, Some(lifetime), now);
+                self.keeper.adopt_pairing(&stored, wall, now);
                 self.ui.show(&Screen::Paired {
                     detail: paired_detail(&stored),
                 });
@@ -258,12 +257,11 @@ impl Agent {
                 return Ok(());
             }
         };
-        if self.stored.as_ref().is_none_or(|s| s.tokens != on_file.tokens) {
+        if self.stored.as_ref().is_none_or(|s| s.tokens() != on_file.tokens()) {
             self.ctx.client_for(&on_file)?;
         }
         let now = self.clock.now();
-        let (tokens, lifetime) = on_clock(&on_file, now);
-        let checked = self.keeper.handle_stored(now, tokens, Some(lifetime));
+        let checked = self.keeper.handle_stored_pairing(&on_file, wall_now(), now);
         self.stored = Some(on_file);
         match checked {
             Checked::Adopted => {
@@ -303,12 +301,6 @@ impl Agent {
             }
         }
     }
-}
-
-/// A token file's tokens on the agent's clock, and the lifetime they were minted with.
-fn on_clock(stored: &StoredToken, now: Timestamp) -> (Tokens, Duration) {
-    let wall = wall_now();
-    (stored.tokens_on(wall, now), stored.lifetime(wall))
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use zoho_device_core::{Error, Safe, ServerUrl, Transient, TransportError};
 
 use crate::app::{Context, REFRESH_MARGIN};
 use crate::exit::{AppError, Exit};
-use crate::store::StoredToken;
+use crate::store::Pairing;
 
 /// Largest API reply read (a page of 200 invoices is a few hundred KB).
 const MAX_BODY_BYTES: usize = 32 << 20;
@@ -359,7 +359,7 @@ fn valid_org_id(id: &str) -> bool {
 
 /// The remembered organization of this pairing, if the memo is there, is a regular file (not
 /// followed through a link), and belongs to this pairing.
-fn read_org_memo(path: &Path, stored: &StoredToken) -> Option<String> {
+fn read_org_memo(path: &Path, stored: &Pairing) -> Option<String> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -371,26 +371,26 @@ fn read_org_memo(path: &Path, stored: &StoredToken) -> Option<String> {
     let mut text = String::new();
     file.take(4096).read_to_string(&mut text).ok()?;
     let memo: OrgMemo = serde_json::from_str(&text).ok()?;
-    let api = stored.tokens.api_domain.as_ref()?.as_str();
+    let api = stored.tokens().api_domain.as_ref()?.as_str();
     (memo.version == 1
-        && memo.client_id == stored.client_id
+        && memo.client_id == stored.client_id()
         && memo.api_domain == api
-        && memo.paired_at == stored.paired_at
+        && memo.paired_at == stored.paired_at().as_millis()
         && valid_org_id(&memo.organization_id))
     .then_some(memo.organization_id)
 }
 
-fn write_org_memo(path: &Path, stored: &StoredToken, id: &str, name: &str) {
+fn write_org_memo(path: &Path, stored: &Pairing, id: &str, name: &str) {
     let memo = OrgMemo {
         version: 1,
-        client_id: stored.client_id.clone(),
+        client_id: stored.client_id().to_string(),
         api_domain: stored
-            .tokens
+            .tokens()
             .api_domain
             .as_ref()
             .map(|u| u.as_str().to_string())
             .unwrap_or_default(),
-        paired_at: stored.paired_at,
+        paired_at: stored.paired_at().as_millis(),
         organization_id: id.to_string(),
         name: name.to_string(),
     };
@@ -463,7 +463,7 @@ impl Failure {
 /// The token used so far by one command, and whether it was refreshed after a 401.
 pub struct Session<'a> {
     ctx: &'a Context,
-    stored: StoredToken,
+    stored: Pairing,
     refreshed: bool,
     /// `-i`: print status line and headers on stderr.
     pub include: bool,
@@ -483,7 +483,7 @@ impl<'a> Session<'a> {
     }
 
     /// The token in use (after a refresh on 401, the new one).
-    pub fn token(&self) -> &StoredToken {
+    pub fn token(&self) -> &Pairing {
         &self.stored
     }
 
@@ -876,7 +876,7 @@ async fn send(
         .request(method.reqwest(), url.clone())
         .header(
             "Authorization",
-            format!("Zoho-oauthtoken {}", session.stored.tokens.access_token.expose()),
+            format!("Zoho-oauthtoken {}", session.stored.tokens().access_token.expose()),
         )
         .header("Accept", "application/json");
     req = match body {
@@ -1132,7 +1132,7 @@ pub async fn run(ctx: &Context, args: &ApiArgs) -> Result<(), AppError> {
     // The pairing's scope decides which APIs may be called; check the path before any network.
     let stored = ctx.store.load_required()?;
     let scope = stored
-        .tokens
+        .tokens()
         .scope
         .clone()
         .unwrap_or_else(|| ctx.settings.scopes.join(","));

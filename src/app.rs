@@ -6,13 +6,13 @@ use zoho_device_core::dc::check_accounts_move;
 use zoho_device_core::probe::{self, ClientAnswer};
 use zoho_device_core::reqwest_driver::{self, HttpClient, HttpConfig};
 use zoho_device_core::{
-    ApiDomainPolicy, Backoff, Checked, ClientCredentials, DataCenter, Error, KeepStep, Keeper, KeeperConfig, Profile,
-    Retries, ServerUrl, TokenEndpoint, Tokens,
+    ApiDomainPolicy, Backoff, Checked, ClientCredentials, DataCenter, Error, KeepStep, Keeper, KeeperConfig, Pairing,
+    Profile, Retries, ServerUrl, Servers, TokenEndpoint, Tokens,
 };
 
 use crate::exit::{AppError, Exit};
 use crate::settings::{DcChoice, Endpoint, Settings};
-use crate::store::{StoredToken, TokenStore, wall_now};
+use crate::store::{TokenStore, wall_now};
 
 /// Refresh when the access token expires within this (the `token` command's rule), scaled
 /// down for short-lived tokens by [`refresh_margin`].
@@ -22,24 +22,27 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// the server granted at the last mint (`expires_at - refreshed_at`). Zoho's 1-hour tokens keep
 /// the full 5 minutes; Keycloak's 5-minute tokens are refreshed in their last 75 s, not on every
 /// call. The agent applies the same quarter rule to its own margin.
-pub fn refresh_margin(margin: Duration, stored: &StoredToken) -> Duration {
+pub fn refresh_margin(margin: Duration, stored: &Pairing) -> Duration {
     zoho_device_core::keeper::effective_margin(margin, stored.lifetime(wall_now()))
 }
 
-/// The servers of a token file, after [`Context::checked_servers`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CheckedServers {
-    /// A Zoho pairing's accounts server.
-    Zoho {
-        /// Refresh and revoke go here.
-        accounts: ServerUrl,
-    },
-    /// A standard server's endpoints.
-    Standard {
-        /// Refresh goes here.
-        token_url: ServerUrl,
-        /// Revoke goes here.
-        revocation_url: Option<ServerUrl>,
+/// What [`Context::checked_servers_offline`] found: the token file's servers pass today's
+/// configuration, or only the configured issuer's discovery document can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfflineCheck<'a> {
+    /// Every server the file names is allowed.
+    Allowed,
+    /// The standard servers must be compared with what the issuer's discovery document names
+    /// now (its endpoints were not all given explicitly).
+    NeedsDiscovery {
+        /// The configured issuer.
+        issuer: &'a ServerUrl,
+        /// The endpoints given explicitly (they win over discovered ones).
+        explicit: &'a crate::discovery::ExplicitEndpoints,
+        /// The file's token endpoint.
+        token_url: &'a ServerUrl,
+        /// The file's revocation endpoint.
+        revocation_url: Option<&'a ServerUrl>,
     },
 }
 
@@ -72,25 +75,21 @@ impl Context {
 
     /// The client for a stored token: the configured one, or the stored client ID with the
     /// configured secret. A token of another client is refused (it could not be refreshed).
-    pub fn client_for(&self, stored: &StoredToken) -> Result<ClientCredentials, AppError> {
+    pub fn client_for(&self, stored: &Pairing) -> Result<ClientCredentials, AppError> {
         if let Some(id) = &self.settings.client_id
-            && id != &stored.client_id
+            && id != stored.client_id()
         {
             return Err(AppError::usage(format!(
                 "the token file {} belongs to client {}, but the configured client is {id}",
                 self.store.path().display(),
-                stored.client_id
+                stored.client_id()
             ))
             .hint("use the same client ID, another --token-file, or pair again with `zoho-device login`"));
         }
         // Multi-DC: the token's data centre may have a secret of its own.
-        let location = stored
-            .tokens
-            .location
-            .as_deref()
-            .filter(|_| stored.profile() == Profile::Zoho);
+        let location = stored.location();
         let client = ClientCredentials {
-            client_id: stored.client_id.clone(),
+            client_id: stored.client_id().to_string(),
             client_secret: self.settings.client_secret.clone(),
         }
         .at(&self.settings.dc_secret_map(), location);
@@ -108,29 +107,12 @@ impl Context {
         Ok(client)
     }
 
-    /// Where a stored token refreshes and revokes — only after every server the token file
-    /// names has passed the policy the configuration gives *now* ([`Context::checked_servers`]).
-    pub async fn token_endpoint(&self, stored: &StoredToken) -> Result<TokenEndpoint, AppError> {
-        match self.checked_servers(stored).await? {
-            CheckedServers::Zoho { accounts } => Ok(TokenEndpoint::zoho(&accounts)),
-            CheckedServers::Standard {
-                token_url,
-                revocation_url,
-            } => {
-                // The configured method wins; else the one that worked at pairing; else auto.
-                let auth = self
-                    .settings
-                    .client_auth
-                    .or_else(|| {
-                        stored
-                            .client_auth
-                            .as_deref()
-                            .and_then(zoho_device_core::ClientAuth::parse)
-                    })
-                    .unwrap_or_default();
-                Ok(TokenEndpoint::standard(&token_url, revocation_url.as_ref()).with_client_auth(auth))
-            }
-        }
+    /// Where a stored token refreshes and revokes ([`Pairing::token_endpoint`], a configured
+    /// client authentication winning) — only after every server the token file names has
+    /// passed the policy the configuration gives *now* ([`Context::checked_servers`]).
+    pub async fn token_endpoint(&self, stored: &Pairing) -> Result<TokenEndpoint, AppError> {
+        self.checked_servers(stored).await?;
+        Ok(stored.token_endpoint(self.settings.client_auth))
     }
 
     /// The servers of a token file, checked against the configuration as at login: the file
@@ -142,23 +124,25 @@ impl Context {
     /// Standard profile: the token and revocation endpoints must be the configured ones, or
     /// those the configured issuer's discovery document names now (one request). A mismatch
     /// sends nothing: exit 8 with the file's path and the value.
-    pub async fn checked_servers(&self, stored: &StoredToken) -> Result<CheckedServers, AppError> {
-        if let Some(checked) = self.checked_servers_offline(stored)? {
-            return Ok(checked);
-        }
-        let Endpoint::Issuer { issuer, explicit } = &self.settings.endpoint else {
-            unreachable!("only an issuer's endpoints need discovery")
+    pub async fn checked_servers(&self, stored: &Pairing) -> Result<(), AppError> {
+        let OfflineCheck::NeedsDiscovery {
+            issuer,
+            explicit,
+            token_url,
+            revocation_url,
+        } = self.checked_servers_offline(stored)?
+        else {
+            return Ok(());
         };
         let found = crate::discovery::endpoints(&self.http, issuer, explicit).await?;
-        let stored_token = stored.token_url.clone().ok_or_else(|| self.missing("token endpoint"))?;
-        if stored_token != found.token_url {
+        if token_url != &found.token_url {
             return Err(self.refused(
                 "the token endpoint",
-                &stored_token,
+                token_url,
                 format!("the issuer {issuer} names {}", found.token_url),
             ));
         }
-        if let Some(r) = &stored.revocation_url
+        if let Some(r) = revocation_url
             && Some(r) != found.revocation_url.as_ref()
         {
             return Err(self.refused(
@@ -167,15 +151,13 @@ impl Context {
                 format!("the issuer {issuer} does not name it"),
             ));
         }
-        Ok(CheckedServers::Standard {
-            token_url: stored_token,
-            revocation_url: stored.revocation_url.clone(),
-        })
+        Ok(())
     }
 
-    /// [`Context::checked_servers`] without the network: `None` when only the configured
-    /// issuer's discovery document can tell (its endpoints were not given explicitly).
-    pub fn checked_servers_offline(&self, stored: &StoredToken) -> Result<Option<CheckedServers>, AppError> {
+    /// [`Context::checked_servers`] without the network: [`OfflineCheck::NeedsDiscovery`] when
+    /// only the configured issuer's discovery document can tell (its endpoints were not given
+    /// explicitly).
+    pub fn checked_servers_offline<'a>(&'a self, stored: &'a Pairing) -> Result<OfflineCheck<'a>, AppError> {
         let path = self.store.path().display();
         let mismatch = |paired: &str, configured: &str| {
             AppError::usage(format!(
@@ -183,69 +165,75 @@ impl Context {
             ))
             .hint("run with the settings you paired with (--profile, --issuer, endpoints), or pair again")
         };
-        match (stored.profile(), &self.settings.endpoint) {
-            (Profile::Zoho, Endpoint::Zoho { dc, accounts_override }) => {
-                let accounts = stored
-                    .tokens
-                    .accounts_url
-                    .clone()
-                    .ok_or_else(|| self.missing("accounts server"))?;
+        match (stored.servers(), &self.settings.endpoint) {
+            (Servers::Zoho { accounts, .. }, Endpoint::Zoho { dc, accounts_override }) => {
                 let configured = match (accounts_override, dc) {
                     (Some(o), _) => o.clone(),
                     (None, DcChoice::Fixed(dc)) => dc.accounts_server(),
                     // Any DC: the file's server must be one of Zoho's.
                     (None, DcChoice::Auto) => DataCenter::Us.accounts_server(),
                 };
-                if accounts != configured && check_accounts_move(&configured, &accounts).is_err() {
+                if accounts != &configured && check_accounts_move(&configured, accounts).is_err() {
                     return Err(self.refused(
                         "the accounts server",
-                        &accounts,
+                        accounts,
                         format!("it is neither the configured {configured} nor a server Zoho's other_dc could move a pairing to from there"),
                     ));
                 }
-                Ok(Some(CheckedServers::Zoho { accounts }))
+                Ok(OfflineCheck::Allowed)
             }
             (
-                Profile::Rfc8628,
+                Servers::Standard {
+                    token_url: stored_token,
+                    revocation_url: stored_revocation,
+                    ..
+                },
                 Endpoint::Standard {
                     token_url,
                     revocation_url,
                     ..
                 },
             ) => {
-                let stored_token = stored.token_url.clone().ok_or_else(|| self.missing("token endpoint"))?;
-                if &stored_token != token_url {
+                if stored_token != token_url {
                     return Err(self.refused(
                         "the token endpoint",
-                        &stored_token,
+                        stored_token,
                         format!("the configured one is {token_url}"),
                     ));
                 }
-                if let Some(r) = &stored.revocation_url
+                if let Some(r) = stored_revocation
                     && Some(r) != revocation_url.as_ref()
                 {
                     return Err(self.refused("the revocation endpoint", r, "it is not the configured one".into()));
                 }
-                Ok(Some(CheckedServers::Standard {
-                    token_url: stored_token,
-                    revocation_url: stored.revocation_url.clone(),
-                }))
+                Ok(OfflineCheck::Allowed)
             }
-            (Profile::Rfc8628, Endpoint::Issuer { explicit, .. }) => {
-                let stored_token = stored.token_url.clone().ok_or_else(|| self.missing("token endpoint"))?;
+            (
+                Servers::Standard {
+                    token_url: stored_token,
+                    revocation_url: stored_revocation,
+                    ..
+                },
+                Endpoint::Issuer { issuer, explicit },
+            ) => {
                 let given = |u: &ServerUrl, e: &Option<ServerUrl>| e.as_ref() == Some(u);
-                let all_given = given(&stored_token, &explicit.token_url)
-                    && stored
-                        .revocation_url
+                let all_given = given(stored_token, &explicit.token_url)
+                    && stored_revocation
                         .as_ref()
                         .is_none_or(|r| given(r, &explicit.revocation_url));
-                Ok(all_given.then(|| CheckedServers::Standard {
-                    token_url: stored_token,
-                    revocation_url: stored.revocation_url.clone(),
-                }))
+                Ok(if all_given {
+                    OfflineCheck::Allowed
+                } else {
+                    OfflineCheck::NeedsDiscovery {
+                        issuer,
+                        explicit,
+                        token_url: stored_token,
+                        revocation_url: stored_revocation.as_ref(),
+                    }
+                })
             }
-            (Profile::Zoho, _) => Err(mismatch("Zoho", "standard (rfc8628)")),
-            (Profile::Rfc8628, Endpoint::Zoho { .. }) => Err(mismatch("standard (rfc8628)", "Zoho")),
+            (Servers::Zoho { .. }, _) => Err(mismatch("Zoho", "standard (rfc8628)")),
+            (Servers::Standard { .. }, Endpoint::Zoho { .. }) => Err(mismatch("standard (rfc8628)", "Zoho")),
         }
     }
 
@@ -269,17 +257,17 @@ impl Context {
     /// file's accounts server must pass [`Context::checked_servers_offline`], and `api_domain`
     /// the allow-list of that server (loopback API hosts only for a loopback accounts server,
     /// which itself needs a loopback configuration).
-    pub fn checked_api_domain(&self, stored: &StoredToken) -> Result<ServerUrl, AppError> {
-        let accounts = match self.checked_servers_offline(stored)? {
-            Some(CheckedServers::Zoho { accounts }) => accounts,
-            _ => return Err(self.missing("api_domain")),
+    pub fn checked_api_domain(&self, stored: &Pairing) -> Result<ServerUrl, AppError> {
+        self.checked_servers_offline(stored)?;
+        let Some(accounts) = stored.accounts() else {
+            return Err(self.missing("api_domain"));
         };
         let api = stored
-            .tokens
+            .tokens()
             .api_domain
             .clone()
             .ok_or_else(|| self.missing("api_domain"))?;
-        ApiDomainPolicy::for_accounts(&accounts)
+        ApiDomainPolicy::for_accounts(accounts)
             .check_url(api.clone())
             .map_err(|why| self.refused("the api_domain", &api, why))
     }
@@ -295,14 +283,14 @@ impl Context {
     /// Revokes `stored`'s refresh token at its server (retried `attempts` times on transient
     /// failures). A token the server already rejects counts as revoked
     /// ([`Revoked::AlreadyInvalid`]); the error is what could not be done.
-    pub async fn revoke(&self, stored: &StoredToken, attempts: u32) -> Result<Revoked, AppError> {
+    pub async fn revoke(&self, stored: &Pairing, attempts: u32) -> Result<Revoked, AppError> {
         let client = self.client_for(stored)?;
         let endpoint = self.token_endpoint(stored).await?;
-        if stored.tokens.refresh_token.is_none() {
+        if stored.tokens().refresh_token.is_none() {
             return Ok(Revoked::NoRefreshToken);
         }
         let mut backoff = retry_backoff();
-        match reqwest_driver::revoke(&self.http, &endpoint, &client, &stored.tokens, attempts, &mut backoff).await {
+        match reqwest_driver::revoke(&self.http, &endpoint, &client, stored.tokens(), attempts, &mut backoff).await {
             Ok(true) => Ok(Revoked::Done),
             Ok(false) => Ok(Revoked::NoEndpoint),
             Err(zoho_device_core::Error::InvalidGrant { .. }) => Ok(Revoked::AlreadyInvalid),
@@ -311,15 +299,15 @@ impl Context {
     }
 
     /// Refreshes `stored` now (the caller holds the lock) and saves the result.
-    pub async fn refresh_and_save(&self, stored: &StoredToken) -> Result<StoredToken, AppError> {
+    pub async fn refresh_and_save(&self, stored: &Pairing) -> Result<Pairing, AppError> {
         let mut keeper = command_keeper(Duration::ZERO);
-        keeper.adopt_stored(stored.tokens.clone(), None, wall_now());
+        keeper.adopt_stored(stored.tokens().clone(), None, wall_now());
         keeper.force();
         self.refresh_with(&mut keeper, stored).await
     }
 
     /// Drives `keeper`'s refresh of `stored` (its servers checked first) and saves the result.
-    async fn refresh_with(&self, keeper: &mut Keeper, stored: &StoredToken) -> Result<StoredToken, AppError> {
+    async fn refresh_with(&self, keeper: &mut Keeper, stored: &Pairing) -> Result<Pairing, AppError> {
         let client = self.client_for(stored)?;
         let endpoint = self.token_endpoint(stored).await?;
         keeper.set_endpoint(endpoint, client);
@@ -329,7 +317,7 @@ impl Context {
         let fresh = stored.with_tokens(tokens, wall_now());
         self.store.save(&fresh)?;
         tracing::info!(
-            expires_in_s = fresh.tokens.expires_in(wall_now()).as_secs(),
+            expires_in_s = fresh.tokens().expires_in(wall_now()).as_secs(),
             "access token refreshed"
         );
         Ok(fresh)
@@ -337,8 +325,8 @@ impl Context {
 
     /// A refresh failure for the user. Zoho's token endpoint answers a wrong secret with
     /// `invalid_client` too: at a data centre, the hint also names its own secret's settings.
-    fn refresh_error(&self, e: Error, stored: &StoredToken) -> AppError {
-        let dc = stored.tokens.location.as_deref().and_then(DataCenter::from_location);
+    fn refresh_error(&self, e: Error, stored: &Pairing) -> AppError {
+        let dc = stored.location().and_then(DataCenter::from_location);
         match (e, dc) {
             (e @ Error::InvalidClient { .. }, Some(dc)) if stored.profile() == Profile::Zoho => AppError::from(e).hint(format!(
                 "Zoho also says invalid_client for a wrong secret: a client enabled in several data centres may have a separate secret in {dc} ({}); `zoho-device doctor` checks each",
@@ -351,12 +339,12 @@ impl Context {
     /// A token valid for at least `margin`: the stored one, or — under the cross-process
     /// lock, after re-reading the file — a refreshed one. When the refresh fails transiently
     /// but the stored token is still valid, the stored token is returned with a warning.
-    pub async fn fresh_token(&self, margin: Duration) -> Result<StoredToken, AppError> {
+    pub async fn fresh_token(&self, margin: Duration) -> Result<Pairing, AppError> {
         let stored = self.store.load_required()?;
         crate::clock::require_plausible()?;
         // Whoever uses the token sends it to the file's api_domain: check the file's servers
         // even when nothing is refreshed (offline; a refresh checks again, with discovery).
-        if stored.profile() == Profile::Zoho && stored.tokens.api_domain.is_some() {
+        if stored.profile() == Profile::Zoho && stored.tokens().api_domain.is_some() {
             self.checked_api_domain(&stored)?;
         } else {
             self.checked_servers_offline(&stored)?;
@@ -365,18 +353,18 @@ impl Context {
         // and the network are this function's.
         let mut keeper = command_keeper(margin);
         let wall = wall_now();
-        keeper.adopt_stored(stored.tokens.clone(), Some(stored.lifetime(wall)), wall);
+        keeper.adopt_pairing(&stored, wall, wall);
         if let KeepStep::Wait(_) = keeper.poll(wall) {
             return Ok(stored);
         }
         // Before the lock too: a read-only or unsafe directory is no reason to fail while
         // the stored token is still good.
         if let Err(unsavable) = self.writable_before_refresh(&stored) {
-            if !stored.tokens.expires_within(wall_now(), Duration::ZERO) {
+            if !stored.tokens().expires_within(wall_now(), Duration::ZERO) {
                 tracing::warn!(
                     "not refreshing, as the new token could not be saved ({}); the stored access token is still valid for {} s and is used",
                     unsavable.message,
-                    stored.tokens.expires_in(wall_now()).as_secs()
+                    stored.tokens().expires_in(wall_now()).as_secs()
                 );
                 return Ok(stored);
             }
@@ -385,7 +373,7 @@ impl Context {
         let _lock = self.lock().await?;
         let stored = self.store.load_required()?;
         let wall = wall_now();
-        match keeper.handle_stored(wall, stored.tokens.clone(), Some(stored.lifetime(wall))) {
+        match keeper.handle_stored_pairing(&stored, wall, wall) {
             Checked::Adopted => {
                 tracing::debug!("another process refreshed the token while we waited");
                 Ok(stored)
@@ -398,12 +386,12 @@ impl Context {
                 // A transient failure while the stored token still has a few seconds: used.
                 Err(e)
                     if e.exit == Exit::Unavailable
-                        && !stored.tokens.expires_within(wall_now(), Duration::from_secs(5)) =>
+                        && !stored.tokens().expires_within(wall_now(), Duration::from_secs(5)) =>
                 {
                     tracing::warn!(
                         "refresh failed ({}); the current access token is still valid for {} s and is used",
                         e.message,
-                        stored.tokens.expires_in(wall_now()).as_secs()
+                        stored.tokens().expires_in(wall_now()).as_secs()
                     );
                     Ok(stored)
                 }
@@ -419,7 +407,7 @@ impl Context {
     /// `rejected`: the access token a server just refused. When the file (re-read under the
     /// lock) already holds another one, a concurrent process has refreshed meanwhile and that
     /// token is returned instead of minting again (Zoho allows 10 mints per 10 minutes).
-    pub async fn force_refresh(&self, rejected: Option<&StoredToken>) -> Result<StoredToken, AppError> {
+    pub async fn force_refresh(&self, rejected: Option<&Pairing>) -> Result<Pairing, AppError> {
         crate::clock::require_plausible()?;
         // Not paired is said first; then, before the lock and any mint, whether a new token
         // could be saved at all.
@@ -429,9 +417,9 @@ impl Context {
         let stored = self.store.load_required()?;
         let wall = wall_now();
         let mut keeper = command_keeper(Duration::ZERO);
-        keeper.adopt_stored(rejected.unwrap_or(&stored).tokens.clone(), None, wall);
+        keeper.adopt_stored(rejected.unwrap_or(&stored).tokens().clone(), None, wall);
         keeper.force();
-        match keeper.handle_stored(wall, stored.tokens.clone(), None) {
+        match keeper.handle_stored(wall, stored.tokens().clone(), None) {
             Checked::Adopted => {
                 tracing::info!("another process refreshed the rejected token meanwhile; using its token");
                 Ok(stored)
@@ -443,8 +431,8 @@ impl Context {
 
     /// Before minting (Zoho allows 10 per refresh token per 10 minutes): can the new token be
     /// saved? A token that could not be saved would be minted again by the next call.
-    fn writable_before_refresh(&self, stored: &StoredToken) -> Result<(), AppError> {
-        if stored.tokens.refresh_token.is_none() {
+    fn writable_before_refresh(&self, stored: &Pairing) -> Result<(), AppError> {
+        if stored.tokens().refresh_token.is_none() {
             return Ok(());
         }
         self.store.check_writable()
@@ -473,14 +461,14 @@ pub enum Revoked {
 }
 
 /// Where a person revokes a token by hand when the program could not.
-pub fn revoke_by_hand_hint(stored: Option<&StoredToken>) -> String {
+pub fn revoke_by_hand_hint(stored: Option<&Pairing>) -> String {
     match stored {
         Some(t) if t.profile() != Profile::Zoho => {
             "revoke the grant in the provider's account settings if it matters".to_string()
         }
         _ => {
             let accounts = stored
-                .and_then(|t| t.tokens.accounts_url.as_ref())
+                .and_then(Pairing::accounts)
                 .map_or("https://accounts.zoho.com", |u| u.as_str());
             format!("remove the device under Connected Apps at {accounts} if it matters")
         }
@@ -640,41 +628,13 @@ pub fn dc_fix(settings: &Settings, loc: &str, url: &ServerUrl) -> String {
     }
 }
 
-/// Converts flow tokens (monotonic expiry) to a stored token (Unix expiry).
-pub fn stored_from(
-    tokens: Tokens,
-    profile: Profile,
-    client_id: &str,
-    settings: &Settings,
-    mono_now: zoho_device_core::Timestamp,
-) -> StoredToken {
+/// The pairing a finished flow made: the flow's `tokens` (expiry on the monotonic clock read as
+/// `mono_now`) moved to Unix time, with the servers the flow ended at ([`Servers`]).
+pub fn paired(client_id: &str, servers: Servers, tokens: Tokens, mono_now: zoho_device_core::Timestamp) -> Pairing {
     let wall = wall_now();
     let mut tokens = tokens;
     tokens.expires_at = tokens.expires_at.rebase(mono_now, wall);
-    let (token_url, revocation_url) = match &settings.endpoint {
-        Endpoint::Standard {
-            token_url,
-            revocation_url,
-            ..
-        } => (Some(token_url.clone()), revocation_url.clone()),
-        // Discovered at login, which sets them on the stored token.
-        Endpoint::Issuer { .. } => (None, None),
-        Endpoint::Zoho { .. } => (None, None),
-    };
-    StoredToken {
-        version: 1,
-        profile: match profile {
-            Profile::Rfc8628 => "rfc8628".into(),
-            _ => "zoho".into(),
-        },
-        client_id: client_id.to_string(),
-        tokens,
-        token_url,
-        revocation_url,
-        client_auth: None,
-        paired_at: wall.as_millis(),
-        refreshed_at: wall.as_millis(),
-    }
+    Pairing::new(client_id.to_string(), servers, tokens, wall)
 }
 
 #[cfg(test)]
@@ -682,12 +642,15 @@ mod tests {
     use super::*;
     use zoho_device_core::{AccessToken, Timestamp};
 
-    fn stored(lifetime_s: u64) -> StoredToken {
-        StoredToken {
-            version: 1,
-            profile: "rfc8628".into(),
-            client_id: "kiosk".into(),
-            tokens: Tokens {
+    fn stored(lifetime_s: u64) -> Pairing {
+        Pairing::new(
+            "kiosk".into(),
+            Servers::Standard {
+                token_url: ServerUrl::parse("https://idp.example/token").unwrap(),
+                revocation_url: None,
+                client_auth: None,
+            },
+            Tokens {
                 access_token: AccessToken::new("a"),
                 refresh_token: None,
                 api_domain: None,
@@ -697,12 +660,8 @@ mod tests {
                 token_type: "Bearer".into(),
                 expires_at: Timestamp::from_millis(1_000_000 + lifetime_s * 1000),
             },
-            token_url: None,
-            revocation_url: None,
-            client_auth: None,
-            paired_at: 1_000_000,
-            refreshed_at: 1_000_000,
-        }
+            Timestamp::from_millis(1_000_000),
+        )
     }
 
     #[test]
@@ -712,10 +671,10 @@ mod tests {
         assert_eq!(refresh_margin(REFRESH_MARGIN, &stored(300)), Duration::from_secs(75));
         // A Keycloak token fresh from the server is not refreshed again on the next call.
         let t = stored(300);
-        let now = Timestamp::from_millis(t.refreshed_at + 10_000);
-        assert!(!t.tokens.expires_within(now, refresh_margin(REFRESH_MARGIN, &t)));
+        let now = t.refreshed_at().saturating_add(Duration::from_secs(10));
+        assert!(!t.tokens().expires_within(now, refresh_margin(REFRESH_MARGIN, &t)));
         assert!(
-            t.tokens.expires_within(now, REFRESH_MARGIN),
+            t.tokens().expires_within(now, REFRESH_MARGIN),
             "the fixed margin would have"
         );
     }

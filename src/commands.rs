@@ -81,7 +81,7 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
                 eprintln!(
                     "Paired{}. Token saved to {}",
                     stored
-                        .tokens
+                        .tokens()
                         .location
                         .as_deref()
                         .map(|l| format!(" (data centre {l})"))
@@ -93,20 +93,20 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Token => {
             let stored = ctx.fresh_token(REFRESH_MARGIN).await?;
-            if stored.tokens.expires_within(wall_now(), std::time::Duration::ZERO) {
+            if stored.tokens().expires_within(wall_now(), std::time::Duration::ZERO) {
                 return Err(
                     AppError::new(Exit::Unavailable, "the access token expired and could not be refreshed")
                         .hint("check the network; `zoho-device doctor` helps"),
                 );
             }
-            crate::ui::stdout(&format!("{}\n", stored.tokens.access_token.expose()))
+            crate::ui::stdout(&format!("{}\n", stored.tokens().access_token.expose()))
         }
         Command::Status { json } => status(&ctx, json),
         Command::Refresh => {
             let stored = ctx.force_refresh(None).await?;
             eprintln!(
                 "Refreshed: the access token is valid for {} min.",
-                stored.tokens.expires_in(wall_now()).as_secs() / 60
+                stored.tokens().expires_in(wall_now()).as_secs() / 60
             );
             Ok(())
         }
@@ -169,34 +169,34 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
         return Err(AppError::new(Exit::NeedsPairing, String::new()));
     };
     // Saturating: an edited file's absurd expiry must not wrap around into the past.
-    let left = (i128::from(t.tokens.expires_at.as_millis()) - i128::from(now.as_millis()))
+    let left = (i128::from(t.tokens().expires_at.as_millis()) - i128::from(now.as_millis()))
         .clamp(i128::from(-i64::MAX), i128::from(i64::MAX)) as i64;
     let v = json!({
         "paired": true,
-        "profile": t.profile,
-        "client_id": t.client_id,
-        "dc": t.tokens.location,
-        "accounts_url": t.tokens.accounts_url.as_ref().map(|u| u.as_str()),
-        "api_domain": t.tokens.api_domain.as_ref().map(|u| u.as_str()),
-        "scope": t.tokens.scope,
-        "access_token_expires_at_unix": t.tokens.expires_at.as_millis() / 1000,
+        "profile": t.profile().as_str(),
+        "client_id": t.client_id(),
+        "dc": t.tokens().location,
+        "accounts_url": t.tokens().accounts_url.as_ref().map(|u| u.as_str()),
+        "api_domain": t.tokens().api_domain.as_ref().map(|u| u.as_str()),
+        "scope": t.tokens().scope,
+        "access_token_expires_at_unix": t.tokens().expires_at.as_millis() / 1000,
         "access_token_expires_in_s": left / 1000,
         "access_token_valid": left > 0,
-        "refresh_token_held": t.tokens.refresh_token.is_some(),
-        "paired_at_unix": t.paired_at / 1000,
-        "refreshed_at_unix": t.refreshed_at / 1000,
+        "refresh_token_held": t.tokens().refresh_token.is_some(),
+        "paired_at_unix": t.paired_at().as_millis() / 1000,
+        "refreshed_at_unix": t.refreshed_at().as_millis() / 1000,
         "token_file": ctx.store.path(),
     });
     let mut out = String::new();
     if as_json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        let _ = writeln!(out, "Paired:          yes ({})", Safe(&t.profile));
-        let _ = writeln!(out, "Client ID:       {}", Safe(&t.client_id));
+        let _ = writeln!(out, "Paired:          yes ({})", t.profile().as_str());
+        let _ = writeln!(out, "Client ID:       {}", Safe(t.client_id()));
         let _ = writeln!(
             out,
             "Data centre:     {}",
-            match (t.tokens.location.as_deref(), t.profile()) {
+            match (t.tokens().location.as_deref(), t.profile()) {
                 (Some(loc), _) => Safe(loc).to_string(),
                 // An accounts server that is not one of Zoho's DCs (--accounts-url, a proxy, the
                 // simulator): its location is never named unless it redirects with other_dc.
@@ -207,17 +207,17 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
         let _ = writeln!(
             out,
             "Accounts server: {}",
-            t.tokens.accounts_url.as_ref().map(|u| u.as_str()).unwrap_or("-")
+            t.tokens().accounts_url.as_ref().map(|u| u.as_str()).unwrap_or("-")
         );
         let _ = writeln!(
             out,
             "API domain:      {}",
-            t.tokens.api_domain.as_ref().map(|u| u.as_str()).unwrap_or("-")
+            t.tokens().api_domain.as_ref().map(|u| u.as_str()).unwrap_or("-")
         );
         let _ = writeln!(
             out,
             "Scope:           {}",
-            Safe(t.tokens.scope.as_deref().unwrap_or("-"))
+            Safe(t.tokens().scope.as_deref().unwrap_or("-"))
         );
         if left > MAX_TOKEN_LIFETIME.as_millis() as i64 {
             let _ = writeln!(
@@ -242,7 +242,7 @@ fn status(ctx: &Context, as_json: bool) -> Result<(), AppError> {
         let _ = writeln!(
             out,
             "Refresh token:   {}",
-            if t.tokens.refresh_token.is_some() {
+            if t.tokens().refresh_token.is_some() {
                 "held"
             } else {
                 "none: pair again when the access token expires"

@@ -111,16 +111,16 @@ pub async fn run(global: &GlobalArgs, args: &DemoArgs) -> Result<(), AppError> {
     let stored = login::login(&ctx, &mut ui, &opts).await?;
     eprintln!(
         "\n1. Paired: user's data centre {}, accounts server {}, API domain {}",
-        stored.tokens.location.as_deref().unwrap_or("?"),
-        stored.tokens.accounts_url.as_ref().map(|u| u.as_str()).unwrap_or("?"),
-        stored.tokens.api_domain.as_ref().map(|u| u.as_str()).unwrap_or("?"),
+        stored.tokens().location.as_deref().unwrap_or("?"),
+        stored.tokens().accounts_url.as_ref().map(|u| u.as_str()).unwrap_or("?"),
+        stored.tokens().api_domain.as_ref().map(|u| u.as_str()).unwrap_or("?"),
     );
     eprintln!("   Token saved (0600, atomically) to {}", ctx.store.path().display());
 
     let refreshed = ctx.force_refresh(None).await?;
     eprintln!(
         "2. Refreshed the access token at the user's DC: valid for {} min, same refresh token kept",
-        refreshed.tokens.expires_in(crate::store::wall_now()).as_secs() / 60
+        refreshed.tokens().expires_in(crate::store::wall_now()).as_secs() / 60
     );
 
     let orgs = crate::books::organizations(&ctx).await?;

@@ -533,23 +533,21 @@ async fn token_file(ctx: &Context) -> Vec<Finding> {
     match ctx.store.load() {
         Ok(Some(t)) => {
             let now = wall_now();
-            let left = (i128::from(t.tokens.expires_at.as_millis()) - i128::from(now.as_millis()))
+            let left = (i128::from(t.tokens().expires_at.as_millis()) - i128::from(now.as_millis()))
                 .clamp(i128::from(-i64::MAX), i128::from(i64::MAX)) as i64;
             out.push(f(
                 if left > 0 { Level::Ok } else { Level::Warn },
                 "token",
                 format!(
                     "client {}, {}, access token {} {} (fingerprint {}), refresh token {}",
-                    t.client_id,
-                    t.tokens
-                        .location
-                        .as_deref()
+                    t.client_id(),
+                    t.location()
                         .map(|l| format!("DC {l}"))
                         .unwrap_or_else(|| "standard server".into()),
                     if left > 0 { "valid for" } else { "expired" },
                     fmt_secs(left.unsigned_abs() / 1000),
-                    t.tokens.access_token.fingerprint(),
-                    t.tokens
+                    t.tokens().access_token.fingerprint(),
+                    t.tokens()
                         .refresh_token
                         .as_ref()
                         .map(|r| format!("held (fingerprint {})", r.fingerprint()))
@@ -560,7 +558,7 @@ async fn token_file(ctx: &Context) -> Vec<Finding> {
             // Every server the file names must pass today's policy; standard servers have no
             // api_domain to check.
             let checked = match ctx.checked_servers(&t).await {
-                Ok(_) if t.profile() == Profile::Zoho && t.tokens.api_domain.is_some() => {
+                Ok(_) if t.profile() == Profile::Zoho && t.tokens().api_domain.is_some() => {
                     ctx.checked_api_domain(&t).map(drop)
                 }
                 other => other.map(drop),

@@ -58,7 +58,7 @@ use crate::app::Context;
 use crate::cli::AgentArgs;
 use crate::exit::{AppError, Exit};
 use crate::settings::{Settings, TtlValue};
-use crate::store::{StoredToken, wall_now};
+use crate::store::{Pairing, wall_now};
 
 /// Books' per-minute limit per organization, kept by all clients together.
 pub const PER_MINUTE: usize = 100;
@@ -1073,7 +1073,7 @@ async fn route(gw: &Gateway, req: Request<Bytes>, target: &str) -> Resp {
         Err(e) => return app_error(gw, &e),
     };
     let scope = stored
-        .tokens
+        .tokens()
         .scope
         .clone()
         .unwrap_or_else(|| gw.ctx.settings.scopes.join(","));
@@ -1145,10 +1145,10 @@ fn stale_response(gw: &Gateway, entry: &Entry, why: &str) -> Resp {
 }
 
 /// Replaces every occurrence of the access tokens in `body`.
-fn redact(body: &[u8], tokens: &[&StoredToken]) -> Bytes {
+fn redact(body: &[u8], tokens: &[&Pairing]) -> Bytes {
     let mut out = body.to_vec();
     for t in tokens {
-        let secret = t.tokens.access_token.expose().as_bytes();
+        let secret = t.tokens().access_token.expose().as_bytes();
         if secret.len() < 8 {
             continue;
         }
@@ -1191,7 +1191,7 @@ async fn upstream(
     path: &ApiPath,
     allowed: &[&str],
     body: &Body,
-) -> Result<Result<Entry, (Failure, Vec<StoredToken>)>, Duration> {
+) -> Result<Result<Entry, (Failure, Vec<Pairing>)>, Duration> {
     let mut session = match Session::start(&gw.ctx).await {
         Ok(s) => s,
         Err(e) => return Ok(Err((e.into(), Vec::new()))),
@@ -1245,10 +1245,10 @@ async fn upstream(
 }
 
 /// Books' error reply passed on (its status and JSON, the token redacted), or ours.
-fn failure_entry(gw: &Gateway, f: &Failure, tokens: &[StoredToken]) -> Option<Entry> {
+fn failure_entry(gw: &Gateway, f: &Failure, tokens: &[Pairing]) -> Option<Entry> {
     gw.note_error(&f.error.message);
     let body = f.body.as_deref()?;
-    let refs: Vec<&StoredToken> = tokens.iter().collect();
+    let refs: Vec<&Pairing> = tokens.iter().collect();
     Some(Entry {
         status: f.status.unwrap_or(502),
         content_type: "application/json".into(),
@@ -1407,8 +1407,8 @@ fn status(gw: &Gateway) -> Resp {
     let token = match gw.ctx.store.load() {
         Ok(Some(t)) => {
             let now = wall_now();
-            let left = t.tokens.expires_in(now).as_secs();
-            if t.tokens.expires_within(now, Duration::ZERO) {
+            let left = t.tokens().expires_in(now).as_secs();
+            if t.tokens().expires_within(now, Duration::ZERO) {
                 json!({ "state": "expired" })
             } else {
                 json!({ "state": "valid", "expires_in_s": left })

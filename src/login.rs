@@ -5,12 +5,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use zoho_device_core::reqwest_driver::{self, MonotonicClock};
-use zoho_device_core::{DeviceFlow, Error, FlowConfig, KioskPolicy, Server};
+use zoho_device_core::{DeviceFlow, Error, FlowConfig, KioskPolicy, Pairing, Server, Servers};
 
 use crate::app::{self, Context, Revoked};
 use crate::exit::{AppError, Exit};
 use crate::settings::Endpoint;
-use crate::store::StoredToken;
 use crate::ui::PairingUi;
 
 /// Login options (from flags, the demo or the agent).
@@ -54,7 +53,7 @@ pub fn interrupted_message() -> String {
 /// nobody approves a pairing that would then be lost. Should saving still fail after approval,
 /// the new refresh token is revoked (best effort; it would count towards Zoho's 20 per user
 /// and client) and the error (exit 9) names the path and the cause.
-pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
+pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<Pairing, AppError> {
     let result = run(ctx, ui, opts).await;
     if let Err(e) = &result {
         ui.failed(e);
@@ -62,7 +61,7 @@ pub async fn login(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Re
     result
 }
 
-async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<StoredToken, AppError> {
+async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<Pairing, AppError> {
     let client = ctx.settings.client()?;
     ctx.store.check_can_save()?;
     let mut started_at: Option<String> = None;
@@ -137,18 +136,20 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         config.backoff_cap = base * 16;
     }
     let clock = MonotonicClock::default();
-    let mut flow = DeviceFlow::new(config, client.clone(), server, clock.now())
+    let mut flow = DeviceFlow::new(config, client.clone(), server.clone(), clock.now())
         .with_dc_secrets(ctx.settings.dc_secret_map())
         .with_location(start_location);
 
     let ui_cell = RefCell::new(ui);
-    let flow_fut = reqwest_driver::run_flow(&mut flow, &ctx.http, &clock, |step| ui_cell.borrow_mut().on_step(step));
+    let flow_fut = reqwest_driver::run_flow(&mut flow, &ctx.http, &clock, |step| {
+        ui_cell.borrow_mut().on_step(step, clock.now())
+    });
     let ticker = async {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             every.tick().await;
-            ui_cell.borrow_mut().tick();
+            ui_cell.borrow_mut().tick(clock.now());
         }
     };
     let result = tokio::select! {
@@ -180,24 +181,18 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         );
     }
     let expires_in = tokens.expires_in(clock.now());
-    let mut stored = app::stored_from(
-        tokens,
-        ctx.settings.profile,
-        &client.client_id,
-        &ctx.settings,
-        clock.now(),
-    );
-    if let Some(found) = discovered {
-        stored.token_url = Some(found.token_url);
-        stored.revocation_url = found.revocation_url;
-    }
-    // The method that worked, for refreshes and revocations (none for a public client).
-    if ctx.settings.profile == zoho_device_core::Profile::Rfc8628
-        && client.client_secret.is_some()
-        && flow.client_auth() != zoho_device_core::ClientAuth::Auto
-    {
-        stored.client_auth = Some(flow.client_auth().as_str().to_string());
-    }
+    // The servers the flow ended at; a standard server's revocation endpoint (configured or
+    // discovered) and the client authentication that worked (none for a public client, none
+    // when it was left to auto).
+    let revocation_url = match (&ctx.settings.endpoint, discovered) {
+        (_, Some(found)) => found.revocation_url,
+        (Endpoint::Standard { revocation_url, .. }, None) => revocation_url.clone(),
+        _ => None,
+    };
+    let standard_auth = (client.client_secret.is_some() && flow.client_auth() != zoho_device_core::ClientAuth::Auto)
+        .then(|| flow.client_auth());
+    let servers = Servers::after_flow(&server, &tokens, revocation_url, standard_auth);
+    let stored = app::paired(&client.client_id, servers, tokens, clock.now());
     // Under the refresh lock, so that a refresh of the old pairing by another process cannot
     // land on top of the new one.
     let saved = async {
@@ -220,7 +215,7 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
         Ok(r) => r,
         Err(e) => return Err(revoke_unsaved(ctx, &stored, e).await),
     };
-    ui.authorized(&stored.tokens, expires_in);
+    ui.authorized(stored.tokens(), expires_in);
     tracing::info!(path = %ctx.store.path().display(), "token saved");
     note_for_interrupt(Some(format!(
         "interrupted; the new pairing is saved in {}",
@@ -234,13 +229,13 @@ async fn run(ctx: &Context, ui: &mut PairingUi, opts: &LoginOptions) -> Result<S
 
 /// The approved pairing `new` could not be saved (`err`): revokes its refresh token so that it
 /// does not linger at the server, and returns `err` saying what became of it.
-async fn revoke_unsaved(ctx: &Context, new: &StoredToken, err: AppError) -> AppError {
+async fn revoke_unsaved(ctx: &Context, new: &Pairing, err: AppError) -> AppError {
     let path = ctx.store.path().display().to_string();
     note_for_interrupt(Some(format!(
         "interrupted while revoking the approved pairing that could not be saved to {path}: the token file is unchanged, and the new refresh token may still be live ({})",
         app::revoke_by_hand_hint(Some(new))
     )));
-    let outcome = if new.tokens.refresh_token.is_none() {
+    let outcome = if new.tokens().refresh_token.is_none() {
         "it holds no refresh token, so nothing lingers at the server".to_string()
     } else {
         match ctx.revoke(new, 2).await {
@@ -275,11 +270,11 @@ async fn revoke_unsaved(ctx: &Context, new: &StoredToken, err: AppError) -> AppE
 /// Revokes the refresh token of the pairing a new login replaced: nobody can use it any more,
 /// and Zoho keeps only 20 refresh tokens per user and client, silently deleting the oldest —
 /// which may be another kiosk's. Best effort: a failure is a warning, the new pairing stands.
-async fn revoke_replaced(ctx: &Context, old: &StoredToken, new: &StoredToken) {
-    let Some(old_refresh) = &old.tokens.refresh_token else {
+async fn revoke_replaced(ctx: &Context, old: &Pairing, new: &Pairing) {
+    let Some(old_refresh) = &old.tokens().refresh_token else {
         return;
     };
-    if new.tokens.refresh_token.as_ref().map(|r| r.expose()) == Some(old_refresh.expose()) {
+    if new.tokens().refresh_token.as_ref().map(|r| r.expose()) == Some(old_refresh.expose()) {
         return;
     }
     note_for_interrupt(Some(format!(

@@ -226,15 +226,8 @@ impl Settings {
             (Some(ProfileArg::Zoho), _) => Profile::Zoho,
             (Some(ProfileArg::Rfc8628), _) => Profile::Rfc8628,
             (None, None) => Profile::Zoho,
-            (None, Some(p)) => match p {
-                "zoho" => Profile::Zoho,
-                "rfc8628" => Profile::Rfc8628,
-                other => {
-                    return Err(AppError::usage(format!(
-                        "config: profile {other:?} is not zoho or rfc8628"
-                    )));
-                }
-            },
+            (None, Some(p)) => Profile::parse(p)
+                .ok_or_else(|| AppError::usage(format!("config: profile {p:?} is not zoho or rfc8628")))?,
         };
 
         let client_id = args.client_id.clone().or(file.client_id).map(|s| s.trim().to_string());

@@ -8,7 +8,8 @@
 //!   just minted (Zoho allows only 10 mints per refresh token per 10 minutes).
 //! * **Nothing lost:** a failed login or refresh never touches the file; a corrupt file is
 //!   reported with its path and replaced only by a new login.
-//! * Expiries are stored as Unix time (milliseconds) so they survive reboots.
+//! * The file holds one [`Pairing`] (the core's record, version-1 JSON); expiries are stored as
+//!   Unix time (milliseconds) so they survive reboots.
 //! * **No links followed, no foreign directory:** temp files are created exclusively
 //!   (`O_EXCL`, which also refuses a planted symbolic link) under unpredictable names, the lock
 //!   and the token file are opened with `O_NOFOLLOW`, the token file is read only when it is a
@@ -23,8 +24,9 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-use zoho_device_core::{Profile, ServerUrl, Timestamp, Tokens};
+/// What the file holds: the core's one record of a pairing, as version-1 JSON.
+pub use zoho_device_core::Pairing;
+use zoho_device_core::Timestamp;
 
 use crate::exit::{AppError, Exit};
 
@@ -35,71 +37,6 @@ use crate::exit::{AppError, Exit};
 /// carry fits, and [`TokenStore::save`] refuses anything larger, so that a file this program
 /// wrote is always one it can read.
 pub const MAX_FILE_BYTES: u64 = 4 * zoho_device_core::http::MAX_RESPONSE_BYTES as u64;
-
-/// What the file holds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StoredToken {
-    /// Format version.
-    pub version: u32,
-    /// `zoho` or `rfc8628`.
-    pub profile: String,
-    /// The client the tokens belong to.
-    pub client_id: String,
-    /// Tokens; `expires_at` in Unix milliseconds.
-    #[serde(flatten)]
-    pub tokens: Tokens,
-    /// rfc8628: the token endpoint (refresh).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_url: Option<ServerUrl>,
-    /// rfc8628: the revocation endpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation_url: Option<ServerUrl>,
-    /// rfc8628: how the client authenticated at pairing (`basic` or `post`), reused to refresh
-    /// and revoke. Absent: the form body, with one retry in HTTP Basic on 401 `invalid_client`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_auth: Option<String>,
-    /// When the device was paired (Unix ms).
-    pub paired_at: u64,
-    /// When the access token was last minted (Unix ms).
-    pub refreshed_at: u64,
-}
-
-impl StoredToken {
-    /// This pairing with freshly minted `tokens`, refreshed at `now` (Unix time).
-    pub fn with_tokens(&self, tokens: Tokens, now: Timestamp) -> StoredToken {
-        StoredToken {
-            tokens,
-            refreshed_at: now.as_millis(),
-            ..self.clone()
-        }
-    }
-
-    /// How long the access token lived when it was minted (`expires_at − refreshed_at`; a file
-    /// without that record: what is left at `now`). The keeper scales its margin by it.
-    pub fn lifetime(&self, now: Timestamp) -> std::time::Duration {
-        match self.tokens.expires_at.as_millis().saturating_sub(self.refreshed_at) {
-            0 => self.tokens.expires_in(now),
-            ms => std::time::Duration::from_millis(ms),
-        }
-    }
-
-    /// The tokens with `expires_at` moved from Unix time (`wall`) to another clock read at the
-    /// same instant (`now`), e.g. the monotonic clock the agent plans on.
-    pub fn tokens_on(&self, wall: Timestamp, now: Timestamp) -> Tokens {
-        let mut tokens = self.tokens.clone();
-        tokens.expires_at = tokens.expires_at.rebase(wall, now);
-        tokens
-    }
-
-    /// The profile.
-    pub fn profile(&self) -> Profile {
-        if self.profile == "rfc8628" {
-            Profile::Rfc8628
-        } else {
-            Profile::Zoho
-        }
-    }
-}
 
 /// Unix time now, in the core's timestamp.
 pub fn wall_now() -> Timestamp {
@@ -156,22 +93,21 @@ impl TokenStore {
     /// Reads the token file: `Ok(None)` when there is none; exit 6 with the path when corrupt,
     /// exit 9 when it cannot be read (a directory or FIFO at its path, a symbolic link, an
     /// I/O error).
-    pub fn load(&self) -> Result<Option<StoredToken>, AppError> {
+    pub fn load(&self) -> Result<Option<Pairing>, AppError> {
         let bytes = match crate::settings::read_regular_file(&self.path, MAX_FILE_BYTES, false) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::FileTooLarge => return Err(self.corrupt(&e.to_string())),
             Err(e) => return Err(storage_error("read the token file", &self.path, &e)),
         };
-        let stored: StoredToken = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&e.to_string()))?;
-        if stored.version != 1 {
-            return Err(self.corrupt(&format!("unknown format version {}", stored.version)));
-        }
-        Ok(Some(stored))
+        // The pairing's own reading refuses a file that does not hang together (an unknown
+        // profile or version, servers of both kinds): corrupt, never guessed.
+        let pairing: Pairing = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&e.to_string()))?;
+        Ok(Some(pairing))
     }
 
     /// Reads the token file; exit 6 "not paired" when there is none.
-    pub fn load_required(&self) -> Result<StoredToken, AppError> {
+    pub fn load_required(&self) -> Result<Pairing, AppError> {
         self.load()?.ok_or_else(|| {
             AppError::not_paired(format!(
                 "this device is not paired (no token file at {})",
@@ -191,7 +127,7 @@ impl TokenStore {
     /// Writes `token` atomically: temp file (0600, created exclusively), fsync, rename, fsync
     /// of the directory. Exit 9 naming the path and the cause when it cannot; exit 2 when the
     /// directory is not safe to write in ([`TokenStore::check_writable`]).
-    pub fn save(&self, token: &StoredToken) -> Result<(), AppError> {
+    pub fn save(&self, token: &Pairing) -> Result<(), AppError> {
         let mut bytes = serde_json::to_vec_pretty(token)
             .map_err(|e| AppError::new(Exit::Unexpected, format!("cannot encode the token: {e}")))?;
         bytes.push(b'\n');
@@ -620,29 +556,86 @@ pub fn changed_this_run() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zoho_device_core::{AccessToken, RefreshToken};
+    use zoho_device_core::{AccessToken, RefreshToken, ServerUrl, Servers, Tokens};
 
-    fn sample() -> StoredToken {
-        StoredToken {
-            version: 1,
-            profile: "zoho".into(),
-            client_id: "1004.X".into(),
-            tokens: Tokens {
-                access_token: AccessToken::new("1000.access"),
-                refresh_token: Some(RefreshToken::new("1000.refresh")),
-                api_domain: Some(ServerUrl::parse("https://www.zohoapis.eu").unwrap()),
-                accounts_url: Some(ServerUrl::parse("https://accounts.zoho.eu").unwrap()),
-                location: Some("eu".into()),
-                scope: Some("ZohoBooks.settings.READ".into()),
-                token_type: "Bearer".into(),
-                expires_at: Timestamp::from_millis(1_800_000_000_000),
-            },
-            token_url: None,
-            revocation_url: None,
-            client_auth: None,
-            paired_at: 1,
-            refreshed_at: 2,
-        }
+    /// The pairing of [`V1_FILE`]: paired at 1, refreshed at 2 (Unix ms).
+    fn sample() -> Pairing {
+        let tokens = Tokens {
+            access_token: AccessToken::new("1000.access"),
+            refresh_token: Some(RefreshToken::new("1000.refresh")),
+            api_domain: Some(ServerUrl::parse("https://www.zohoapis.eu").unwrap()),
+            accounts_url: None,
+            location: None,
+            scope: Some("ZohoBooks.settings.READ".into()),
+            token_type: "Bearer".into(),
+            expires_at: Timestamp::from_millis(1_800_000_000_000),
+        };
+        let servers = Servers::Zoho {
+            accounts: ServerUrl::parse("https://accounts.zoho.eu").unwrap(),
+            location: Some("eu".into()),
+        };
+        Pairing::new("1004.X".into(), servers, tokens.clone(), Timestamp::from_millis(1))
+            .with_tokens(tokens, Timestamp::from_millis(2))
+    }
+
+    /// A token file as version 1 of this program (`StoredToken`) wrote it, byte for byte.
+    const V1_FILE: &str = r#"{
+  "version": 1,
+  "profile": "zoho",
+  "client_id": "1004.X",
+  "access_token": "1000.access",
+  "refresh_token": "1000.refresh",
+  "api_domain": "https://www.zohoapis.eu",
+  "accounts_url": "https://accounts.zoho.eu",
+  "location": "eu",
+  "scope": "ZohoBooks.settings.READ",
+  "token_type": "Bearer",
+  "expires_at": 1800000000000,
+  "paired_at": 1,
+  "refreshed_at": 2
+}
+"#;
+
+    #[test]
+    fn a_version_1_file_loads_and_is_written_back_unchanged() {
+        let dir = tempdir();
+        let store = TokenStore::new(dir.join("token.json"));
+        fs::write(store.path(), V1_FILE).unwrap();
+        let loaded = store.load().unwrap().unwrap();
+        assert_eq!(loaded, sample());
+        store.save(&loaded).unwrap();
+        assert_eq!(fs::read_to_string(store.path()).unwrap(), V1_FILE);
+        // And what this version writes for the same pairing is that file.
+        store.save(&sample()).unwrap();
+        assert_eq!(fs::read_to_string(store.path()).unwrap(), V1_FILE);
+    }
+
+    #[test]
+    fn an_unknown_profile_is_a_corrupt_file_not_a_zoho_pairing() {
+        let dir = tempdir();
+        let store = TokenStore::new(dir.join("token.json"));
+        let planted = V1_FILE.replace("\"zoho\"", "\"zoho-eu\"");
+        fs::write(store.path(), &planted).unwrap();
+        let e = store.load().unwrap_err();
+        assert_eq!(e.exit, Exit::NeedsPairing);
+        assert!(
+            e.message.contains("corrupt") && e.message.contains("unknown profile \"zoho-eu\""),
+            "{}",
+            e.message
+        );
+        assert_eq!(fs::read_to_string(store.path()).unwrap(), planted, "kept as it is");
+        // Servers of both kinds: corrupt too.
+        let mixed = V1_FILE.replace(
+            "\"paired_at\"",
+            "\"token_url\": \"https://idp.example/token\",\n  \"paired_at\"",
+        );
+        fs::write(store.path(), &mixed).unwrap();
+        let e = store.load().unwrap_err();
+        assert!(
+            e.message.contains("a zoho pairing with a standard server's token_url"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -652,7 +645,7 @@ mod tests {
         assert!(store.load().unwrap().is_none());
         store.save(&sample()).unwrap();
         let back = store.load().unwrap().unwrap();
-        assert_eq!(back.tokens, sample().tokens);
+        assert_eq!(back, sample());
         let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let dmode = fs::metadata(dir.join("sub")).unwrap().permissions().mode() & 0o777;
@@ -748,16 +741,18 @@ mod tests {
         let store = TokenStore::new(dir.join("token.json"));
         // The longest tokens two replies could carry (the refresh token from the login, the
         // access token from a refresh), each nearly a whole capped reply.
-        let mut big = sample();
-        big.tokens.access_token = AccessToken::new("a".repeat(MAX_RESPONSE_BYTES - 100));
-        big.tokens.refresh_token = Some(RefreshToken::new("r".repeat(MAX_RESPONSE_BYTES - 100)));
-        big.tokens.scope = Some("s".repeat(MAX_RESPONSE_BYTES - 100));
+        let mut tokens = sample().tokens().clone();
+        tokens.access_token = AccessToken::new("a".repeat(MAX_RESPONSE_BYTES - 100));
+        tokens.refresh_token = Some(RefreshToken::new("r".repeat(MAX_RESPONSE_BYTES - 100)));
+        tokens.scope = Some("s".repeat(MAX_RESPONSE_BYTES - 100));
+        let big = sample().with_tokens(tokens, Timestamp::from_millis(2));
         store.save(&big).unwrap();
-        assert_eq!(store.load().unwrap().unwrap().tokens, big.tokens);
+        assert_eq!(store.load().unwrap().unwrap(), big);
         // Past the file's cap the save refuses (exit 9) and the file stays as it was.
         let before = fs::read(store.path()).unwrap();
-        let mut huge = sample();
-        huge.tokens.scope = Some("s".repeat(MAX_FILE_BYTES as usize));
+        let mut tokens = sample().tokens().clone();
+        tokens.scope = Some("s".repeat(MAX_FILE_BYTES as usize));
+        let huge = sample().with_tokens(tokens, Timestamp::from_millis(2));
         let e = store.save(&huge).unwrap_err();
         assert_eq!(e.exit, Exit::Storage);
         assert!(e.message.contains("more than the"), "{}", e.message);

@@ -1,36 +1,39 @@
-//! The agent's needs-pairing hook, and systemd's `STATUS=` line while a code is out: a
-//! display that learns each new code and runs the hook once per code.
+//! The agent's needs-pairing hook and systemd's `STATUS=` line while pairing: two subscribers
+//! to the pairing's events. The hook runs once per new code; the status line follows the
+//! countdown.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use zoho_device_display::{Screen, Show};
+use zoho_device_core::{Event, Subscriber, UserPrompt};
 
 use crate::clock;
 use crate::notify::Notifier;
+use crate::ui::paired_detail;
 
 /// A hook still running after this is killed.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The pairing hook and the `STATUS=` line while a code is out.
+/// The pairing hook's state, kept across reloads (a reload must not run it again for the
+/// same code).
 pub(super) struct HookState {
-    notifier: Arc<Notifier>,
     inner: Mutex<HookInner>,
 }
 
 struct HookInner {
     command: Option<String>,
     reason: &'static str,
+    prompt: Option<UserPrompt>,
     last_code: Option<String>,
 }
 
 impl HookState {
-    pub(super) fn new(notifier: Arc<Notifier>, command: Option<String>) -> HookState {
+    pub(super) fn new(command: Option<String>) -> HookState {
         HookState {
-            notifier,
             inner: Mutex::new(HookInner {
                 command,
                 reason: "not_paired",
+                prompt: None,
                 last_code: None,
             }),
         }
@@ -42,69 +45,73 @@ impl HookState {
             h.command = command;
         }
     }
-
-    pub(super) fn begin(&self, reason: &'static str) {
-        if let Ok(mut h) = self.inner.lock() {
-            h.reason = reason;
-            h.last_code = None;
-        }
-    }
-
-    pub(super) fn end(&self) {
-        if let Ok(mut h) = self.inner.lock() {
-            h.last_code = None;
-        }
-    }
 }
 
-/// A display that feeds systemd's `STATUS=` and runs the hook once per new code.
-pub(super) struct AgentDisplay {
-    pub(super) hook: Arc<HookState>,
-}
+/// Runs the hook once per new code: the first time the code's countdown is heard, with the
+/// code, its URLs, the seconds it has left, and why pairing is needed.
+pub(super) struct Hook(pub(super) Arc<HookState>);
 
-impl Show for AgentDisplay {
-    fn show(&mut self, screen: &Screen) -> std::io::Result<()> {
-        match screen {
-            Screen::Waiting {
-                user_code,
-                verification_url,
-                verification_uri_complete,
-                seconds_left,
-                ..
-            } => {
-                self.hook.notifier.status(&format!(
-                    "waiting for approval: {user_code}, {}:{:02} left",
-                    seconds_left / 60,
-                    seconds_left % 60
-                ));
-                let Ok(mut h) = self.hook.inner.lock() else {
-                    return Ok(());
-                };
+impl Subscriber for Hook {
+    fn on_event(&mut self, event: &Event) {
+        let Ok(mut h) = self.0.inner.lock() else { return };
+        match event {
+            Event::NeedsPairing { reason, .. } => {
+                h.reason = reason;
+                h.last_code = None;
+            }
+            Event::Paired { .. } => h.last_code = None,
+            Event::CodeIssued(p) => h.prompt = Some(p.clone()),
+            Event::CodeWaiting { user_code, left } => {
                 if h.last_code.as_deref() == Some(user_code.as_str()) {
-                    return Ok(());
+                    return;
                 }
                 h.last_code = Some(user_code.clone());
-                if let Some(cmd) = &h.command {
-                    run_hook(
-                        cmd,
-                        &[
-                            ("ZOHO_USER_CODE", user_code.as_str()),
-                            ("ZOHO_VERIFICATION_URL", verification_url.as_str()),
-                            (
-                                "ZOHO_VERIFICATION_URI_COMPLETE",
-                                verification_uri_complete.as_deref().unwrap_or(""),
-                            ),
-                            ("ZOHO_CODE_EXPIRES_IN", &seconds_left.to_string()),
-                            ("ZOHO_NEEDS_PAIRING_REASON", h.reason),
-                        ],
-                    );
-                }
+                let (Some(cmd), Some(p)) = (&h.command, &h.prompt) else {
+                    return;
+                };
+                run_hook(
+                    cmd,
+                    &[
+                        ("ZOHO_USER_CODE", user_code.as_str()),
+                        ("ZOHO_VERIFICATION_URL", p.verification_url.as_str()),
+                        (
+                            "ZOHO_VERIFICATION_URI_COMPLETE",
+                            p.verification_uri_complete.as_deref().unwrap_or(""),
+                        ),
+                        ("ZOHO_CODE_EXPIRES_IN", &left.as_secs().to_string()),
+                        ("ZOHO_NEEDS_PAIRING_REASON", h.reason),
+                    ],
+                );
             }
-            Screen::CodeExpired => self.hook.notifier.status("the code expired; a new one follows"),
-            Screen::Paired { detail } => self.hook.notifier.status(detail),
             _ => {}
         }
-        Ok(())
+    }
+}
+
+/// systemd's `STATUS=` line while pairing (the paired state's line is the agent's own).
+pub(super) struct StatusLine(pub(super) Arc<Notifier>);
+
+impl StatusLine {
+    /// The line an event sets, if any.
+    pub(super) fn line(event: &Event) -> Option<String> {
+        Some(match event {
+            Event::NeedsPairing { message, .. } => format!("needs pairing: {message}"),
+            Event::CodeWaiting { user_code, left } => {
+                let s = left.as_secs();
+                format!("waiting for approval: {user_code}, {}:{:02} left", s / 60, s % 60)
+            }
+            Event::CodeExpired { renew_in: Some(_) } => "the code expired; a new one follows".into(),
+            Event::Paired { location, .. } => paired_detail(location.as_deref()),
+            _ => return None,
+        })
+    }
+}
+
+impl Subscriber for StatusLine {
+    fn on_event(&mut self, event: &Event) {
+        if let Some(line) = StatusLine::line(event) {
+            self.0.status(&line);
+        }
     }
 }
 
@@ -149,5 +156,68 @@ fn run_hook(cmd: &str, vars: &[(&str, &str)]) {
             });
         }
         Err(e) => tracing::warn!("cannot run the needs-pairing hook: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_follows_the_pairing() {
+        let line = |e: Event| StatusLine::line(&e);
+        assert_eq!(
+            line(Event::NeedsPairing {
+                reason: "not_paired",
+                message: "this device is not paired yet".into()
+            })
+            .as_deref(),
+            Some("needs pairing: this device is not paired yet")
+        );
+        assert_eq!(
+            line(Event::CodeWaiting {
+                user_code: "WLKU-4502".into(),
+                left: Duration::from_millis(125_900)
+            })
+            .as_deref(),
+            Some("waiting for approval: WLKU-4502, 2:05 left")
+        );
+        assert_eq!(
+            line(Event::CodeExpired {
+                renew_in: Some(Duration::from_secs(5))
+            })
+            .as_deref(),
+            Some("the code expired; a new one follows")
+        );
+        assert_eq!(line(Event::CodeExpired { renew_in: None }), None);
+        assert_eq!(line(Event::Pending), None);
+    }
+
+    #[test]
+    fn the_hook_learns_the_reason_and_each_code_once() {
+        // No command: nothing runs, but the state follows the events.
+        let state = Arc::new(HookState::new(None));
+        let mut hook = Hook(state.clone());
+        hook.on_event(&Event::NeedsPairing {
+            reason: "refresh_token_rejected",
+            message: "m".into(),
+        });
+        let waiting = Event::CodeWaiting {
+            user_code: "A".into(),
+            left: Duration::from_secs(299),
+        };
+        hook.on_event(&waiting);
+        {
+            let h = state.inner.lock().unwrap();
+            assert_eq!(h.reason, "refresh_token_rejected");
+            assert_eq!(h.last_code.as_deref(), Some("A"));
+        }
+        hook.on_event(&Event::Paired {
+            location: None,
+            accounts_url: None,
+            api_domain: None,
+            expires_in: Duration::from_secs(1),
+        });
+        assert_eq!(state.inner.lock().unwrap().last_code, None);
     }
 }

@@ -7,22 +7,22 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::json;
 use tokio::time::Instant;
-use zoho_device_core::Backoff;
-use zoho_device_display::Screen;
+use zoho_device_core::{Backoff, Event};
 
-use super::hook::{AgentDisplay, HookState};
+use super::hook::{Hook, HookState, StatusLine};
 use super::{Agent, human, keeper_config};
 use crate::app::{self, Context};
 use crate::cli::{AgentArgs, Cli, Command, EventsFormat};
 use crate::exit::{AppError, Exit};
 use crate::login::{self, LoginOptions};
+use crate::notify::Notifier;
 use crate::settings::Settings;
 use crate::store::wall_now;
 use crate::ui::{PairingUi, Signals, open_displays};
 
 /// Why pairing is needed, and whether it was announced.
 #[derive(Debug)]
-pub(super) struct Pairing {
+pub(super) struct PairingNeeded {
     pub(super) reason: &'static str,
     pub(super) message: String,
     pub(super) announced: bool,
@@ -36,13 +36,7 @@ impl Agent {
             p.announced = true;
             let (reason, message) = (p.reason, p.message.clone());
             tracing::warn!(reason, "needs pairing: {message}");
-            self.hook.begin(reason);
-            self.ui
-                .event("needs_pairing", json!({ "reason": reason, "message": message }));
-            self.ui.show(&Screen::NeedsPairing {
-                reason: message.clone(),
-            });
-            self.notifier.status(&format!("needs pairing: {message}"));
+            self.ui.publish(&Event::NeedsPairing { reason, message });
         }
         if let Some(at) = self.pair_next {
             tokio::time::sleep_until(at).await;
@@ -60,7 +54,6 @@ impl Agent {
                 self.pairing = None;
                 self.pair_failures = 0;
                 self.last_error = None;
-                self.hook.end();
                 self.status();
                 Ok(())
             }
@@ -88,7 +81,7 @@ impl Agent {
     pub(super) fn needs_pairing(&mut self, reason: &'static str, message: String) {
         self.stored = None;
         self.keeper.forget();
-        self.pairing = Some(Pairing {
+        self.pairing = Some(PairingNeeded {
             reason,
             message,
             announced: false,
@@ -122,16 +115,13 @@ impl Agent {
             .set_command(args.on_needs_pairing.clone().or(ctx.settings.on_needs_pairing.clone()));
         // Close the old displays first (a web display holds its port).
         self.ui = PairingUi::new(Vec::new(), args.events == Some(EventsFormat::Json));
-        self.ui = match build_ui(&ctx.settings, &args, &self.hook) {
+        self.ui = match build_ui(&ctx.settings, &args, &self.hook, &self.notifier) {
             Ok(ui) => ui,
             Err(e) => {
                 tracing::error!("SIGHUP: {}; showing nothing", e.message);
-                PairingUi::new(
-                    vec![Box::new(AgentDisplay {
-                        hook: self.hook.clone(),
-                    })],
-                    args.events == Some(EventsFormat::Json),
-                )
+                let mut ui = PairingUi::new(Vec::new(), args.events == Some(EventsFormat::Json));
+                subscribe(&mut ui, &self.hook, &self.notifier);
+                ui
             }
         };
         self.keeper.reconfigure(keeper_config(&args));
@@ -154,14 +144,26 @@ impl Agent {
     }
 }
 
-pub(super) fn build_ui(settings: &Settings, args: &AgentArgs, hook: &Arc<HookState>) -> Result<PairingUi, AppError> {
+/// The agent's pairing UI: the configured displays and events, the status line and the hook.
+pub(super) fn build_ui(
+    settings: &Settings,
+    args: &AgentArgs,
+    hook: &Arc<HookState>,
+    notifier: &Arc<Notifier>,
+) -> Result<PairingUi, AppError> {
     let events = args.events == Some(EventsFormat::Json);
     let specs = if args.displays.is_empty() {
         settings.displays.clone()
     } else {
         args.displays.clone()
     };
-    let mut displays = open_displays(&specs, events, Signals::Program)?;
-    displays.push(Box::new(AgentDisplay { hook: hook.clone() }));
-    Ok(PairingUi::new(displays, events))
+    let mut ui = PairingUi::new(open_displays(&specs, events, Signals::Program)?, events);
+    subscribe(&mut ui, hook, notifier);
+    Ok(ui)
+}
+
+/// The status line first (the hook's script may read it), then the hook.
+fn subscribe(ui: &mut PairingUi, hook: &Arc<HookState>, notifier: &Arc<Notifier>) {
+    ui.subscribe(StatusLine(notifier.clone()));
+    ui.subscribe(Hook(hook.clone()));
 }

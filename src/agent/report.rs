@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use zoho_device_core::keeper;
-use zoho_device_core::{Error, KeepStep, PairingNeed, Timestamp, Tokens};
+use zoho_device_core::{Error, Event, KeepStep, PairingNeed, Timestamp, Tokens};
 
 use super::Agent;
-use crate::store::{StoredToken, wall_now};
+use crate::store::{Pairing, wall_now};
 
 impl Agent {
     /// What the keeper reported: a new token (saved), a failure, or pairing needed.
@@ -51,10 +50,10 @@ impl Agent {
             next_refresh_in_s = next_in.as_secs(),
             "access token refreshed"
         );
-        self.ui.event(
-            "refreshed",
-            json!({ "expires_in_s": remaining.as_secs(), "next_refresh_in_s": secs_f(next_in) }),
-        );
+        self.ui.publish(&Event::Refreshed {
+            expires_in: remaining,
+            next_refresh_in: next_in,
+        });
         self.status();
     }
 
@@ -68,15 +67,11 @@ impl Agent {
         // Status (and its state file) first: whoever reacts to the event reads it.
         self.last_error = Some(format!("refresh failed ({}), retrying in {}", e.code(), human(delay)));
         self.status();
-        self.ui.event(
-            "refresh_failed",
-            json!({
-                "kind": e.code(),
-                "message": e.to_string(),
-                "retry_in_s": secs_f(delay),
-                "token_valid_s": valid.as_secs(),
-            }),
-        );
+        self.ui.publish(&Event::RefreshFailed {
+            error: e.clone(),
+            retry_in: delay,
+            token_valid: valid,
+        });
     }
 
     /// `STATUS=` for the paired state.
@@ -101,8 +96,8 @@ impl Agent {
     }
 }
 
-pub(super) fn paired_detail(stored: &StoredToken) -> String {
-    match &stored.tokens.location {
+pub(super) fn paired_detail(stored: &Pairing) -> String {
+    match &stored.tokens().location {
         Some(l) => format!("paired ({l})"),
         None => "paired".into(),
     }
@@ -120,10 +115,6 @@ pub(super) fn human(d: Duration) -> String {
     } else {
         format!("{} ms", d.as_millis())
     }
-}
-
-fn secs_f(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

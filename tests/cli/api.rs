@@ -12,10 +12,7 @@ const ORG: &str = "10234695";
 
 /// A world paired with a scope that reaches every Books module.
 fn paired(config: SimConfig) -> World {
-    let mut w = World::new(config.auto_approve_after_polls(1));
-    w.set("ZOHO_SCOPE", Some("ZohoBooks.fullaccess.all"));
-    w.login();
-    w
+    paired_for_books(config, &[])
 }
 
 fn json(out: &Output) -> Value {
@@ -247,11 +244,7 @@ fn the_daily_cap_exits_7_with_when_it_resets() {
 fn a_401_code_57_refreshes_once_and_retries_once() {
     // The simulator's token dies after 2 s; the file claims an hour, so only Books' 401 tells.
     let w = paired(sim_config().token_lifetime_s(2));
-    let old = w.token_json()["access_token"].as_str().unwrap().to_string();
-    sleep_ms(2_200);
-    w.edit_token(|t| {
-        t.insert("expires_at".into(), (now_ms() + 3_600_000).into());
-    });
+    let old = outlive_the_access_token(&w);
     let out = w.run(&["api", "/books/v3/organizations"]);
     out.code(0);
     assert_eq!(w.sim.stats().refreshes, 1);
@@ -428,10 +421,7 @@ fn a_401_reuses_the_token_another_process_refreshed_meanwhile() {
             .token_lifetime_s(2)
             .books_concurrency(10, std::time::Duration::from_millis(1500)),
     );
-    sleep_ms(2_200);
-    w.edit_token(|t| {
-        t.insert("expires_at".into(), (now_ms() + 3_600_000).into());
-    });
+    outlive_the_access_token(&w);
     let api = w.spawn(&["api", "/books/v3/organizations"]);
     sleep_ms(300);
     w.run(&["refresh"]).code(0);

@@ -14,11 +14,7 @@ use crate::util::*;
 
 /// A world paired with a scope that reaches every Books module.
 fn paired(config: SimConfig) -> World {
-    let mut w = World::new(config.auto_approve_after_polls(1));
-    w.set("ZOHO_SCOPE", Some("ZohoBooks.fullaccess.all"));
-    w.set("ZOHO_DEVICE_BACKOFF_MS", Some("20"));
-    w.login();
-    w
+    paired_for_books(config, &[("ZOHO_DEVICE_BACKOFF_MS", "20")])
 }
 
 /// An HTTP answer.
@@ -493,11 +489,7 @@ fn allowed_writes_pass_once_never_repeated_and_refresh_the_modules_cache() {
 fn a_401_code_57_is_refreshed_once_through_the_lock_and_answered() {
     // The simulator's token dies after 2 s; the file claims an hour, so only Books' 401 tells.
     let w = paired(sim_config().token_lifetime_s(2));
-    let old = w.token_json()["access_token"].as_str().unwrap().to_string();
-    sleep_ms(2_200);
-    w.edit_token(|t| {
-        t.insert("expires_at".into(), (now_ms() + 3_600_000).into());
-    });
+    let old = outlive_the_access_token(&w);
     let (run, sock) = agent(&w, &[]);
     let r = get(&sock, "/books/v3/organizations");
     assert_eq!(r.status, 200, "{r:?}");

@@ -16,16 +16,14 @@
 //! Without Python the tests print why and pass, unless `ZOHO_DEVICE_REQUIRE_DJANGO` is set (CI
 //! sets it, so a missing server fails there).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use super::{Device, Page, STEP, User, http, interop_dir};
+use super::{Device, Page, Server, User, bearer_get, interop_dir, ready_once, refresh_grant_status, unavailable};
 
 const PUBLIC: &str = "zoho-device-public";
 const CONFIDENTIAL: &str = "zoho-device-confidential";
@@ -45,31 +43,24 @@ fn venv_python() -> PathBuf {
 /// `ZOHO_DEVICE_REQUIRE_DJANGO`.
 fn django_ready() -> bool {
     static READY: Mutex<Option<bool>> = Mutex::new(None);
-    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = *ready {
-        return r;
-    }
-    let require = std::env::var_os("ZOHO_DEVICE_REQUIRE_DJANGO").is_some();
-    let imports = || {
-        std::process::Command::new(venv_python())
-            .args(["-c", "import oauth2_provider, django"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !imports() {
+    ready_once(&READY, || {
+        let imports = || {
+            std::process::Command::new(venv_python())
+                .args(["-c", "import oauth2_provider, django"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if imports() {
+            return true;
+        }
         let python = std::process::Command::new("python3").arg("--version").output();
         if !python.is_ok_and(|o| o.status.success()) {
-            assert!(
-                !require,
-                "ZOHO_DEVICE_REQUIRE_DJANGO is set but `python3` is not on the PATH: install Python 3.10 or later (with venv)"
+            return unavailable(
+                "ZOHO_DEVICE_REQUIRE_DJANGO",
+                "`python3` is not on the PATH",
+                "Python 3.10 or later (with venv)",
             );
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: the django-oauth-toolkit interop tests need python3 (with venv); set ZOHO_DEVICE_REQUIRE_DJANGO to fail instead"
-            );
-            *ready = Some(false);
-            return false;
         }
         eprintln!(
             "interop: installing django-oauth-toolkit into {}",
@@ -98,20 +89,17 @@ fn django_ready() -> bool {
             django_dir().display()
         );
         assert!(imports(), "django-oauth-toolkit does not import after installing it");
-    }
-    *ready = Some(true);
-    true
+        true
+    })
 }
 
-/// `python serve.py` on a free loopback port; killed when dropped, its log printed when a
-/// test fails.
+/// django-oauth-toolkit: `python serve.py` on a free loopback port.
 struct Dot {
-    _child: Child,
-    /// The server's database and key; removed when dropped (the server is killed, so it cannot
-    /// clean up after itself).
-    _data: tempfile::TempDir,
     origin: String,
-    log: Arc<Mutex<String>>,
+    _server: Server,
+    /// The server's database and key; removed when dropped, after the server (killed, so it
+    /// cannot clean up after itself).
+    _data: tempfile::TempDir,
 }
 
 impl Dot {
@@ -120,42 +108,18 @@ impl Dot {
             .prefix("dot-interop-")
             .tempdir()
             .expect("a temporary directory");
-        let mut child = Command::new(venv_python())
+        let mut python = Command::new(venv_python());
+        python
             .args(["serve.py", "0", "--exit-with-stdin"])
             .current_dir(django_dir())
             .env("DOT_DATA_DIR", data.path())
             .env("DEVICE_CODE_TTL", code_ttl.to_string())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start python serve.py");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("piped");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0; 4096];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let line = tokio::time::timeout(STEP, stdout.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("the server did not start in time; its log:\n{}", log.lock().unwrap()))
-            .expect("read the server's stdout")
-            .unwrap_or_else(|| panic!("the server exited; its log:\n{}", log.lock().unwrap()));
-        let hello: Value = serde_json::from_str(&line).expect("the server prints its origin as JSON");
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        let server = Server::start("django-oauth-toolkit", python).await;
         Dot {
-            _child: child,
+            origin: server.said("origin"),
+            _server: server,
             _data: data,
-            origin: hello["origin"].as_str().expect("origin").to_string(),
-            log,
         }
     }
 
@@ -166,14 +130,6 @@ impl Dot {
     /// The issuer both metadata documents name.
     fn issuer(&self) -> String {
         self.url("/o")
-    }
-}
-
-impl Drop for Dot {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- django-oauth-toolkit log ---\n{}", self.log.lock().unwrap());
-        }
     }
 }
 
@@ -244,17 +200,24 @@ impl User {
 
 /// `GET /api/me/` with the access token: the status and who the server says it is.
 async fn me(dot: &Dot, access_token: &str) -> (u16, Value) {
-    let resp = http()
-        .build()
-        .expect("HTTP client")
-        .get(dot.url("/api/me/"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .expect("protected view");
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    bearer_get(&dot.url("/api/me/"), access_token).await
+}
+
+/// A device of the public client with its endpoints given (no discovery): the device
+/// authorization endpoint at `device_authorization` and the token endpoint; scope `read`.
+fn explicit_device(dot: &Dot, device_authorization: &str) -> Device {
+    Device::new(&[
+        "--profile",
+        "rfc8628",
+        "--device-authorization-url",
+        &dot.url(device_authorization),
+        "--token-url",
+        &dot.url("/o/token/"),
+        "--client-id",
+        PUBLIC,
+        "--scope",
+        "read",
+    ])
 }
 
 /// A public client, endpoints from the issuer's metadata (the device endpoint given: neither
@@ -343,19 +306,8 @@ async fn dot_public_client_pairs_refreshes_and_logs_out() {
         403,
         "the token no longer opens the protected view"
     );
-    let reuse = http()
-        .build()
-        .expect("HTTP client")
-        .post(dot.url("/o/token/"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rotated.as_str()),
-            ("client_id", PUBLIC),
-        ])
-        .send()
-        .await
-        .expect("token endpoint");
-    assert_eq!(reuse.status().as_u16(), 400, "the revoked refresh token is refused");
+    let reuse = refresh_grant_status(&dot.url("/o/token/"), &rotated, PUBLIC).await;
+    assert_eq!(reuse, 400, "the revoked refresh token is refused");
 }
 
 /// A confidential client with every endpoint explicit and HTTP Basic asked for: the code
@@ -409,18 +361,7 @@ async fn dot_denial_exits_3() {
         return;
     }
     let dot = Dot::start(1800).await;
-    let device = Device::new(&[
-        "--profile",
-        "rfc8628",
-        "--device-authorization-url",
-        &dot.url("/o/device-authorization/"),
-        "--token-url",
-        &dot.url("/o/token/"),
-        "--client-id",
-        PUBLIC,
-        "--scope",
-        "read",
-    ]);
+    let device = explicit_device(&dot, "/o/device-authorization/");
     let mut login = device.login();
     let code = login.event("code").await;
     let user = User::new();
@@ -437,18 +378,7 @@ async fn dot_expiry_exits_4() {
         return;
     }
     let dot = Dot::start(3).await;
-    let device = Device::new(&[
-        "--profile",
-        "rfc8628",
-        "--device-authorization-url",
-        &dot.url("/o/device-authorization/"),
-        "--token-url",
-        &dot.url("/o/token/"),
-        "--client-id",
-        PUBLIC,
-        "--scope",
-        "read",
-    ]);
+    let device = explicit_device(&dot, "/o/device-authorization/");
     let mut login = device.login();
     let code = login.event("code").await;
     assert_eq!(code["expires_in_s"], 3, "{code}");
@@ -465,18 +395,7 @@ async fn dot_a_missing_trailing_slash_is_named() {
         return;
     }
     let dot = Dot::start(1800).await;
-    let device = Device::new(&[
-        "--profile",
-        "rfc8628",
-        "--device-authorization-url",
-        &dot.url("/o/device-authorization"),
-        "--token-url",
-        &dot.url("/o/token/"),
-        "--client-id",
-        PUBLIC,
-        "--scope",
-        "read",
-    ]);
+    let device = explicit_device(&dot, "/o/device-authorization");
     let started = std::time::Instant::now();
     let out = device.run(&["login", "--display", "none"]).await;
     assert_eq!(out.code, Some(2), "{out:?}");

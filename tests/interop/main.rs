@@ -13,8 +13,11 @@
 //! A second, unrelated server — django-oauth-toolkit in Python — is driven the same way by the
 //! tests in `dot.rs` (`dot_*`).
 
+#[path = "../common/env.rs"]
+mod binary_env;
 mod dot;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -39,69 +42,77 @@ fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
 }
 
+/// Whether a server's tests can run, decided once per process by `check` (which installs what
+/// is missing, or returns [`unavailable`]).
+fn ready_once(cell: &Mutex<Option<bool>>, check: impl FnOnce() -> bool) -> bool {
+    let mut ready = cell.lock().unwrap_or_else(|e| e.into_inner());
+    *ready.get_or_insert_with(check)
+}
+
+/// A server's tests cannot run here because `missing`: they are skipped with a message, or
+/// fail when the variable `require` is set (CI sets it).
+fn unavailable(require: &str, missing: &str, need: &str) -> bool {
+    if std::env::var_os(require).is_some() {
+        panic!("{require} is set but {missing}: install {need}");
+    }
+    // Straight to stderr: the test harness captures eprintln!, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {missing}, and the interop tests against it need {need}; set {require} to fail instead"
+    );
+    false
+}
+
 /// Whether the tests can run: Node present and the packages installed (once per process).
-/// Without Node: skipped with a message, or a failure when `ZOHO_DEVICE_REQUIRE_NODE` is set.
 fn node_ready() -> bool {
     static READY: Mutex<Option<bool>> = Mutex::new(None);
-    let mut ready = READY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = *ready {
-        return r;
-    }
-    let node = std::process::Command::new("node").arg("--version").output();
-    let Ok(node) = node.as_ref().map(|o| {
-        o.status
-            .success()
-            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    }) else {
-        if std::env::var_os("ZOHO_DEVICE_REQUIRE_NODE").is_some() {
-            panic!("ZOHO_DEVICE_REQUIRE_NODE is set but `node` is not on the PATH: install Node.js 18 or later");
+    ready_once(&READY, || {
+        let node = std::process::Command::new("node").arg("--version").output();
+        let Some(node) = node.ok().filter(|o| o.status.success()) else {
+            return unavailable(
+                "ZOHO_DEVICE_REQUIRE_NODE",
+                "`node` is not on the PATH",
+                "Node.js 18 or later",
+            );
+        };
+        eprintln!("interop: node {}", String::from_utf8_lossy(&node.stdout).trim());
+        let dir = interop_dir();
+        if !dir.join("node_modules/oidc-provider").exists() {
+            eprintln!("interop: installing the provider (npm ci in {})", dir.display());
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir)
+                .status()
+                .expect("run npm (it comes with Node.js)");
+            assert!(status.success(), "npm ci failed in {}", dir.display());
         }
-        // Straight to stderr: the test harness captures eprintln!, and a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: the interop tests need Node.js 18+ (`node` is not on the PATH); set ZOHO_DEVICE_REQUIRE_NODE to fail instead"
-        );
-        *ready = Some(false);
-        return false;
-    };
-    eprintln!("interop: node {}", node.unwrap_or_default());
-    let dir = interop_dir();
-    if !dir.join("node_modules/oidc-provider").exists() {
-        eprintln!("interop: installing the provider (npm ci in {})", dir.display());
-        let status = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("run npm (it comes with Node.js)");
-        assert!(status.success(), "npm ci failed in {}", dir.display());
-    }
-    *ready = Some(true);
-    true
+        true
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
-// The provider
+// The servers
 
-/// `node server.mjs` on a free loopback port; killed when dropped. Its log is printed when a
-/// test fails.
-struct Provider {
+/// An authorization server run as a child process that prints one JSON line when it listens
+/// (`node server.mjs`, `python serve.py`, both with `--exit-with-stdin`); killed when dropped.
+/// Its stdout and stderr are kept as its log, printed when a test fails.
+struct Server {
+    name: &'static str,
     _child: Child,
-    issuer: String,
+    /// The JSON line it printed when ready.
+    hello: Value,
     log: Arc<Mutex<String>>,
 }
 
-impl Provider {
-    async fn start() -> Provider {
-        let mut child = Command::new("node")
-            .args(["server.mjs", "0", "--exit-with-stdin"])
-            .current_dir(interop_dir())
-            .env("SHORT_DEVICE_CODE_TTL", "2")
+impl Server {
+    async fn start(name: &'static str, mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("start node server.mjs");
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().expect("piped");
         let sink = log.clone();
@@ -117,10 +128,10 @@ impl Provider {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         let line = tokio::time::timeout(STEP, stdout.next_line())
             .await
-            .unwrap_or_else(|_| panic!("the provider did not start in time; its log:\n{}", log.lock().unwrap()))
-            .expect("read the provider's stdout")
-            .unwrap_or_else(|| panic!("the provider exited; its log:\n{}", log.lock().unwrap()));
-        // Keep draining stdout: oidc-provider prints notices there, and a closed pipe kills it.
+            .unwrap_or_else(|_| panic!("{name} did not start in time; its log:\n{}", log.lock().unwrap()))
+            .unwrap_or_else(|e| panic!("read {name}'s stdout: {e}"))
+            .unwrap_or_else(|| panic!("{name} exited; its log:\n{}", log.lock().unwrap()));
+        // Keep draining stdout: servers print notices there, and a closed pipe kills them.
         let sink = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = stdout.next_line().await {
@@ -129,12 +140,52 @@ impl Provider {
                 log.push('\n');
             }
         });
-        let hello: Value = serde_json::from_str(&line).expect("the provider prints its issuer as JSON");
-        let issuer = hello["issuer"].as_str().expect("issuer").to_string();
-        Provider {
+        let hello = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{name} prints where it listens as JSON ({e}): {line}"));
+        Server {
+            name,
             _child: child,
-            issuer,
+            hello,
             log,
+        }
+    }
+
+    /// A string field of the line it printed when ready.
+    fn said(&self, field: &str) -> String {
+        self.hello[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} said no {field}: {}", self.name, self.hello))
+            .to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- {} log ---\n{}", self.name, self.log.lock().unwrap());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The provider
+
+/// oidc-provider: `node server.mjs` on a free loopback port.
+struct Provider {
+    issuer: String,
+    _server: Server,
+}
+
+impl Provider {
+    async fn start() -> Provider {
+        let mut node = Command::new("node");
+        node.args(["server.mjs", "0", "--exit-with-stdin"])
+            .current_dir(interop_dir())
+            .env("SHORT_DEVICE_CODE_TTL", "2");
+        let server = Server::start("the provider", node).await;
+        Provider {
+            issuer: server.said("issuer"),
+            _server: server,
         }
     }
 
@@ -143,19 +194,12 @@ impl Provider {
     }
 }
 
-impl Drop for Provider {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- provider log ---\n{}", self.log.lock().unwrap());
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The device: the built binary in a clean environment
 
 struct Device {
     home: tempfile::TempDir,
+    env: BTreeMap<String, String>,
     args: Vec<String>,
 }
 
@@ -174,7 +218,8 @@ impl Device {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push("--token-file".into());
         all.push(home.path().join("token.json").display().to_string());
-        Device { home, args: all }
+        let env = binary_env::scrubbed_env(home.path());
+        Device { home, env, args: all }
     }
 
     fn token_file(&self) -> PathBuf {
@@ -182,14 +227,8 @@ impl Device {
     }
 
     fn command(&self, sub: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoho-device"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .args(sub)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = Command::from(binary_env::command_in(binary_env::BIN, self.home.path(), &self.env));
+        cmd.args(sub).args(&self.args).kill_on_drop(true);
         cmd
     }
 
@@ -464,19 +503,42 @@ impl User {
 // ---------------------------------------------------------------------------------------------
 // What the resource side sees
 
-/// `GET /me` with the access token: the HTTP status and the JSON claims.
-async fn userinfo(p: &Provider, access_token: &str) -> (u16, Value) {
+/// `GET url` with the access token: the HTTP status and the JSON body.
+async fn bearer_get(url: &str, access_token: &str) -> (u16, Value) {
     let resp = http()
         .build()
         .expect("HTTP client")
-        .get(p.url("/me"))
+        .get(url)
         .bearer_auth(access_token)
         .send()
         .await
-        .expect("userinfo");
+        .expect("the resource answers");
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// The status of a refresh-token grant at `token_url` (after revocation: refused).
+async fn refresh_grant_status(token_url: &str, refresh_token: &str, client_id: &str) -> u16 {
+    http()
+        .build()
+        .expect("HTTP client")
+        .post(token_url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client_id),
+        ])
+        .send()
+        .await
+        .expect("token endpoint")
+        .status()
+        .as_u16()
+}
+
+/// `GET /me` with the access token: the HTTP status and the JSON claims.
+async fn userinfo(p: &Provider, access_token: &str) -> (u16, Value) {
+    bearer_get(&p.url("/me"), access_token).await
 }
 
 /// RFC 7662 introspection, authenticated as the confidential client.
@@ -574,19 +636,8 @@ async fn public_client_pairs_refreshes_and_revokes() {
         401,
         "revoking the refresh token ends the grant"
     );
-    let reuse = http()
-        .build()
-        .expect("HTTP client")
-        .post(p.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rotated.as_str()),
-            ("client_id", PUBLIC),
-        ])
-        .send()
-        .await
-        .expect("token endpoint");
-    assert_eq!(reuse.status().as_u16(), 400, "the revoked refresh token is refused");
+    let reuse = refresh_grant_status(&p.url("/token"), &rotated, PUBLIC).await;
+    assert_eq!(reuse, 400, "the revoked refresh token is refused");
 
     let out = device.run(&["token"]).await;
     assert_eq!(out.code, Some(6), "not paired after logout: {out:?}");
@@ -724,9 +775,7 @@ async fn discovery_errors() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("no discovery document"), "{out:?}");
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_held, gone) = binary_env::refusing_url();
     let device = Device::new(&["--profile", "rfc8628", "--issuer", &gone, "--client-id", PUBLIC]);
     let out = device.run(&["login", "--display", "none"]).await;
     assert_eq!(out.code, Some(7), "{out:?}");

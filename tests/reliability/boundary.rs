@@ -10,18 +10,6 @@ use serde_json::json;
 
 use crate::harness::*;
 
-const LOGIN: &[&str] = &["login", "--events", "json", "--display", "none"];
-
-fn token_reply(api_domain: &str) -> serde_json::Value {
-    json!({
-        "access_token": "1000.scripted-access-token-0123456789",
-        "refresh_token": "1000.scripted-refresh-token-0123456789",
-        "api_domain": api_domain,
-        "token_type": "Bearer",
-        "expires_in": 3600,
-    })
-}
-
 /// A scripted accounts server answering the code request with `code` and every poll/refresh
 /// with `token`.
 fn accounts(code: serde_json::Value, token: serde_json::Value) -> Scripted {

@@ -141,19 +141,19 @@ fn a_clock_that_jumps_during_a_wait_neither_storms_nor_expires_wrongly() {
 
 #[test]
 fn token_file_from_1970_refreshes_once_and_year_3000_is_used_then_healed_by_books() {
-    let w = World::new(sim_config().throttle(1000, Duration::from_secs(600)));
+    let w = World::new(auto_config().throttle(1000, Duration::from_secs(600)));
     w.login();
     // A board without RTC saved the expiry while its clock read 1970.
     w.edit_token(|t| {
         t.insert("expires_at".into(), 3_600_000u64.into());
     });
-    let before = w.sim().stats().refreshes;
+    let before = w.sim.stats().refreshes;
     for _ in 0..5 {
         let o = w.run(&["token"]);
         o.code(0);
-        assert!(w.sim().access_token_live(o.stdout.trim()));
+        assert!(w.sim.access_token_live(o.stdout.trim()));
     }
-    assert_eq!(w.sim().stats().refreshes - before, 1, "one refresh, not a storm");
+    assert_eq!(w.sim.stats().refreshes - before, 1, "one refresh, not a storm");
     let exp = w.token_json()["expires_at"].as_u64().unwrap();
     assert!(exp > now_ms() + 3_000_000, "the new expiry is on today's clock");
 
@@ -163,17 +163,17 @@ fn token_file_from_1970_refreshes_once_and_year_3000_is_used_then_healed_by_book
     w.edit_token(|t| {
         t.insert("expires_at".into(), 32_503_680_000_000u64.into());
     });
-    let before = w.sim().stats().refreshes;
+    let before = w.sim.stats().refreshes;
     let o = w.run(&["token"]);
     o.code(0);
-    assert_eq!(w.sim().stats().refreshes, before, "no refresh for a far-future expiry");
+    assert_eq!(w.sim.stats().refreshes, before, "no refresh for a far-future expiry");
     w.edit_token(|t| {
         t.insert("access_token".into(), "1000.dead-token-from-a-wrong-clock".into());
     });
     let o = w.run(&["books", "organizations"]);
     o.code(0);
     assert!(o.stdout.contains("Zillum"));
-    assert_eq!(w.sim().stats().refreshes, before + 1, "one refresh on 401");
+    assert_eq!(w.sim.stats().refreshes, before + 1, "one refresh on 401");
     let exp = w.token_json()["expires_at"].as_u64().unwrap();
     assert!(exp < now_ms() + 2 * 3_600_000, "the absurd expiry is replaced");
 }

@@ -8,14 +8,14 @@ use crate::harness::*;
 
 #[test]
 fn fifty_processes_one_refresh() {
-    let w = World::new(sim_config().throttle(1000, Duration::from_secs(600)));
+    let w = World::new(auto_config().throttle(1000, Duration::from_secs(600)));
     w.login();
     let old = w.token_json()["access_token"].as_str().unwrap().to_string();
     // The token expires now.
     w.edit_token(|t| {
         t.insert("expires_at".into(), now_ms().into());
     });
-    let refreshes_before = w.sim().stats().refreshes;
+    let refreshes_before = w.sim.stats().refreshes;
     let started = Instant::now();
     let children: Vec<_> = (0..50)
         .map(|_| w.command(&["token"]).spawn().expect("the binary starts"))
@@ -35,13 +35,13 @@ fn fifty_processes_one_refresh() {
         );
         tokens.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
     }
-    let refreshes = w.sim().stats().refreshes - refreshes_before;
+    let refreshes = w.sim.stats().refreshes - refreshes_before;
     assert_eq!(refreshes, 1, "exactly one refresh reached the simulator");
     tokens.sort();
     tokens.dedup();
     assert_eq!(tokens.len(), 1, "all 50 printed the same token: {tokens:?}");
     assert_ne!(tokens[0], old, "the printed token is the refreshed one");
-    assert!(w.sim().access_token_live(&tokens[0]), "and it is valid");
+    assert!(w.sim.access_token_live(&tokens[0]), "and it is valid");
     assert_eq!(w.token_json()["access_token"], tokens[0].as_str());
     println!(
         "50 concurrent `token` at expiry: 1 refresh, 1 token, {:.1} s",

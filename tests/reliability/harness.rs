@@ -1,103 +1,28 @@
-//! The reliability suite's own small harness: a simulator (or a scripted server) on loopback, a
-//! temporary HOME, and the built binary run with a clean environment and a hard time limit.
+//! The reliability suite's helpers over the shared harness (tests/common): short timeouts and
+//! retry delays, runs without a network, scripted HTTP servers, hand-made token files, a seeded
+//! generator.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-#[path = "../common/env.rs"]
-mod common_env;
-pub use zoho_device_sim::{Fault, FaultKind, SimConfig, Simulator};
+pub use crate::common::*;
+pub use zoho_device_sim::Simulator;
 
-/// The test client.
-pub const CLIENT_ID: &str = "1004.RELIABILITY";
-/// Its secret: long and distinctive, so a leak is found by a substring search.
-pub const SECRET: &str = "rel-sEcReT-9d1e7a55-must-never-show";
-/// The default user.
-pub const USER: &str = "kiosk.owner@example.com";
 /// The HTTP timeout given to the binary (hidden test variable `ZOHO_DEVICE_HTTP_TIMEOUT_MS`).
 pub const HTTP_TIMEOUT_MS: u64 = 700;
 /// The first retry delay given to the binary (hidden test variable `ZOHO_DEVICE_BACKOFF_MS`).
 pub const BACKOFF_MS: u64 = 100;
-/// Longest a single command may run.
-const RUN_LIMIT: Duration = Duration::from_secs(40);
-
-/// Short timings, auto-approval on the first poll, no throttle in the way.
-pub fn sim_config() -> SimConfig {
-    SimConfig::new()
-        .locations(&["us", "eu"])
-        .client(CLIENT_ID, SECRET, &["us"])
-        .user(USER, "us")
-        .interval_ms(200)
-        .code_lifetime_ms(60_000)
-        .auto_approve_after_polls(1)
-}
-
-/// What a finished run left behind.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Arguments.
-    pub args: Vec<String>,
-    /// Exit code (`None`: killed by a signal).
-    pub code: Option<i32>,
-    /// Stdout.
-    pub stdout: String,
-    /// Stderr.
-    pub stderr: String,
-    /// Wall time.
-    pub elapsed: Duration,
-}
+/// `login` with JSON events and no display.
+pub const LOGIN: &[&str] = &["login", "--events", "json", "--display", "none"];
 
 impl Output {
-    /// Asserts the exit code (and that nothing panicked).
-    #[track_caller]
-    pub fn code(&self, want: i32) -> &Self {
-        self.no_panic();
-        assert_eq!(
-            self.code,
-            Some(want),
-            "zoho-device {:?}: exit {:?}, wanted {want}\n--- stdout\n{}\n--- stderr\n{}",
-            self.args,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// Asserts no panic: no exit 101, no "panicked" on stderr, not killed by a signal.
-    #[track_caller]
-    pub fn no_panic(&self) -> &Self {
-        assert!(
-            self.code.is_some() && self.code != Some(101) && !self.stderr.contains("panicked"),
-            "zoho-device {:?} panicked or died: exit {:?}\n--- stderr\n{}",
-            self.args,
-            self.code,
-            self.stderr
-        );
-        self
-    }
-
-    /// Asserts stderr contains `needle`.
-    #[track_caller]
-    pub fn stderr_has(&self, needle: &str) -> &Self {
-        assert!(
-            self.stderr.contains(needle),
-            "zoho-device {:?}: stderr lacks {needle:?}\n--- stderr\n{}",
-            self.args,
-            self.stderr
-        );
-        self
-    }
-
     /// The `error:` line of stderr (the user-facing message), or "".
     pub fn error_line(&self) -> String {
         self.stderr
@@ -108,79 +33,7 @@ impl Output {
     }
 }
 
-/// One test's world: a server, a temporary HOME, the binary's environment.
-pub struct World {
-    /// The simulator (absent for worlds around a scripted server).
-    pub sim: Option<Simulator>,
-    /// Temporary HOME.
-    pub home: tempfile::TempDir,
-    /// The binary's whole environment.
-    pub env: BTreeMap<String, String>,
-    /// Every run's output, for the secret checks.
-    pub outputs: Mutex<Vec<Output>>,
-}
-
 impl World {
-    /// A world around a simulator built from `config`.
-    pub fn new(config: SimConfig) -> World {
-        let sim = Simulator::spawn(config).expect("the simulator starts");
-        let url = sim.accounts_url("us");
-        let mut w = World::bare(&url);
-        w.sim = Some(sim);
-        w
-    }
-
-    /// A world whose accounts server is `accounts_url` (a scripted server, a closed port, …).
-    pub fn bare(accounts_url: &str) -> World {
-        let home = tempfile::tempdir().expect("a temporary directory");
-        let mut env = common_env::isolated_env(home.path(), accounts_url, CLIENT_ID, SECRET);
-        env.insert("ZOHO_DEVICE_HTTP_TIMEOUT_MS".into(), HTTP_TIMEOUT_MS.to_string());
-        env.insert("ZOHO_DEVICE_BACKOFF_MS".into(), BACKOFF_MS.to_string());
-        World {
-            sim: None,
-            home,
-            env,
-            outputs: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The simulator.
-    pub fn sim(&self) -> &Simulator {
-        self.sim.as_ref().expect("this world has a simulator")
-    }
-
-    /// Sets or removes an environment variable of the binary.
-    pub fn set(&mut self, key: &str, value: Option<&str>) -> &mut Self {
-        match value {
-            Some(v) => self.env.insert(key.into(), v.into()),
-            None => self.env.remove(key),
-        };
-        self
-    }
-
-    /// The token file.
-    pub fn token_path(&self) -> PathBuf {
-        self.home.path().join("state/zoho-device/token.json")
-    }
-
-    /// The token file's bytes, or empty when missing.
-    pub fn token_bytes(&self) -> Vec<u8> {
-        std::fs::read(self.token_path()).unwrap_or_default()
-    }
-
-    /// The token file as JSON.
-    #[track_caller]
-    pub fn token_json(&self) -> Value {
-        serde_json::from_slice(&self.token_bytes()).expect("the token file is JSON")
-    }
-
-    /// Rewrites fields of the token file.
-    pub fn edit_token(&self, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) {
-        let mut v = self.token_json();
-        edit(v.as_object_mut().unwrap());
-        std::fs::write(self.token_path(), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-    }
-
     /// Writes a token file by hand.
     pub fn write_token(&self, v: &Value) {
         let p = self.token_path();
@@ -188,128 +41,13 @@ impl World {
         std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
     }
 
-    /// A command ready to run the binary in this world.
-    pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_zoho-device"));
-        c.env_clear()
-            .envs(&self.env)
-            .current_dir(self.home.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    /// Runs `zoho-device ARGS` to completion (killed past a hard limit: a failure).
-    #[track_caller]
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.run_with(self.command(args), args)
-    }
-
     /// Runs `zoho-device ARGS` in a network namespace of its own (`unshare --net`): only a
     /// downed loopback, so name resolution fails at once and no packet leaves the machine.
     #[track_caller]
     pub fn run_offline(&self, args: &[&str]) -> Output {
-        let mut c = Command::new("unshare");
-        c.arg("--net")
-            .arg(env!("CARGO_BIN_EXE_zoho-device"))
-            .env_clear()
-            .envs(&self.env)
-            .current_dir(self.home.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        self.run_with(c, args)
-    }
-
-    #[track_caller]
-    fn run_with(&self, mut command: Command, args: &[&str]) -> Output {
-        let started = Instant::now();
-        let child = command.spawn().expect("the binary starts");
-        let out = wait_output(child, args, started, RUN_LIMIT);
-        self.outputs.lock().unwrap().push(out.clone());
-        assert!(
-            out.code.is_some(),
-            "zoho-device {args:?} was killed after {RUN_LIMIT:?}\n--- stderr\n{}",
-            out.stderr
-        );
-        out
-    }
-
-    /// Pairs through the simulator (auto-approval); asserts success.
-    #[track_caller]
-    pub fn login(&self) -> Output {
-        let out = self.run(&["login", "--events", "json", "--display", "none"]);
-        out.code(0);
-        assert!(self.token_path().exists());
-        out
-    }
-
-    /// Every secret this world has seen (client secret, device codes, tokens).
-    pub fn secrets(&self) -> Vec<String> {
-        let mut s = vec![SECRET.to_string()];
-        if let Some(sim) = &self.sim {
-            for r in sim.requests() {
-                for name in ["code", "refresh_token", "token", "client_secret"] {
-                    if let Some(v) = r.param(name) {
-                        s.push(v.to_string());
-                    }
-                }
-                if let Some(t) = r
-                    .header("authorization")
-                    .and_then(|a| a.strip_prefix("Zoho-oauthtoken "))
-                {
-                    s.push(t.trim().to_string());
-                }
-            }
-            s.extend(sim.refresh_tokens(USER));
-        }
-        if let Ok(v) = serde_json::from_slice::<Value>(&self.token_bytes()) {
-            for k in ["access_token", "refresh_token"] {
-                if let Some(t) = v[k].as_str() {
-                    s.push(t.to_string());
-                }
-            }
-        }
-        s.retain(|x| x.len() >= 8);
-        s.sort();
-        s.dedup();
-        s
-    }
-}
-
-fn wait_output(mut child: Child, args: &[&str], started: Instant, limit: Duration) -> Output {
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out_pipe.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err_pipe.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        code: status.and_then(|s| s.code()),
-        stdout: String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned(),
-        elapsed: started.elapsed(),
+        let mut c = self.program("unshare");
+        c.arg("--net").arg(BIN).args(args);
+        self.spawn_command(c, args).wait()
     }
 }
 
@@ -321,14 +59,6 @@ pub fn can_unshare_net() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 /// A seeded xorshift generator (the suite is deterministic for a seed).
@@ -367,14 +97,8 @@ impl Rng {
 /// One request as the scripted server read it.
 #[derive(Clone, Debug)]
 pub struct Req {
-    /// Method.
-    pub method: String,
     /// Path with query.
     pub target: String,
-    /// Raw head (request line and headers).
-    pub head: String,
-    /// Body.
-    pub body: String,
 }
 
 impl Req {
@@ -486,12 +210,9 @@ fn serve(mut conn: TcpStream, log: &Mutex<Vec<Req>>, script: &Script) {
         if conn.read_exact(&mut body).is_err() {
             return;
         }
-        let mut first = head.lines().next().unwrap_or("").split(' ');
+        let target = head.lines().next().unwrap_or("").split(' ').nth(1).unwrap_or("");
         let req = Req {
-            method: first.next().unwrap_or("").to_string(),
-            target: first.next().unwrap_or("").to_string(),
-            head: head.clone(),
-            body: String::from_utf8_lossy(&body).into_owned(),
+            target: target.to_string(),
         };
         let index = {
             let mut l = log.lock().unwrap();
@@ -557,5 +278,16 @@ pub fn token_file(accounts: &str, api_domain: &str, expires_at_ms: u64) -> Value
         "expires_at": expires_at_ms,
         "paired_at": now_ms(),
         "refreshed_at": now_ms(),
+    })
+}
+
+/// A token reply with this `api_domain`.
+pub fn token_reply(api_domain: &str) -> serde_json::Value {
+    serde_json::json!({
+        "access_token": "1000.scripted-access-token-0123456789",
+        "refresh_token": "1000.scripted-refresh-token-0123456789",
+        "api_domain": api_domain,
+        "token_type": "Bearer",
+        "expires_in": 3600,
     })
 }

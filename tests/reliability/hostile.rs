@@ -8,19 +8,6 @@ use serde_json::json;
 
 use crate::harness::*;
 
-const LOGIN: &[&str] = &["login", "--events", "json", "--display", "none"];
-
-/// A token reply with this `api_domain`.
-fn token_reply(api_domain: &str) -> serde_json::Value {
-    json!({
-        "access_token": "1000.scripted-access-token-0123456789",
-        "refresh_token": "1000.scripted-refresh-token-0123456789",
-        "api_domain": api_domain,
-        "token_type": "Bearer",
-        "expires_in": 3600,
-    })
-}
-
 /// A scripted accounts server: the code reply, then `token` for every poll and refresh.
 fn accounts(token: impl Fn() -> Reply + Send + Sync + 'static) -> Scripted {
     Scripted::start(move |req, _| match req.path() {

@@ -137,7 +137,7 @@ pub struct Cell {
 }
 
 fn world(phase: Phase, kind: Kind) -> (World, Proxy) {
-    let mut cfg = sim_config().throttle(1000, Duration::from_secs(600));
+    let mut cfg = auto_config().throttle(1000, Duration::from_secs(600));
     if phase == Phase::Polling {
         // 10 s: the shortest lifetime the Zoho unit rule reads as milliseconds.
         cfg = cfg.code_lifetime_ms(10_000);
@@ -151,7 +151,7 @@ fn world(phase: Phase, kind: Kind) -> (World, Proxy) {
     let sim = Simulator::spawn(cfg).expect("the simulator starts");
     let proxy = Proxy::start(&sim.accounts_url("us"));
     let mut w = World::bare(&proxy.url);
-    w.sim = Some(sim);
+    w.sim = sim.into();
     (w, proxy)
 }
 
@@ -227,7 +227,7 @@ pub fn run_cell(phase: Phase, kind: Kind) -> Cell {
                     Phase::Polling => unreachable!(),
                 }
             }
-            _ => w.sim().inject(Fault::new(path, kind.sim_fault().unwrap(), 100_000)),
+            _ => w.sim.inject(Fault::new(path, kind.sim_fault().unwrap(), 100_000)),
         }
         let before = w.token_bytes();
         let refresh_token = w.token_json()["refresh_token"].as_str().map(String::from);
@@ -253,7 +253,7 @@ pub fn run_cell(phase: Phase, kind: Kind) -> Cell {
                 msg.contains("the local token was deleted, but revoking it at Zoho failed"),
                 "{msg}"
             );
-            let live = w.sim().refresh_tokens(USER);
+            let live = w.sim.refresh_tokens(USER);
             assert!(
                 live.contains(refresh_token.as_ref().unwrap()),
                 "nothing was revoked at the simulator"
@@ -265,7 +265,7 @@ pub fn run_cell(phase: Phase, kind: Kind) -> Cell {
                 "{phase:?}/{kind:?}: the token file changed on failure"
             );
         }
-        w.sim().clear_faults();
+        w.sim.clear_faults();
         proxy.set_open(true);
         if let Some(url) = saved_env.take() {
             w.set("ZOHO_ACCOUNTS_URL", Some(&url));
@@ -283,7 +283,7 @@ pub fn run_cell(phase: Phase, kind: Kind) -> Cell {
     }
     let before = w.token_bytes();
     let refresh_token = w.token_json()["refresh_token"].as_str().map(String::from);
-    let faults_before = w.sim().stats().faults_applied;
+    let faults_before = w.sim.stats().faults_applied;
     let mut transient_count = 2;
     let transient = if kind == Kind::Dns {
         String::from("n/a: a name that never resolves cannot clear (same path as refused)")
@@ -304,36 +304,36 @@ pub fn run_cell(phase: Phase, kind: Kind) -> Cell {
             }
             Kind::Slow => {
                 transient_count = 100_000;
-                w.sim().inject(Fault::new(path, kind.sim_fault().unwrap(), 100_000));
+                w.sim.inject(Fault::new(path, kind.sim_fault().unwrap(), 100_000));
                 w.run(args)
             }
             _ => {
-                w.sim().inject(Fault::new(path, kind.sim_fault().unwrap(), 2));
+                w.sim.inject(Fault::new(path, kind.sim_fault().unwrap(), 2));
                 w.run(args)
             }
         };
         out.code(0);
-        let applied = w.sim().stats().faults_applied - faults_before;
+        let applied = w.sim.stats().faults_applied - faults_before;
         if kind.sim_fault().is_some() && kind != Kind::Slow {
             assert_eq!(
                 applied, transient_count,
                 "{phase:?}/{kind:?}: the fault hit {applied} requests"
             );
         }
-        w.sim().clear_faults();
+        w.sim.clear_faults();
         // The operation completed.
         match phase {
             Phase::DeviceCode | Phase::Polling | Phase::Refresh => {
                 assert_ne!(w.token_bytes(), before, "{phase:?}/{kind:?}: a new token was saved");
                 let token = w.token_json()["access_token"].as_str().unwrap().to_string();
                 assert!(
-                    w.sim().access_token_live(&token),
+                    w.sim.access_token_live(&token),
                     "{phase:?}/{kind:?}: the saved token works"
                 );
             }
             Phase::Revoke => {
                 assert!(!w.token_path().exists());
-                let live = w.sim().refresh_tokens(USER);
+                let live = w.sim.refresh_tokens(USER);
                 assert!(
                     !live.contains(refresh_token.as_ref().unwrap()),
                     "the refresh token was revoked"
@@ -360,7 +360,7 @@ fn unplug_after_code(w: &World, proxy: &Proxy, replug: Option<Duration>) -> Outp
     let started = Instant::now();
     std::thread::scope(|s| {
         let watcher = s.spawn(|| {
-            while w.sim().requests_to("/oauth/v3/device/code").is_empty() {
+            while w.sim.requests_to("/oauth/v3/device/code").is_empty() {
                 assert!(started.elapsed() < Duration::from_secs(20));
                 std::thread::sleep(Duration::from_millis(5));
             }

@@ -132,10 +132,10 @@ fn check_parsers(status: u16, body: &[u8]) {
     if let Ok(text) = std::str::from_utf8(body) {
         let _ = toml::from_str::<zoho_device::settings::ConfigFile>(text);
     }
-    if let Ok(t) = serde_json::from_slice::<zoho_device::store::StoredToken>(body) {
+    if let Ok(t) = serde_json::from_slice::<zoho_device::store::Pairing>(body) {
         let again = serde_json::to_vec(&t).unwrap();
-        let back: zoho_device::store::StoredToken = serde_json::from_slice(&again).unwrap();
-        assert_eq!(back.tokens, t.tokens);
+        let back: zoho_device::store::Pairing = serde_json::from_slice(&again).unwrap();
+        assert_eq!(back, t);
     }
 }
 

@@ -11,7 +11,7 @@ use crate::harness::*;
 
 #[test]
 fn sigkill_while_refreshing_never_leaves_a_partial_token() {
-    let mut cfg = sim_config().throttle(100_000, Duration::from_secs(600));
+    let mut cfg = auto_config().throttle(100_000, Duration::from_secs(600));
     // Every minted access token stays live, so "minted by the simulator" is checkable.
     cfg.max_access_tokens = 100_000;
     let w = World::new(cfg);
@@ -55,7 +55,7 @@ fn sigkill_while_refreshing_never_leaves_a_partial_token() {
         let access = v["access_token"].as_str().expect("an access token").to_string();
         assert_eq!(v["refresh_token"], refresh_token.as_str(), "the refresh token is kept");
         assert!(
-            minted_or_old.contains(&access) || w.sim().access_token_live(&access),
+            minted_or_old.contains(&access) || w.sim.access_token_live(&access),
             "iteration {iterations}: {access:?} is neither the old token nor one the simulator minted"
         );
         if !minted_or_old.contains(&access) {
@@ -65,13 +65,13 @@ fn sigkill_while_refreshing_never_leaves_a_partial_token() {
         if iterations % 25 == 0 {
             let o = w.run(&["token"]);
             o.code(0);
-            assert!(w.sim().access_token_live(o.stdout.trim()));
+            assert!(w.sim.access_token_live(o.stdout.trim()));
         }
     }
     // And after the last kill.
     let o = w.run(&["token"]);
     o.code(0);
-    assert!(w.sim().access_token_live(o.stdout.trim()));
+    assert!(w.sim.access_token_live(o.stdout.trim()));
     w.run(&["status"]).code(0);
     // The next save sweeps the temp files that killed writers left behind.
     w.run(&["refresh"]).code(0);

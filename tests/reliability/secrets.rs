@@ -28,7 +28,7 @@ fn check(w: &World) {
             );
         }
     }
-    for r in w.sim().requests() {
+    for r in w.sim.requests() {
         let q = r.query.clone().unwrap_or_default();
         for s in &secrets {
             assert!(!q.contains(s.as_str()), "{s:?} in the URL of {} {}", r.method, r.path);
@@ -52,7 +52,7 @@ fn everything(w: &mut World, verbosity: &[&str]) {
     run(w, &["doctor"]).no_panic();
     run(w, &["doctor", "--json"]).no_panic();
     // Books' 401 → refresh → retry path, with the access token dead at the simulator.
-    w.sim().revoke_refresh_tokens();
+    w.sim.revoke_refresh_tokens();
     run(w, &["books", "organizations"]).code(6);
     run(w, &["refresh"]).code(6);
     run(w, &login).code(0);
@@ -71,21 +71,21 @@ fn everything(w: &mut World, verbosity: &[&str]) {
         ("/books/v3/organizations", &["books", "organizations"][..]),
         ("/oauth/v3/device/token", &login[..]),
     ] {
-        w.sim().inject(Fault::new(path, FaultKind::Truncated, 100_000));
+        w.sim.inject(Fault::new(path, FaultKind::Truncated, 100_000));
         if path == "/oauth/v3/device/token" {
             // Short code so the failing login ends quickly.
             w.set("ZOHO_DEVICE_BACKOFF_MS", Some("50"));
         }
         let _ = run(w, args);
-        w.sim().clear_faults();
+        w.sim.clear_faults();
     }
-    w.sim().inject(Fault::new(
+    w.sim.inject(Fault::new(
         "/oauth/v2/token/revoke",
         FaultKind::Html { status: 502 },
         100_000,
     ));
     run(w, &["logout"]).code(7);
-    w.sim().clear_faults();
+    w.sim.clear_faults();
     // Login refusals: denied, and a wrong secret.
     let mut wrong = std::mem::take(&mut w.env);
     wrong.insert("ZOHO_CLIENT_SECRET".into(), "wrong-secret-4477-must-not-print".into());
@@ -100,7 +100,7 @@ fn everything(w: &mut World, verbosity: &[&str]) {
 fn no_secret_anywhere_at_debug_level_and_at_rust_log_trace() {
     for (name, verbosity, env) in [("-vv", vec!["-vv"], None), ("RUST_LOG=trace", vec![], Some("trace"))] {
         let mut w = World::new(
-            sim_config()
+            auto_config()
                 .client(CLIENT_ID, SECRET, &["us", "eu"])
                 .user(USER, "eu")
                 .code_lifetime_ms(10_000)
@@ -118,7 +118,7 @@ fn no_secret_anywhere_at_debug_level_and_at_rust_log_trace() {
 
 #[test]
 fn the_token_file_is_private() {
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     w.login();
     let mode = std::fs::metadata(w.token_path()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);

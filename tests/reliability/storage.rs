@@ -7,137 +7,26 @@
 //! binary's own (`unshare -rm`), so nothing outside the test changes; where that is not
 //! allowed the test says skipped, unless `ZOHO_DEVICE_REQUIRE_UNSHARE` is set (CI).
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::harness::*;
-
-pub const LOGIN: &[&str] = &["login", "--events", "json", "--display", "none"];
-const LIMIT: Duration = Duration::from_secs(40);
-
-/// A run of the binary, or of a shell script around it, in the background.
-pub struct Bg {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stdout: Vec<String>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-    args: Vec<String>,
-    started: Instant,
-}
-
-impl Bg {
-    /// Starts `command` (stdout and stderr are piped here).
-    pub fn spawn(mut command: Command, args: &[&str]) -> Bg {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the command starts");
-        let out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = err.read_to_end(&mut v);
-            v
-        });
-        Bg {
-            child,
-            lines,
-            stdout: Vec::new(),
-            stderr: Some(stderr),
-            args: args.iter().map(|s| s.to_string()).collect(),
-            started: Instant::now(),
-        }
-    }
-
-    /// Waits until a stdout line contains `needle`.
-    #[track_caller]
-    pub fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(50)) {
-                let hit = line.contains(needle);
-                self.stdout.push(line);
-                if hit {
-                    return;
-                }
-            }
-        }
-        panic!(
-            "{:?}: no {needle:?} on stdout within 20 s: {:?}",
-            self.args, self.stdout
-        );
-    }
-
-    /// The process ID (to signal it).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the end (killed past 40 s: a failure).
-    #[track_caller]
-    pub fn finish(mut self) -> Output {
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break Some(s);
-            }
-            if self.started.elapsed() > LIMIT {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.stdout.push(line);
-        }
-        let stderr = self.stderr.take().unwrap().join().unwrap_or_default();
-        let out = Output {
-            args: self.args.clone(),
-            code: status.and_then(|s| s.code()),
-            stdout: self.stdout.join("\n"),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-            elapsed: self.started.elapsed(),
-        };
-        assert!(
-            out.code.is_some(),
-            "{:?} was killed after {LIMIT:?}\n{}",
-            out.args,
-            out.stderr
-        );
-        out
-    }
-}
 
 /// `sh -c SCRIPT` (inside `unshare -rm` when `namespace`) with the world's environment,
 /// `$ZD` the binary.
 pub fn sh(w: &World, script: &str, namespace: bool) -> Command {
     let mut c = if namespace {
-        let mut c = Command::new("unshare");
+        let mut c = w.program("unshare");
         c.args(["-rm", "sh", "-c", script]);
         c
     } else {
-        let mut c = Command::new("sh");
+        let mut c = w.program("sh");
         c.args(["-c", script]);
         c
     };
-    c.env_clear()
-        .envs(&w.env)
-        .env("ZD", env!("CARGO_BIN_EXE_zoho-device"))
-        .current_dir(w.home.path());
+    c.env("ZD", BIN);
     c
 }
 
@@ -187,7 +76,7 @@ fn token_dir(w: &World) -> PathBuf {
 #[track_caller]
 fn no_code_asked(w: &World, o: &Output) {
     assert_eq!(
-        w.sim().stats().codes_issued,
+        w.sim.stats().codes_issued,
         0,
         "a code was asked for although the token could not be saved:\n{}",
         o.stderr
@@ -197,7 +86,7 @@ fn no_code_asked(w: &World, o: &Output) {
 
 #[test]
 fn a_directory_at_the_token_path_stops_login_before_a_code() {
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     std::fs::create_dir_all(w.token_path()).unwrap();
     let o = w.run(LOGIN);
     o.code(9);
@@ -211,7 +100,7 @@ fn a_directory_at_the_token_path_stops_login_before_a_code() {
 
 #[test]
 fn a_file_where_the_directory_should_be_stops_login_before_a_code() {
-    let mut w = World::new(sim_config());
+    let mut w = World::new(auto_config());
     let file = w.home.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
     let path = file.join("token.json");
@@ -231,7 +120,7 @@ fn a_file_where_the_directory_should_be_stops_login_before_a_code() {
 fn a_read_only_token_directory_stops_login_and_refresh_before_the_server_is_asked() {
     // File permissions: only where they bind (not as root).
     if !is_root() {
-        let w = World::new(sim_config());
+        let w = World::new(auto_config());
         let dir = token_dir(&w);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
@@ -246,13 +135,13 @@ fn a_read_only_token_directory_stops_login_and_refresh_before_the_server_is_aske
     if !namespaces("a_read_only_token_directory") {
         return;
     }
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     let dir = token_dir(&w);
     std::fs::create_dir_all(&dir).unwrap();
     let script = r#"mount --bind -o ro "$D" "$D" && exec "$ZD" "$@""#;
     let mut c = sh(&w, script, true);
     c.env("D", &dir).args(["sh"]).args(LOGIN);
-    let o = Bg::spawn(c, LOGIN).finish();
+    let o = w.spawn_command(c, LOGIN).wait();
     o.code(9);
     assert!(o.error_line().contains("Read-only file system"), "{}", o.stderr);
     assert!(o.stderr.contains("remount it read-write"), "{}", o.stderr);
@@ -264,14 +153,10 @@ fn a_read_only_token_directory_stops_login_and_refresh_before_the_server_is_aske
     let before = w.token_bytes();
     let mut c = sh(&w, script, true);
     c.env("D", &dir).args(["sh", "refresh"]);
-    let o = Bg::spawn(c, &["refresh"]).finish();
+    let o = w.spawn_command(c, &["refresh"]).wait();
     o.code(9);
     assert!(o.error_line().contains("not refreshing"), "{}", o.stderr);
-    assert_eq!(
-        w.sim().stats().refreshes,
-        0,
-        "a token was minted that could not be saved"
-    );
+    assert_eq!(w.sim.stats().refreshes, 0, "a token was minted that could not be saved");
     assert_eq!(w.token_bytes(), before);
 }
 
@@ -280,11 +165,11 @@ fn a_full_disk_stops_login_before_a_code() {
     if !namespaces("a_full_disk_stops_login_before_a_code") {
         return;
     }
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     let script = format!(r#"{FILL}; full "$D" && exec "$ZD" login --events json --display none"#);
     let mut c = sh(&w, &script, true);
     c.env("D", token_dir(&w));
-    let o = Bg::spawn(c, LOGIN).finish();
+    let o = w.spawn_command(c, LOGIN).wait();
     o.code(9);
     let e = o.error_line();
     assert!(
@@ -297,7 +182,7 @@ fn a_full_disk_stops_login_before_a_code() {
 
 /// The sim approves on the fifth poll (a second after the code), time enough to break the disk.
 fn slow_approval() -> SimConfig {
-    sim_config().auto_approve_after_polls(5)
+    auto_config().auto_approve_after_polls(5)
 }
 
 #[track_caller]
@@ -310,23 +195,23 @@ fn approved_but_unsaved(w: &World, o: &Output, cause: &str) {
             && e.contains("its new refresh token was revoked at the server"),
         "{e}"
     );
-    let stats = w.sim().stats();
+    let stats = w.sim.stats();
     assert_eq!(stats.pairings, 1, "{}", o.stderr);
     assert_eq!(
         stats.refresh_tokens_revoked, 1,
         "the unsaved refresh token was not revoked"
     );
-    assert!(w.sim().refresh_tokens(USER).is_empty(), "a refresh token is still live");
+    assert!(w.sim.refresh_tokens(USER).is_empty(), "a refresh token is still live");
 }
 
 #[test]
 fn an_approved_pairing_that_cannot_be_saved_is_revoked_and_exits_9() {
     // A directory appears where the token file goes, between the code and the approval.
     let w = World::new(slow_approval());
-    let mut run = Bg::spawn(w.command(LOGIN), LOGIN);
-    run.wait_for("\"event\":\"code\"");
+    let mut run = w.spawn(LOGIN);
+    run.event("code", Duration::from_secs(20));
     std::fs::create_dir_all(w.token_path()).unwrap();
-    let o = run.finish();
+    let o = run.wait();
     approved_but_unsaved(&w, &o, &w.token_path().display().to_string());
     assert!(w.token_path().is_dir(), "what was in the way is left alone");
 
@@ -343,7 +228,7 @@ dd if=/dev/zero of="$D/.fill" bs=4k 2>/dev/null
 wait $pid"#;
     let mut c = sh(&w, script, true);
     c.env("D", token_dir(&w)).env("OUT", w.home.path().join("events"));
-    let o = Bg::spawn(c, LOGIN).finish();
+    let o = w.spawn_command(c, LOGIN).wait();
     approved_but_unsaved(&w, &o, "No space left on device");
 }
 
@@ -352,7 +237,7 @@ fn token_on_a_full_disk_never_mints_and_uses_the_stored_token_while_it_lasts() {
     if !namespaces("token_on_a_full_disk_never_mints") {
         return;
     }
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     w.login();
     // Due for a refresh (within `token`'s margin: an hour's token, minted an hour ago) but still
     // valid for 100 s.
@@ -374,7 +259,7 @@ for i in 1 2 3 4 5; do "$ZD" token --token-file "$F/token.json"; echo "rc=$?" >&
 "$ZD" refresh --token-file "$F/expired.json"; echo "rc=$?" >&2"#;
     let mut c = sh(&w, script, true);
     c.env("F", w.home.path().join("full"));
-    let o = Bg::spawn(c, &["token (full disk)"]).finish();
+    let o = w.spawn_command(c, &["token (full disk)"]).wait();
     let rcs: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("rc=")).collect();
     assert_eq!(
         rcs,
@@ -397,12 +282,12 @@ for i in 1 2 3 4 5; do "$ZD" token --token-file "$F/token.json"; echo "rc=$?" >&
         o.stderr
     );
     assert!(o.stderr.contains("No space left on device"), "{}", o.stderr);
-    assert_eq!(w.sim().stats().refreshes, 0, "a token was minted on a full disk");
+    assert_eq!(w.sim.stats().refreshes, 0, "a token was minted on a full disk");
 }
 
 #[test]
 fn special_files_are_refused_at_once_wherever_a_path_is_configured() {
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     w.login();
     let fifo = w.home.path().join("fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
@@ -469,10 +354,10 @@ fn special_files_are_refused_at_once_wherever_a_path_is_configured() {
 #[test]
 fn a_non_utf8_client_secret_is_reported_as_such() {
     use std::os::unix::ffi::OsStrExt;
-    let w = World::new(sim_config());
+    let w = World::new(auto_config());
     let mut c = w.command(LOGIN);
     c.env("ZOHO_CLIENT_SECRET", std::ffi::OsStr::from_bytes(b"abc\xff\xfe"));
-    let o = Bg::spawn(c, LOGIN).finish();
+    let o = w.spawn_command(c, LOGIN).wait();
     o.code(2);
     assert!(
         o.error_line()
@@ -486,7 +371,7 @@ fn a_non_utf8_client_secret_is_reported_as_such() {
 
 #[test]
 fn a_tilde_in_configured_paths_is_home() {
-    let mut w = World::new(sim_config());
+    let mut w = World::new(auto_config());
     let home = w.home.path().to_path_buf();
     // The config file's token_file and client_secret_file, and --config itself.
     std::fs::write(home.join("secret"), format!("{SECRET}\n")).unwrap();
@@ -521,22 +406,22 @@ fn a_tilde_in_configured_paths_is_home() {
 
 #[test]
 fn ctrl_c_while_the_replaced_pairing_is_revoked_says_the_new_one_is_saved() {
-    let mut w = World::new(sim_config());
+    let mut w = World::new(auto_config());
     w.login();
     let old = w.token_json()["refresh_token"].as_str().unwrap().to_string();
     // The revocation hangs long enough to be interrupted.
     w.set("ZOHO_DEVICE_HTTP_TIMEOUT_MS", Some("20000"));
-    w.sim()
+    w.sim
         .inject(Fault::new("/oauth/v2/token/revoke", FaultKind::Delay { ms: 15_000 }, 1));
-    let mut run = Bg::spawn(w.command(LOGIN), LOGIN);
-    run.wait_for("\"event\":\"authorized\"");
+    let mut run = w.spawn(LOGIN);
+    run.event("authorized", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     let killed = Command::new("kill")
         .args(["-INT", &run.pid().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let o = run.finish();
+    let o = run.wait();
     o.code(130);
     assert!(
         o.stderr.contains("the new pairing is saved in")
@@ -548,7 +433,7 @@ fn ctrl_c_while_the_replaced_pairing_is_revoked_says_the_new_one_is_saved() {
     let new = w.token_json()["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(new, old, "the new pairing is in the file");
     assert!(
-        w.sim().refresh_tokens(USER).contains(&old),
+        w.sim.refresh_tokens(USER).contains(&old),
         "the old one was in fact not revoked"
     );
 }

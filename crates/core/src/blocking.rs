@@ -38,7 +38,10 @@ pub fn redirect_error(request: &HttpRequest, status: u16, location: Option<&str>
     Some(Error::Config(match location.map(crate::error::clean_server_text) {
         Some(to) if !to.is_empty() => {
             // Same origin: paths are enough (`/o/token` to `/o/token/`).
-            let origin = crate::token::origin(from);
+            let origin = url::Url::parse(from).map_or_else(
+                |_| alloc::string::String::from(from),
+                |u| u.origin().ascii_serialization(),
+            );
             let short_from = from.strip_prefix(origin.as_str()).filter(|p| p.starts_with('/'));
             let short_to = to.strip_prefix(origin.as_str()).filter(|p| p.starts_with('/'));
             match (short_from, short_to) {

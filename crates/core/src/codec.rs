@@ -38,6 +38,22 @@ pub enum Profile {
     Rfc8628,
 }
 
+impl Profile {
+    /// `zoho` or `rfc8628`: the name settings and the token file use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Profile::Zoho => "zoho",
+            Profile::Rfc8628 => "rfc8628",
+        }
+    }
+
+    /// Reads [`Profile::as_str`]'s names, exactly (a token file or a setting naming another
+    /// profile is refused, never taken for Zoho).
+    pub fn parse(s: &str) -> Option<Profile> {
+        [Profile::Zoho, Profile::Rfc8628].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
 /// How a confidential client proves itself to a standard server (RFC 6749 §2.3.1). Zoho always
 /// takes the secret in the form body; public clients (no secret) send only their ID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -498,11 +498,10 @@ impl DeviceFlow {
         codec::poll_request(self.config.profile, url, &self.client_here(), code, self.auth)
     }
 
-    fn current_endpoint(&self) -> String {
-        match (&self.server, &self.accounts) {
-            (Server::Zoho { .. }, Some(a)) => a.as_str().to_string(),
-            (Server::Standard { token_url, .. }, _) => token_url.origin(),
-            _ => String::new(),
+    fn current_endpoint(&self) -> &ServerUrl {
+        match &self.server {
+            Server::Zoho { accounts, .. } => self.accounts.as_ref().unwrap_or(accounts),
+            Server::Standard { token_url, .. } => token_url,
         }
     }
 
@@ -538,7 +537,7 @@ impl DeviceFlow {
 
     /// A standard server's error, with the scope asked for filled into `invalid_scope`.
     fn standard_error(&self, e: OAuthError) -> Error {
-        match token::standard_error(e, &self.current_endpoint()) {
+        match token::standard_error(e, self.current_endpoint()) {
             Error::InvalidScope { description, .. } => {
                 let asked = self.config.scopes.iter().any(|s| s.trim() == "offline_access");
                 let offline_added = self.config.offline_access && !asked;
@@ -592,7 +591,7 @@ impl DeviceFlow {
                 self.fail(err)
             }
             Reply::Error(e) => {
-                let err = token::grant_error(self.config.profile, e, &self.current_endpoint());
+                let err = token::grant_error(self.config.profile, e, self.current_endpoint());
                 self.fail(err)
             }
             Reply::Malformed(m) => self.fail(Error::Protocol(m)),
@@ -771,7 +770,7 @@ impl DeviceFlow {
                         self.fail(err)
                     }
                     _ => {
-                        let err = match token::grant_error(self.config.profile, e, &self.current_endpoint()) {
+                        let err = match token::grant_error(self.config.profile, e, self.current_endpoint()) {
                             Error::InvalidClientSecret { accounts_url, .. } => Error::InvalidClientSecret {
                                 accounts_url,
                                 location: self.location.clone(),

@@ -41,6 +41,7 @@ use crate::codec::ClientCredentials;
 use crate::config::Backoff;
 use crate::error::{Error, TransportError};
 use crate::http::HttpRequest;
+use crate::pairing::Pairing;
 use crate::time::Timestamp;
 use crate::token::{TokenEndpoint, Tokens};
 
@@ -292,6 +293,18 @@ impl Keeper {
     /// spacing since the last mint carry on.
     pub fn adopt_stored(&mut self, tokens: Tokens, lifetime: Option<Duration>, _now: Timestamp) {
         self.hold(tokens, lifetime);
+    }
+
+    /// A stored [`Pairing`] (its expiry in Unix time, read as `wall`), held on this keeper's
+    /// clock (`now`, read at the same instant) with the lifetime its token was minted with.
+    pub fn adopt_pairing(&mut self, pairing: &Pairing, wall: Timestamp, now: Timestamp) {
+        self.adopt_stored(pairing.tokens_on(wall, now), Some(pairing.lifetime(wall)), now);
+    }
+
+    /// [`Keeper::handle_stored`] for the [`Pairing`] the store holds now (read as `wall`, this
+    /// keeper's clock reading `now`).
+    pub fn handle_stored_pairing(&mut self, pairing: &Pairing, wall: Timestamp, now: Timestamp) -> Checked {
+        self.handle_stored(now, pairing.tokens_on(wall, now), Some(pairing.lifetime(wall)))
     }
 
     fn hold(&mut self, tokens: Tokens, lifetime: Option<Duration>) {

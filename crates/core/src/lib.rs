@@ -14,6 +14,7 @@
 //!   flow (state, timers, backoff, kiosk policy)  ──uses──>  codec (Zoho | RFC 8628 dialect)
 //!                                                           dc (DCs, URLs, api_domain allow-list)
 //!   token::TokenEndpoint: refresh/revoke request + reply classification (sans-IO too)
+//!   pairing::Pairing: the record of a pairing (the token file); event::Event: what happened
 //!
 //!   driver ── now ─────> Keeper::poll(now) ──> KeepStep::{Wait, Check, Send, Refreshed, Failed, GaveUp, NeedsPairing}
 //!          ── answer ──> Keeper::handle_response / handle_transport_error / handle_stored
@@ -24,6 +25,14 @@
 //!   refreshed meanwhile", and when pairing is needed. The agent, the CLI's `token` and
 //!   `refresh`, [`blocking::refresh`], [`reqwest_driver::refresh`] and the ESP32 example all
 //!   loop over it.
+//!
+//! * **One record of a pairing** ([`Pairing`]): client, servers ([`Servers`]: Zoho's accounts
+//!   server or a standard server's endpoints), tokens, paired/refreshed times; serialisable as
+//!   the token file's version-1 JSON, refusing a record that does not hang together.
+//!   [`Pairing::token_endpoint`] decides where refresh and revoke go.
+//! * **Events** ([`event`]): what happened to a pairing (a code issued or expired, paired,
+//!   refreshed, a refresh failed, pairing needed) as an [`Event`]; drivers hand each to every
+//!   [`Subscriber`] ([`Fanout`]) — displays, JSON lines, hooks, status lines.
 //!
 //! * **No sockets, no clock, no sleeping.** The caller passes `now` (milliseconds on a clock it
 //!   chooses — drivers use a monotonic one) and gets one [`Step`] back. A timer firing is only
@@ -73,9 +82,11 @@ pub mod codec;
 pub mod config;
 pub mod dc;
 pub mod error;
+pub mod event;
 pub mod flow;
 pub mod http;
 pub mod keeper;
+pub mod pairing;
 pub mod probe;
 pub mod secret;
 pub mod text;
@@ -92,9 +103,11 @@ pub use codec::{ClientAuth, ClientCredentials, DcSecrets, MAX_TOKEN_LIFETIME, Pr
 pub use config::{Backoff, FlowConfig, KioskPolicy, Next, Retry};
 pub use dc::{ApiDomainPolicy, DataCenter, LocationSource, ServerUrl};
 pub use error::{Error, ErrorKind, Transient, TransportError};
+pub use event::{Event, Fanout, Subscriber};
 pub use flow::{DeviceFlow, Notice, Server, Step, UserPrompt};
 pub use http::{HttpRequest, Method, Purpose};
 pub use keeper::{Checked, KeepStep, Keeper, KeeperConfig, PairingNeed, Retries};
+pub use pairing::{Pairing, Servers};
 pub use secret::{AccessToken, ClientSecret, DeviceCode, RefreshToken};
 pub use text::Safe;
 pub use time::Timestamp;

@@ -145,7 +145,7 @@ impl TokenEndpoint {
             }),
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
-            Reply::Error(e) => Err(match grant_error(self.profile, e, self.token_url.as_str()) {
+            Reply::Error(e) => Err(match grant_error(self.profile, e, &self.token_url) {
                 Error::InvalidClientSecret { accounts_url, .. } => Error::InvalidClientSecret {
                     accounts_url,
                     location: previous.location.clone(),
@@ -193,9 +193,9 @@ impl TokenEndpoint {
             Reply::Transient(Transient::Throttled) => Err(Error::Throttled),
             Reply::Transient(t) => Err(Error::Unavailable { attempts: 1, last: t }),
             // A standard server's rejected client is said so (and may call for HTTP Basic).
-            Reply::Error(e) if self.profile == Profile::Rfc8628 && e.code != "unsupported_token_type" => Err(
-                standard_error(e, self.revoke_url.as_ref().unwrap_or(&self.token_url).as_str()),
-            ),
+            Reply::Error(e) if self.profile == Profile::Rfc8628 && e.code != "unsupported_token_type" => {
+                Err(standard_error(e, self.revoke_url.as_ref().unwrap_or(&self.token_url)))
+            }
             Reply::Error(e) => Err(Error::InvalidGrant { code: e.code }),
             Reply::Malformed(m) => Err(Error::Protocol(m)),
         }
@@ -204,17 +204,17 @@ impl TokenEndpoint {
 
 /// Maps an OAuth error from a token endpoint to the core's error. A standard server's words
 /// are its own: no Zoho advice, and what it said sanitised.
-pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &str) -> Error {
+pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &ServerUrl) -> Error {
     if profile == Profile::Rfc8628 {
         return standard_error(e, url);
     }
     match e.code.as_str() {
         "invalid_code" | "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: e.code },
         "invalid_client" | "unauthorized_client" => Error::InvalidClient {
-            accounts_url: origin(url),
+            accounts_url: url.origin(),
         },
         "invalid_client_secret" => Error::InvalidClientSecret {
-            accounts_url: origin(url),
+            accounts_url: url.origin(),
             location: None,
         },
         _ => Error::Server {
@@ -225,13 +225,13 @@ pub(crate) fn grant_error(profile: Profile, e: codec::OAuthError, url: &str) -> 
 }
 
 /// A standard server's error at its token (or device authorization) endpoint.
-pub(crate) fn standard_error(e: codec::OAuthError, url: &str) -> Error {
+pub(crate) fn standard_error(e: codec::OAuthError, url: &ServerUrl) -> Error {
     use crate::error::clean_server_text as clean;
     let description = e.description.as_deref().map(clean).filter(|d| !d.is_empty());
     match e.code.as_str() {
         "invalid_grant" | "invalid_token" => Error::InvalidGrant { code: clean(&e.code) },
         "invalid_client" => Error::ClientRejected {
-            server: origin(url),
+            server: url.origin(),
             description,
         },
         "unauthorized_client" | "unsupported_grant_type" => Error::GrantNotAllowed {
@@ -247,14 +247,6 @@ pub(crate) fn standard_error(e: codec::OAuthError, url: &str) -> Error {
             code: clean(&e.code),
             description,
         },
-    }
-}
-
-/// `scheme://host[:port]` of a URL (for messages), as the `url` crate reads it.
-pub(crate) fn origin(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => u.origin().ascii_serialization(),
-        Err(_) => String::from(url),
     }
 }
 
