@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """The agent's Books gateway (`agent --serve`) on loopback, against the simulator. Stdlib only.
 
-    python3 bench/gateway.py ZOHO_DEVICE_BINARY ZOHO_DEVICE_SIM_BINARY [--scale 20]
+    python3 bench/gateway.py ZOHO_DEVICE_BINARY ZOHO_DEVICE_SIM_BINARY [--scale 20] [--short] [--json OUT]
 
-(bench/run.sh builds both into target/bench, with the `rusage` launcher beside them.)
+(bench/run.sh builds both into target/bench, with the `rusage` launcher beside them, and runs
+this after bench/measure.py; `--short` runs 10 minutes of the dashboard instead of an hour and
+takes fewer samples.)
+Every figure is printed beside its baseline of the same run: no gateway (each page load calls
+Books), the same request straight to the simulator, an agent without --serve.
 
 Figures (docs/benchmarks.md):
 
@@ -61,20 +65,40 @@ def rss_kb(pid):
     return measure.proc_status(pid, "VmRSS")
 
 
+STARTED = []  # processes to stop, also when a step fails
+
+
 def main():
+    try:
+        run()
+    finally:
+        for p in STARTED:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def run():
     binary, sim_binary = sys.argv[1], sys.argv[2]
     # The launcher that records a child's rusage (login_run uses it); built by bench/run.sh.
     measure.RUSAGE = os.path.join(os.path.dirname(os.path.abspath(binary)), "rusage")
+    short = "--short" in sys.argv
+    # Compressing further would put the real per-minute limiter (100 calls a minute, not scaled)
+    # in the way; --short runs 10 minutes of the dashboard instead of an hour.
     scale = float(sys.argv[sys.argv.index("--scale") + 1]) if "--scale" in sys.argv else 20.0
     work = tempfile.mkdtemp(prefix="zd-gw-bench-")
     # The simulator's own Books budgets out of the way: the gateway's limiter is what is measured
     # (and the direct calls of the overhead figures would otherwise count against it).
     sim = measure.Sim(sim_binary, interval_ms=200,
                       extra=["--books-rate-limit", "1000000", "--books-daily-limit", "100000000"])
+    STARTED.append(sim.proc)
     argv = {"login": "login --events json --display none"}
     side = measure.Side("ours", lambda cmd: [binary, *argv.get(cmd, cmd).split()], sim, work)
     side.env["ZOHO_SCOPE"] = "ZohoBooks.fullaccess.all"
-    res = {}
+    res = {"scale": scale}
     measure.login_run(side, 1, res)
 
     port = free_port()
@@ -83,6 +107,7 @@ def main():
         f"agent --display none --serve 127.0.0.1:{port} --cache-ttl {max(1, round(ttl))} --daily-budget 100000000",
         stdout=subprocess.DEVNULL,
     )
+    STARTED.append(agent)
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -92,7 +117,7 @@ def main():
     start_calls = len(books_calls(sim))
 
     # 1. An hour of a dashboard, compressed.
-    loads = 720
+    loads = 120 if short else 720
     every = 5 / scale
     t0 = time.perf_counter()
     served = {"hit": 0, "miss": 0, "coalesced": 0, "stale": 0}
@@ -135,7 +160,7 @@ def main():
         "organizations"][0]["organization_id"]
     # Few misses: the last minute of the dashboard and the 50 clients used part of the
     # gateway's per-minute budget already.
-    n = 20
+    n = 10 if short else 20
     get(port, "/books/v3/items?per_page=5")
     hit, miss, direct = [], [], []
     for i in range(n):
@@ -154,6 +179,7 @@ def main():
 
     # 4. RSS beside an agent without --serve (same token file, idle).
     plain = side.spawn("agent --display none", stdout=subprocess.DEVNULL)
+    STARTED.append(plain)
     time.sleep(2)
     res["rss_kb"] = dict(serving_after_hour=rss_serving, serving_now=rss_kb(agent.pid), without_serve=rss_kb(plain.pid))
     status = json.loads(get(port, "/_zoho-device/status")[2])
@@ -162,7 +188,34 @@ def main():
         p.terminate()
         p.wait(10)
     sim.stop()
-    print(json.dumps(res, indent=1))
+    report(res)
+    if "--json" in sys.argv:
+        with open(sys.argv[sys.argv.index("--json") + 1], "w") as f:
+            json.dump(res, f, indent=1)
+
+
+def report(res):
+    """The figures beside their baselines of the same run."""
+    h, c, lat, rss = res["hour"], res["concurrent"], res["latency_ms"], res["rss_kb"]
+    rows = [
+        (f"Books calls, {h['loads'] * 5 // 60} min of a dashboard (5 s, 3 paths)", f"{h['books_calls']}",
+         f"{h['requests']} (no gateway: every load calls Books)"),
+        ("  peak Books calls in any minute", f"{h['peak_per_minute']}", "100 (Books' per-minute limit)"),
+        ("  answers hit / miss / coalesced / stale",
+         " / ".join(str(h["served"].get(k, 0)) for k in ("hit", "miss", "coalesced", "stale")), ""),
+        (f"Books calls, 50 clients on one path for {c['ttls']} TTLs", f"{c['books_calls']} ({c['errors']} errors)",
+         f"{c['ttls']} (one per TTL)"),
+        (f"request, cache hit (median of {lat['runs']}, fresh connection)", f"{lat['hit']:.2f} ms",
+         f"{lat['direct']:.2f} ms straight to the simulator with the token"),
+        ("request, cache miss", f"{lat['miss']:.2f} ms", f"{lat['direct']:.2f} ms straight"),
+        ("agent RSS, serving (after the hour / now)", f"{rss['serving_after_hour']} / {rss['serving_now']} KiB",
+         f"{rss['without_serve']} KiB without --serve"),
+    ]
+    print(f"\n== the Books gateway (agent --serve), time compressed {res['scale']:g}x; loopback only")
+    w = max(len(r[0]) for r in rows)
+    print(f"{'':{w}}  {'gateway':>20}  baseline (same run)")
+    for name, ours, base in rows:
+        print(f"{name:{w}}  {ours:>20}  {base}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # The benchmark suite: builds the shipped binary and the simulator, sets up the Python
 # baseline, and prints the figures beside their targets and the baseline. Loopback only.
 #
-#   bench/run.sh            full run (~4 min after the builds)
+#   bench/run.sh            full run (~4 min after the builds), then the gateway's (bench/gateway.py, ~4 min)
 #   bench/run.sh --short    CI: proves the suite works (~1 min after the builds)
 #   bench/run.sh --board    also build the aarch64-musl binary (cargo board build --board pi4, slow)
 #   bench/run.sh --no-baseline   skip the Python baseline (no venv, no PyPI)
@@ -53,5 +53,8 @@ if [ -n "$baseline" ]; then
     "$py" -c 'import requests' 2>/dev/null && python="$py"
 fi
 
-exec python3 bench/measure.py --bin target/bench/zoho-device --sim target/bench/zoho-device-sim --rusage target/bench/rusage \
+python3 bench/measure.py --bin target/bench/zoho-device --sim target/bench/zoho-device-sim --rusage target/bench/rusage \
     ${python:+--python "$python"} ${aarch64:+--aarch64 "$aarch64"} $short "$@"
+# The Books gateway (agent --serve): Books calls, latency and RSS beside no gateway, direct
+# calls and an agent without --serve, all in this run.
+python3 bench/gateway.py target/bench/zoho-device target/bench/zoho-device-sim $short

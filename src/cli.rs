@@ -298,6 +298,7 @@ pub struct AgentArgs {
 /// loop that reads the words computes `zoho__device__subcmd__login` while the case arms are
 /// labelled `zoho__subcmd__device__subcmd__login`, so nothing below the top level completed.
 /// The arms are relabelled the way the loop spells them (a no-op once clap_complete agrees).
+#[cfg(feature = "docs")]
 pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
     let mut out = Vec::new();
@@ -319,6 +320,7 @@ pub const BIN: &str = "zoho-device";
 
 /// The man pages: `zoho-device.1` and one per subcommand (`zoho-device-login.1`,
 /// `zoho-device-books-organizations.1`, ...), each as (file name, roff).
+#[cfg(feature = "docs")]
 pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
     fn walk(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
         let man = clap_mangen::Man::new(cmd.clone());

@@ -1,7 +1,6 @@
 //! The commands: each a small function over [`Context`].
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde_json::json;
 
@@ -18,10 +17,21 @@ use crate::ui::{PairingUi, Signals, open_displays};
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     match &cli.command {
+        #[cfg(feature = "docs")]
         Command::Completions { shell } => {
             return crate::ui::stdout(&String::from_utf8_lossy(&crate::cli::completions(*shell)));
         }
+        #[cfg(feature = "docs")]
         Command::Man { out_dir } => return man(out_dir.as_deref()),
+        #[cfg(not(feature = "docs"))]
+        Command::Completions { .. } | Command::Man { .. } => {
+            return Err(AppError::usage(
+                "this build does not generate man pages or completions (built without the `docs` feature)",
+            )
+            .hint(
+                "the package installs them: man zoho-device; completions under /usr/share/bash-completion, zsh and fish",
+            ));
+        }
         #[cfg(feature = "sim")]
         Command::Demo(args) => return crate::demo::run(&cli.global, args).await,
         #[cfg(not(feature = "sim"))]
@@ -323,7 +333,8 @@ fn delete(ctx: &Context) -> Result<(), AppError> {
 }
 
 /// `zoho-device man`: the main page on stdout, or every page into `out_dir`.
-fn man(out_dir: Option<&Path>) -> Result<(), AppError> {
+#[cfg(feature = "docs")]
+fn man(out_dir: Option<&std::path::Path>) -> Result<(), AppError> {
     let pages = crate::cli::man_pages()
         .map_err(|e| AppError::new(Exit::Unexpected, format!("cannot render the man pages: {e}")))?;
     let Some(dir) = out_dir else {

@@ -22,12 +22,18 @@
 //!   clients together, and a daily budget (`--daily-budget`, Books Free's 1,000 by default)
 //!   spread over the UTC day: the TTL becomes `max(TTL, active paths × seconds left today /
 //!   calls left today)`, so a tight budget means older data, never a dark screen. Over either
-//!   limit the gateway serves what it has (stale) or answers 429 with `Retry-After`.
+//!   limit the gateway serves what it has (stale) or answers 429 with `Retry-After`. The day's
+//!   count is kept beside the token file (`<token file>.budget`, written atomically): a restart
+//!   of the agent goes on counting.
 //! * **is local only**: Unix sockets (mode 0660, `--serve-group`) and loopback TCP. On TCP
 //!   the `Host` header must name the loopback (`localhost`, `127.0.0.1`, `[::1]`: a page on
 //!   another name that rebinds its DNS to 127.0.0.1 is refused), a request with an `Origin`
 //!   is served only for the configured origins (CORS), one marked `Sec-Fetch-Site: cross-site`
 //!   is refused, request targets, headers and bodies are capped, and so are Books' replies.
+//!
+//! HTTP/1.1 is read here, on the tokio runtime the agent already has and `httparse` (which
+//! reqwest's client already links): no HTTP server crate, so the gateway fits the board builds.
+//! `HEAD` is answered for every GET path, from the same cache, without the body.
 //!
 //! `GET /_zoho-device/status` reports calls used, cache figures, the budget left, the token's
 //! state and the last error: never a token or secret. `GET /` serves the example dashboard
@@ -40,10 +46,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use tokio::net::{TcpListener, UnixListener};
 use zoho_device_core::Safe;
@@ -168,7 +172,7 @@ pub struct GatewayConfig {
     pub origins: Vec<String>,
     /// Default cache lifetime.
     pub ttl: Duration,
-    /// Cache lifetimes by path prefix, longest first.
+    /// Cache lifetimes by path prefix (the longest that matches applies).
     pub ttl_prefixes: Vec<(String, Duration)>,
     /// Calls a day.
     pub daily_budget: u32,
@@ -202,7 +206,6 @@ impl GatewayConfig {
             }
             ttl_prefixes.push((prefix.clone(), ttl_value(v)?));
         }
-        ttl_prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         let origins = if args.serve_origins.is_empty() {
             &file.origins
         } else {
@@ -243,7 +246,8 @@ impl GatewayConfig {
     pub fn ttl_for(&self, path: &str) -> Duration {
         self.ttl_prefixes
             .iter()
-            .find(|(p, _)| path.starts_with(p.as_str()))
+            .filter(|(p, _)| path.starts_with(p.as_str()))
+            .max_by_key(|(p, _)| p.len())
             .map_or(self.ttl, |(_, t)| *t)
     }
 }
@@ -317,6 +321,35 @@ struct Budget {
     used_today: u32,
 }
 
+/// What `<token file>.budget` holds: the upstream calls of one UTC day, so that a restart of
+/// the agent (an upgrade, a crash, a reboot) does not hand out the day's budget a second time.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BudgetFile {
+    version: u32,
+    /// Days since 1970-01-01, UTC.
+    day: u64,
+    used: u32,
+}
+
+/// Where the day's count is kept: beside the token file.
+pub fn budget_path(token_file: &Path) -> PathBuf {
+    let mut p = token_file.as_os_str().to_owned();
+    p.push(".budget");
+    PathBuf::from(p)
+}
+
+/// The calls already made today, from the budget file: 0 when it is missing, of another day,
+/// not a regular file (a link is not followed) or not ours.
+fn load_budget(path: &Path, today: u64) -> u32 {
+    let Ok(bytes) = crate::settings::read_regular_file(path, 4096, false) else {
+        return 0;
+    };
+    match serde_json::from_slice::<BudgetFile>(&bytes) {
+        Ok(f) if f.version == 1 && f.day == today => f.used,
+        _ => 0,
+    }
+}
+
 struct Gateway {
     ctx: Context,
     config: GatewayConfig,
@@ -325,6 +358,60 @@ struct Gateway {
     budget: Mutex<Budget>,
     org: tokio::sync::Mutex<Option<(String, OrgSource)>>,
     started: Instant,
+    /// Keeps the day's count on disk ([`budget_path`]).
+    budget_saver: Arc<BudgetSaver>,
+}
+
+/// Writes the day's count off the gateway's thread (an atomic write syncs twice: milliseconds
+/// on a disk, more on an SD card, which every client would otherwise wait for): one writer at a
+/// time, always the latest count, so the file never goes back to an older one. The gateway's
+/// runtime waits for the writer when it stops.
+struct BudgetSaver {
+    path: PathBuf,
+    /// The count to write next, and whether a writer is at work.
+    pending: Mutex<(Option<BudgetFile>, bool)>,
+    /// Whether a failed write was reported (once is enough).
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl BudgetSaver {
+    fn save(self: &Arc<Self>, file: BudgetFile) {
+        let mut pending = lock(&self.pending);
+        pending.0 = Some(file);
+        if pending.1 {
+            return;
+        }
+        pending.1 = true;
+        drop(pending);
+        let saver = self.clone();
+        tokio::task::spawn_blocking(move || saver.write_pending());
+    }
+
+    fn write_pending(&self) {
+        loop {
+            let file = {
+                let mut pending = lock(&self.pending);
+                match pending.0.take() {
+                    Some(f) => f,
+                    None => {
+                        pending.1 = false;
+                        return;
+                    }
+                }
+            };
+            let mut bytes = serde_json::to_vec(&file).unwrap_or_default();
+            bytes.push(b'\n');
+            // Atomically, never through a link: [`crate::store::write_atomically`].
+            if let Err(e) = crate::store::write_atomically(&self.path, &bytes)
+                && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "gateway: cannot keep the day's call count in {} ({e}); a restart would count from 0",
+                    self.path.display()
+                );
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -365,8 +452,14 @@ impl Gateway {
         }
         window.push_back(now);
         b.used_today += 1;
+        let file = BudgetFile {
+            version: 1,
+            day,
+            used: b.used_today,
+        };
         drop(b);
         lock(&self.stats).upstream_calls += 1;
+        self.budget_saver.save(file);
         Ok(())
     }
 
@@ -397,10 +490,11 @@ impl Gateway {
 // ------------------------------------------------------------------------------ starting
 
 /// A running gateway (on a thread of its own, with its own single-threaded runtime: the
-/// agent's loop is never slowed by a client); dropping it stops the gateway and removes its
-/// Unix sockets.
+/// agent's loop is never slowed by a client); dropping it stops the gateway (and waits for
+/// the thread: the day's count is on disk when the agent exits) and removes its Unix sockets.
 pub struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     sockets: Vec<PathBuf>,
 }
 
@@ -408,6 +502,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
         for s in &self.sockets {
             let _ = std::fs::remove_file(s);
@@ -477,14 +574,26 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                     if config.allow_writes { "allowed" } else { "refused" }
                 );
             }
+            let budget_file = budget_path(ctx.store.path());
+            let (day, _) = utc_day_and_left();
+            let budget = Budget {
+                day,
+                used_today: load_budget(&budget_file, day),
+                ..Budget::default()
+            };
             let gw = Arc::new(Gateway {
                 ctx,
                 config,
                 cache: Mutex::new(HashMap::new()),
                 stats: Mutex::new(Stats::default()),
-                budget: Mutex::new(Budget::default()),
+                budget: Mutex::new(budget),
                 org: tokio::sync::Mutex::new(None),
                 started: Instant::now(),
+                budget_saver: Arc::new(BudgetSaver {
+                    path: budget_file,
+                    pending: Mutex::new((None, false)),
+                    warned: std::sync::atomic::AtomicBool::new(false),
+                }),
             });
             let conns = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
             for b in bound {
@@ -517,15 +626,19 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
             let _ = stop_rx.await;
         });
     });
-    if let Err(e) = thread {
-        return Err(AppError::new(
-            Exit::Unexpected,
-            format!("cannot start the gateway: {e}"),
-        ));
-    }
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(AppError::new(
+                Exit::Unexpected,
+                format!("cannot start the gateway: {e}"),
+            ));
+        }
+    };
     match ready_rx.await {
         Ok(Ok(())) => Ok(Some(Running {
             stop: Some(stop_tx),
+            thread: Some(thread),
             sockets,
         })),
         Ok(Err(e)) => Err(e),
@@ -563,31 +676,246 @@ fn bind_unix(path: &Path, group: Option<u32>) -> std::io::Result<UnixListener> {
 
 fn serve_connection<S>(gw: Arc<Gateway>, permit: tokio::sync::OwnedSemaphorePermit, stream: S, tcp: bool)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     tokio::task::spawn_local(async move {
         let _permit = permit;
-        let io = hyper_util::rt::TokioIo::new(stream);
-        let svc = hyper::service::service_fn(move |req| {
-            let gw = gw.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&gw, req, tcp).await) }
-        });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .max_buf_size(16 * 1024)
-            .serve_connection(io, svc)
-            .await;
+        let _ = connection(&gw, stream, tcp).await;
     });
+}
+
+// ------------------------------------------------------------------------------ HTTP/1.1
+
+/// Longest request head (request line and headers).
+const MAX_HEAD: usize = 16 * 1024;
+/// Most request headers.
+const MAX_HEADERS: usize = 64;
+/// Time for a client to send a request body, and to take an answer.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request head, parsed.
+struct Head {
+    method: Method,
+    target: String,
+    http11: bool,
+    headers: HeaderMap,
+}
+
+/// What became of reading a head.
+enum Read {
+    Head(Head, usize),
+    Refused(Resp),
+    More,
+}
+
+/// One client connection: requests one after the other (keep-alive in HTTP/1.1), each head
+/// read within [`HEADER_TIMEOUT`] (from the first wait: an idle connection is closed too) and
+/// at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers, each body given by `Content-Length`
+/// (no chunked request bodies: 411) and at most [`MAX_REQUEST_BODY`] within [`BODY_TIMEOUT`].
+/// A request that cannot be read is answered and the connection closed (where the next
+/// request would start is not known).
+async fn connection<S>(gw: &Gateway, mut io: S, tcp: bool) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
+        let (head, head_len) = loop {
+            match read_head(&buf) {
+                Read::Head(h, n) => break (h, n),
+                Read::Refused(r) => return send(&mut io, &r, false, false).await,
+                Read::More => {}
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(()),
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        buf.drain(..head_len);
+        let keep_alive = head.http11
+            && !head
+                .headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .any(|v| v.to_str().unwrap_or_default().to_ascii_lowercase().contains("close"));
+        if head.headers.contains_key(header::TRANSFER_ENCODING) {
+            let r = error_response(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send the request body with Content-Length (chunked bodies are not taken)",
+            );
+            return send(&mut io, &r, false, false).await;
+        }
+        let mut lengths = head.headers.get_all(header::CONTENT_LENGTH).iter();
+        let len = match (lengths.next(), lengths.next()) {
+            (None, _) => Some(0),
+            (Some(v), None) => v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()),
+            (Some(_), Some(_)) => None,
+        };
+        let len = match len {
+            Some(n) if n <= MAX_REQUEST_BODY => n,
+            Some(_) => {
+                let r = error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is over 1 MiB",
+                );
+                return send(&mut io, &r, false, false).await;
+            }
+            None => {
+                let r = error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "Content-Length is not one number",
+                );
+                return send(&mut io, &r, false, false).await;
+            }
+        };
+        if buf.len() < len
+            && head
+                .headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        {
+            write_timed(&mut io, b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+        while buf.len() < len {
+            let mut chunk = [0u8; 16 * 1024];
+            let want = (len - buf.len()).min(chunk.len());
+            match tokio::time::timeout_at(deadline, io.read(&mut chunk[..want])).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(()),
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = Bytes::copy_from_slice(&buf[..len]);
+        buf.drain(..len);
+        let Ok(uri) = http::Uri::try_from(head.target) else {
+            let r = error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request target is not a URI",
+            );
+            return send(&mut io, &r, false, false).await;
+        };
+        let head_only = head.method == Method::HEAD;
+        let mut req = Request::new(body);
+        *req.method_mut() = head.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = head.headers;
+        let resp = handle(gw, req, tcp).await;
+        send(&mut io, &resp, head_only, keep_alive).await?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+/// Parses the head at the start of `buf`: complete, not yet (read more), or refused.
+fn read_head(buf: &[u8]) -> Read {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let too_large = || {
+        Read::Refused(error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "head_too_large",
+            "the request line and headers are over 16 KiB or 64 headers",
+        ))
+    };
+    let bad = |what: &str| Read::Refused(error_response(StatusCode::BAD_REQUEST, "bad_request", what));
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD => {
+            let Some(method) = req.method.and_then(|m| Method::from_bytes(m.as_bytes()).ok()) else {
+                return bad("no method");
+            };
+            let mut map = HeaderMap::with_capacity(req.headers.len());
+            for h in req.headers.iter() {
+                match (
+                    HeaderName::from_bytes(h.name.as_bytes()),
+                    HeaderValue::from_bytes(h.value),
+                ) {
+                    (Ok(k), Ok(v)) => {
+                        map.append(k, v);
+                    }
+                    _ => return bad("a header that is not HTTP"),
+                }
+            }
+            Read::Head(
+                Head {
+                    method,
+                    target: req.path.unwrap_or_default().to_string(),
+                    http11: req.version == Some(1),
+                    headers: map,
+                },
+                n,
+            )
+        }
+        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => too_large(),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => too_large(),
+        Ok(httparse::Status::Partial) => Read::More,
+        Err(_) => bad("not an HTTP/1 request"),
+    }
+}
+
+async fn write_timed<S: tokio::io::AsyncWrite + Unpin>(io: &mut S, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    match tokio::time::timeout(BODY_TIMEOUT, io.write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+/// Writes `resp` (the head only for HEAD: its `Content-Length` is the body's a GET gets).
+async fn send<S: tokio::io::AsyncWrite + Unpin>(
+    io: &mut S,
+    resp: &Resp,
+    head_only: bool,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let status = resp.status();
+    let mut head = Vec::with_capacity(512);
+    let _ = write!(
+        head,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (k, v) in resp.headers() {
+        head.extend_from_slice(k.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(v.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if status != StatusCode::NO_CONTENT {
+        let _ = write!(head, "content-length: {}\r\n", resp.body().len());
+    }
+    let _ = write!(head, "date: {}\r\n", httpdate::fmt_http_date(SystemTime::now()));
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    if !head_only && status != StatusCode::NO_CONTENT {
+        head.extend_from_slice(resp.body());
+    }
+    write_timed(io, &head).await?;
+    if !keep_alive {
+        use tokio::io::AsyncWriteExt;
+        let _ = io.shutdown().await;
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------ requests
 
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<Bytes>;
 
 fn error_response(status: StatusCode, error: &str, message: &str) -> Resp {
     let body = json!({ "error": error, "message": message });
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(Bytes::from(body.to_string()));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -614,7 +942,7 @@ pub fn loopback_host(host: &str) -> bool {
     name == "localhost" || name == "127.0.0.1"
 }
 
-async fn handle(gw: &Gateway, req: Request<Incoming>, tcp: bool) -> Resp {
+async fn handle(gw: &Gateway, req: Request<Bytes>, tcp: bool) -> Resp {
     let target = req
         .uri()
         .path_and_query()
@@ -679,16 +1007,16 @@ async fn handle(gw: &Gateway, req: Request<Incoming>, tcp: bool) -> Resp {
     resp
 }
 
-async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
+async fn route(gw: &Gateway, req: Request<Bytes>, target: &str) -> Resp {
     let path = target.split('?').next().unwrap_or_default();
     let method = req.method().clone();
     if method == Method::OPTIONS {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(Bytes::new());
         *r.status_mut() = StatusCode::NO_CONTENT;
         let methods = if gw.config.allow_writes {
-            "GET, POST, PUT, DELETE"
+            "GET, HEAD, POST, PUT, DELETE"
         } else {
-            "GET"
+            "GET, HEAD"
         };
         let h = r.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(methods));
@@ -699,14 +1027,17 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         return r;
     }
-    if path == "/_zoho-device/status" && method == Method::GET {
+    // HEAD is a GET without the body (the connection leaves it out): the same cache, the same
+    // upstream call on a miss.
+    let reads = method == Method::GET || method == Method::HEAD;
+    if path == "/_zoho-device/status" && reads {
         return status(gw);
     }
-    if (path == "/" || path == "/_zoho-device/dashboard") && method == Method::GET {
+    if (path == "/" || path == "/_zoho-device/dashboard") && reads {
         return dashboard();
     }
     let api_method = match method {
-        Method::GET => ApiMethod::Get,
+        Method::GET | Method::HEAD => ApiMethod::Get,
         Method::POST => ApiMethod::Post,
         Method::PUT => ApiMethod::Put,
         Method::DELETE => ApiMethod::Delete,
@@ -714,7 +1045,7 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
             return error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                "GET only (writes: POST, PUT, DELETE with --serve-allow-writes)",
+                "GET and HEAD only (writes: POST, PUT, DELETE with --serve-allow-writes)",
             );
         }
     };
@@ -724,21 +1055,9 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
             "writes_refused",
             "the gateway is read-only; start the agent with --serve-allow-writes to pass writes on",
         );
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
-    }
-    if req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_REQUEST_BODY)
-    {
-        return error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is over 1 MiB",
-        );
     }
     let content_type = req
         .headers()
@@ -746,16 +1065,8 @@ async fn route(gw: &Gateway, req: Request<Incoming>, target: &str) -> Resp {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let body = match Limited::new(req.into_body(), MAX_REQUEST_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the request body is over 1 MiB",
-            );
-        }
-    };
+    // Read whole by the connection, within MAX_REQUEST_BODY.
+    let body = req.into_body();
     // Path rules of `api`, against the scope of the pairing in the token file.
     let stored = match gw.ctx.store.load_required() {
         Ok(s) => s,
@@ -808,7 +1119,7 @@ fn key(path: &ApiPath) -> String {
 }
 
 fn answer_response(entry: &Entry, cache: &str) -> Resp {
-    let mut r = Response::new(Full::new(entry.body.clone()));
+    let mut r = Response::new(entry.body.clone());
     *r.status_mut() = StatusCode::from_u16(entry.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let h = r.headers_mut();
     let ct = HeaderValue::from_str(&entry.content_type)
@@ -1077,7 +1388,7 @@ async fn write(gw: &Gateway, method: ApiMethod, path: &ApiPath, allowed: &[&str]
 const DASHBOARD: &str = include_str!("../examples/dashboard/index.html");
 
 fn dashboard() -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(DASHBOARD.as_bytes())));
+    let mut r = Response::new(Bytes::from_static(DASHBOARD.as_bytes()));
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -1148,7 +1459,7 @@ fn status(gw: &Gateway) -> Resp {
         "last_error": s.last_error.as_ref().map(|(at, m)| json!({ "at_unix": at, "message": m })),
     });
     drop(s);
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(Bytes::from(body.to_string()));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -1210,6 +1521,27 @@ mod tests {
         ] {
             assert!(!loopback_host(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_longest_matching_prefix_sets_the_ttl() {
+        let config = GatewayConfig {
+            listen: Vec::new(),
+            allow_writes: false,
+            group: None,
+            origins: Vec::new(),
+            ttl: Duration::from_secs(60),
+            ttl_prefixes: vec![
+                ("/books/v3".into(), Duration::from_secs(10)),
+                ("/books/v3/organizations".into(), Duration::from_secs(3600)),
+                ("/books/v3/items".into(), Duration::from_secs(5)),
+            ],
+            daily_budget: FREE_DAILY,
+        };
+        assert_eq!(config.ttl_for("/books/v3/organizations/1"), Duration::from_secs(3600));
+        assert_eq!(config.ttl_for("/books/v3/items"), Duration::from_secs(5));
+        assert_eq!(config.ttl_for("/books/v3/invoices"), Duration::from_secs(10));
+        assert_eq!(config.ttl_for("/_zoho-device/status"), Duration::from_secs(60));
     }
 
     #[test]

@@ -30,11 +30,6 @@ pub mod demo;
 pub mod discovery;
 pub mod doctor;
 pub mod exit;
-#[cfg(feature = "gateway")]
-pub mod gateway;
-/// Built without the `gateway` feature: `--serve` says so.
-#[cfg(not(feature = "gateway"))]
-#[path = "gateway_off.rs"]
 pub mod gateway;
 pub mod login;
 pub mod notify;

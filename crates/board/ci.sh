@@ -6,8 +6,9 @@
 # through rustup.
 #
 # What it installs: qemu-user-static, lintian (and python3-venv when missing) from apt; the rest is
-# installed by `cargo board build` itself: the rustup targets (or rust-src for -Zbuild-std where
-# rustup has no rust-std), and zig + cargo-zigbuild from PyPI into ~/.cache/zigenv.
+# installed by `cargo board build` itself: rust-src (std is built from source for every board,
+# -Zbuild-std with optimize_for_size: the size budgets rely on it), and zig + cargo-zigbuild
+# from PyPI into ~/.cache/zigenv.
 #
 # Environment: ZOHO_DEVICE_BOARDS_DIR (cargo target dirs of the board builds, default
 # target/boards), ZOHO_DEVICE_ZIGENV (the virtualenv, default ~/.cache/zigenv), BOARDS
@@ -43,7 +44,7 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup
 step "tests of the target crate (catalogue, .deb checks with dpkg-deb and dpkg -x)"
 cargo test -q -p zoho-device-board
 
-step "build ${BOARDS} (installs rustup targets / build-std and zig when missing)"
+step "build ${BOARDS} (installs rust-src and zig when missing)"
 # Fails when a Pi binary is over the 3.0 MB budget (aarch64 is the largest of them). x86-64 code
 # is bigger (3.36 MB at the first build) and a PC's disk is not a Pi's SD card: it gets a budget
 # of its own, as a guard against growth.

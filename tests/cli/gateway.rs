@@ -179,7 +179,7 @@ fn fifty_concurrent_clients_make_one_upstream_call_and_writes_are_refused_by_def
         let r = unix(&sock, method, "/books/v3/contacts");
         assert_eq!(r.status, 405, "{method}: {r:?}");
         assert_eq!(r.json()["error"], "writes_refused");
-        assert_eq!(r.header("allow"), Some("GET"));
+        assert_eq!(r.header("allow"), Some("GET, HEAD"));
     }
     assert!(
         w.sim.requests().iter().all(|r| r.method == "GET"),
@@ -320,8 +320,10 @@ fn a_tight_daily_budget_stretches_the_ttl_instead_of_failing() {
         stop(run);
     }
     // A budget of 3 calls a day: the same TTL stretches to what lasts the day. (The
-    // organization is looked up again: one of the three calls.)
+    // organization is looked up again: one of the three calls. The first run's count, kept
+    // across restarts, is removed too.)
     std::fs::remove_file(w.path("state/zoho-device/token.json.org")).unwrap();
+    std::fs::remove_file(w.path("state/zoho-device/token.json.budget")).unwrap();
     let (run, sock) = agent(&w, &["--cache-ttl", "1", "--daily-budget", "3"]);
     w.sim.clear_log();
     assert_eq!(
@@ -409,7 +411,7 @@ fn tcp_needs_a_loopback_host_and_a_configured_origin() {
         ),
     );
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-methods"), Some("GET"));
+    assert_eq!(r.header("access-control-allow-methods"), Some("GET, HEAD"));
     let r = tcp(
         port,
         &format!("GET /books/v3/invoices HTTP/1.1\r\nHost: localhost:{port}\r\nOrigin: http://localhost:8080"),
@@ -586,4 +588,107 @@ fn the_example_dashboard_shows_invoices_and_keeps_them_through_an_outage_in_chro
     assert!(w.sim.requests_to("/books/v3/invoices").len() > 1, "Books was asked");
     stop(run);
     w.assert_no_secret_leaked();
+}
+
+#[test]
+fn head_is_a_get_without_the_body_from_the_same_cache() {
+    let w = paired(sim_config());
+    let (run, sock) = agent(&w, &[]);
+    w.sim.clear_log();
+
+    // A miss: Books is asked once (a GET), the answer cached, no body sent.
+    let head = unix(&sock, "HEAD", "/books/v3/invoices");
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.header("x-zoho-device-cache"), Some("miss"));
+    assert!(head.body.is_empty(), "{head:?}");
+    let len: usize = head.header("content-length").unwrap().parse().unwrap();
+    assert!(len > 0);
+    let upstream = w.sim.requests_to("/books/v3/invoices");
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(upstream[0].method, "GET");
+
+    // The GET after it is a hit of the same length; a HEAD after that too.
+    let got = get(&sock, "/books/v3/invoices");
+    assert_eq!(got.header("x-zoho-device-cache"), Some("hit"));
+    assert_eq!(got.body.len(), len);
+    let again = unix(&sock, "HEAD", "/books/v3/invoices");
+    assert_eq!(again.header("x-zoho-device-cache"), Some("hit"));
+    assert!(again.body.is_empty());
+    assert_eq!(w.sim.requests_to("/books/v3/invoices").len(), 1);
+
+    // The status page and the dashboard answer HEAD too.
+    for (target, kind) in [("/_zoho-device/status", "application/json"), ("/", "text/html")] {
+        let r = unix(&sock, "HEAD", target);
+        assert_eq!(r.status, 200, "{target}: {r:?}");
+        assert!(r.body.is_empty(), "{target}");
+        assert!(r.header("content-type").is_some_and(|c| c.starts_with(kind)), "{r:?}");
+    }
+
+    // On one kept-alive connection a HEAD's answer ends with its head: the next answer follows.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"HEAD /books/v3/invoices HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /books/v3/invoices HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (first, second) = text.split_once("\r\n\r\n").unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "the second answer right after the HEAD's head: {text}"
+    );
+    let second = parse_reply(second.as_bytes());
+    assert_eq!(second.body, got.body);
+    no_secret_in(&w, &[&head, &got, &again, &second]);
+    stop(run);
+}
+
+#[test]
+fn the_days_budget_count_survives_an_agent_restart() {
+    let w = paired(sim_config());
+    let kept = w.path("state/zoho-device/token.json.budget");
+    // A link planted where the count is kept is neither read (it says the day is spent) nor
+    // written through.
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    let planted = format!("{{\"version\":1,\"day\":{today},\"used\":3}}\n");
+    let elsewhere = write_file(&w.path("elsewhere.json"), &planted);
+    std::os::unix::fs::symlink(&elsewhere, &kept).unwrap();
+
+    let (run, sock) = agent(&w, &["--daily-budget", "3"]);
+    w.sim.clear_log();
+    // The organization look-up and the list: two of the three calls.
+    assert_eq!(get(&sock, "/books/v3/items").status, 200);
+    let s = get(&sock, "/_zoho-device/status").json();
+    assert_eq!(s["calls_today"], 2, "{s}");
+    stop(run);
+    let meta = std::fs::symlink_metadata(&kept).unwrap();
+    assert!(meta.file_type().is_file(), "the link was replaced by a file");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap(),
+        planted,
+        "nothing written through the link"
+    );
+
+    // Restarted (an upgrade, a reboot): the day's two calls are still counted.
+    let (run, sock) = agent(&w, &["--daily-budget", "3"]);
+    let s = get(&sock, "/_zoho-device/status").json();
+    assert_eq!(s["calls_today"], 2, "{s}");
+    assert_eq!(s["budget_left"], 1, "{s}");
+    assert_eq!(get(&sock, "/books/v3/contacts").status, 200, "the third call");
+    let refused = get(&sock, "/books/v3/invoices");
+    assert_eq!(refused.status, 429, "the budget is spent: {refused:?}");
+    assert_eq!(w.sim.requests_to("/books/v3/invoices").len(), 0);
+    stop(run);
 }

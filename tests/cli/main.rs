@@ -11,7 +11,6 @@ mod demo;
 mod docs;
 mod doctor;
 mod first_hour;
-#[cfg(feature = "gateway")]
 mod gateway;
 mod login;
 mod logout;

@@ -75,9 +75,12 @@ pub struct BuildOptions {
     pub libc: Libc,
     /// Overrides the release profile's `opt-level` (`"z"`, `"s"`, `"3"`) for size comparisons.
     pub opt_level: Option<String>,
-    /// Builds std from source (`-Zbuild-std`) even for targets rustup has a rust-std for:
-    /// std is then optimised with the size profile and LTO'd with the program.
-    pub force_build_std: bool,
+    /// Links rustup's prebuilt std where rustup has one (the others still build it from
+    /// source). By default std is built from source for every target (`-Zbuild-std`, with
+    /// `optimize_for_size`), optimised with the size profile and LTO'd with the program: the
+    /// aarch64 binary is 277 KB smaller (docs/benchmarks.md), which is what keeps the boards
+    /// within their budgets.
+    pub prebuilt_std: bool,
     /// Extra arguments for cargo (e.g. `-Zbuild-std-features=optimize_for_size`).
     pub cargo_args: Vec<String>,
 }
@@ -110,11 +113,11 @@ pub fn distinct_targets(boards: &[&Board], libc: Libc) -> Vec<String> {
 /// targets (several `--target`s per invocation beat one invocation per target).
 pub fn build(ws: &Workspace, boards: &[&Board], opts: &BuildOptions) -> Result<Vec<Artifact>, String> {
     let targets = distinct_targets(boards, opts.libc);
-    let plan = if opts.force_build_std {
+    let plan = if opts.prebuilt_std {
+        toolchain::ensure_std(&targets)?
+    } else {
         toolchain::ensure_rust_src()?;
         targets.into_iter().map(|t| (t, StdSource::BuildStd)).collect()
-    } else {
-        toolchain::ensure_std(&targets)?
     };
     let zig = toolchain::ensure_zig()?;
 
@@ -150,6 +153,18 @@ pub fn build(ws: &Workspace, boards: &[&Board], opts: &BuildOptions) -> Result<V
         if source == StdSource::BuildStd {
             // -Zbuild-std is unstable; RUSTC_BOOTSTRAP lets the stable toolchain accept it.
             cmd.env("RUSTC_BOOTSTRAP", "1").arg("-Zbuild-std=std,panic_abort");
+            // std's smaller algorithms (sorting, formatting): unless the caller chose others.
+            if !opts.cargo_args.iter().any(|a| a.starts_with("-Zbuild-std-features")) {
+                cmd.arg("-Zbuild-std-features=optimize_for_size");
+            }
+            // A std built from source has no self-contained crt objects (those come with
+            // rustup's rust-std, which may not be installed): zig supplies musl's. The 32-bit
+            // targets say so in .cargo/config.toml too; config arrays add up.
+            for target in group.iter().filter(|t| t.contains("-musl")) {
+                cmd.arg("--config").arg(format!(
+                    "target.{target}.rustflags=[\"-C\", \"link-self-contained=no\"]"
+                ));
+            }
         } else {
             cmd.env_remove("RUSTC_BOOTSTRAP");
         }

@@ -40,11 +40,12 @@ enum Cmd {
         /// Override the release profile's opt-level ("s", "z", "3") to compare sizes.
         #[arg(long, value_name = "LEVEL")]
         opt_level: Option<String>,
-        /// Build std from source with the size profile even where rustup has a rust-std.
+        /// Link rustup's prebuilt std where there is one instead of building std from source
+        /// with the size profile (the default; larger binaries: for comparison).
         #[arg(long)]
-        build_std: bool,
-        /// Extra argument for cargo (repeatable), e.g.
-        /// --cargo-arg=-Zbuild-std-features=optimize_for_size
+        prebuilt_std: bool,
+        /// Extra argument for cargo (repeatable), e.g. --cargo-arg=--features=sim; a
+        /// -Zbuild-std-features=... given here replaces optimize_for_size
         #[arg(long = "cargo-arg", value_name = "ARG", allow_hyphen_values = true)]
         cargo_args: Vec<String>,
         /// Fail when a binary is larger than this many megabytes (10^6 bytes); CI holds the
@@ -198,7 +199,7 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
         Cmd::Build {
             boards,
             opt_level,
-            build_std,
+            prebuilt_std,
             cargo_args,
             max_size_mb,
         } => {
@@ -206,7 +207,7 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             let opts = BuildOptions {
                 libc: boards.libc,
                 opt_level,
-                force_build_std: build_std,
+                prebuilt_std,
                 cargo_args,
             };
             let artifacts = build::build(ws, &selected, &opts)?;
@@ -238,15 +239,20 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             if binary.is_some() && selected.len() > 1 {
                 return Err("--binary packages one board at a time".to_owned());
             }
-            if binary.is_none() {
-                // Always: cargo rebuilds what changed and does nothing when all is fresh, so a
-                // package never ships a binary older than the sources.
-                let opts = BuildOptions {
-                    libc: boards.libc,
-                    ..BuildOptions::default()
-                };
-                build::build(ws, &selected, &opts)?;
-            }
+            // Always: cargo rebuilds what changed and does nothing when all is fresh, so a
+            // package never ships a binary older than the sources. The binaries of this build
+            // are the ones packaged (not the newest file of any target directory: a
+            // `--prebuilt-std` comparison build may be newer).
+            let built_now = match binary {
+                Some(_) => Vec::new(),
+                None => {
+                    let opts = BuildOptions {
+                        libc: boards.libc,
+                        ..BuildOptions::default()
+                    };
+                    build::build(ws, &selected, &opts)?
+                }
+            };
             let out_dir = out_dir.unwrap_or_else(|| ws.dist_dir());
             let readme =
                 fs::read_to_string(ws.root.join("README.md")).unwrap_or_else(|_| package::FALLBACK_README.to_owned());
@@ -269,6 +275,9 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
                         "zoho-device".into(),
                         "--bin".into(),
                         "zoho-device".into(),
+                        // `man` and `completions` (left out of the board binaries).
+                        "--features".into(),
+                        "docs".into(),
                         "--".into(),
                     ]
                 }
@@ -276,9 +285,10 @@ fn run(ws: &Workspace, command: Cmd) -> Result<(), String> {
             fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
             let docs = package::GeneratedDocs::from_program(&program, &out_dir)?;
             for b in selected {
+                let target = b.target(boards.libc);
                 let built = binary
                     .clone()
-                    .or_else(|| ws.artifact(b.target(boards.libc)))
+                    .or_else(|| built_now.iter().find(|a| a.target == target).map(|a| a.path.clone()))
                     .ok_or_else(|| format!("no binary for {}", b.name))?;
                 let bin = package::without_unneeded_sections(&built, &out_dir.join(format!(".bin-{}", b.name)))?;
                 let spec = PackageSpec {

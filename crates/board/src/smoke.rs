@@ -126,7 +126,7 @@ pub fn smoke(ws: &Workspace, board: &Board, opts: &SmokeOptions) -> Vec<Step> {
     if !opts.version_only && version_ok {
         steps.push(no_simulator(&runner));
     }
-    const FLOW: [&str; 3] = ["login", "token", "books organizations"];
+    const FLOW: [&str; 4] = ["login", "token", "books organizations", "gateway (--serve)"];
     let skip_flow = |steps: &mut Vec<Step>, why: &str| {
         for name in FLOW {
             steps.push(Step {
@@ -246,6 +246,17 @@ pub fn smoke(ws: &Workspace, board: &Board, opts: &SmokeOptions) -> Vec<Step> {
             outcome,
             elapsed: started.elapsed(),
         });
+
+        let started = Instant::now();
+        let outcome = match gateway(&runner, &sim_env, &scratch.join("api.sock")) {
+            Ok(line) => Outcome::Passed(line),
+            Err(e) => Outcome::Failed(e),
+        };
+        steps.push(Step {
+            name: "gateway (--serve)".to_owned(),
+            outcome,
+            elapsed: started.elapsed(),
+        });
     } else {
         for name in &FLOW[1..] {
             steps.push(Step {
@@ -325,6 +336,79 @@ impl RunOutput {
         let last_err = self.stderr.lines().last().unwrap_or_default().trim();
         format!("exit {:?}; stderr: {last_err}", self.code)
     }
+}
+
+/// The agent with `--serve unix:SOCK` under qemu: a GET of the organizations through the socket
+/// (Books asked: `X-Zoho-Device-Cache: miss`), then a HEAD of the same path (the cache: `hit`).
+fn gateway(runner: &Runner, env: &[(&str, &str)], sock: &Path) -> Result<String, String> {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let serve = format!("unix:{}", sock.display());
+    let mut cmd = Command::new(&runner.qemu[0]);
+    cmd.args(&runner.qemu[1..])
+        .arg(&runner.binary)
+        .args(["agent", "--display", "none", "--serve", &serve])
+        .env_clear()
+        .envs(&runner.env)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut agent = cmd.spawn().map_err(|e| format!("cannot start the agent: {e}"))?;
+    let stderr = drain(agent.stderr.take());
+    let ask = |method: &str| -> Result<String, String> {
+        let mut s = UnixStream::connect(sock).map_err(|e| format!("the socket: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "{method} /books/v3/organizations HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
+        Ok(reply)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while UnixStream::connect(sock).is_err() && Instant::now() < deadline && matches!(agent.try_wait(), Ok(None)) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let result = ask("GET").and_then(|get| {
+        let head = ask("HEAD")?;
+        let cache = |r: &str| {
+            r.lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("x-zoho-device-cache: ")
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default()
+        };
+        let (_, get_body) = get.split_once("\r\n\r\n").unwrap_or_default();
+        let (_, head_body) = head.split_once("\r\n\r\n").unwrap_or((&head, "?"));
+        if get.starts_with("HTTP/1.1 200")
+            && get_body.contains("organization_id")
+            && cache(&get) == "miss"
+            && head.starts_with("HTTP/1.1 200")
+            && cache(&head) == "hit"
+            && head_body.is_empty()
+        {
+            Ok(format!("GET 200 miss ({} bytes), HEAD 200 hit", get_body.len()))
+        } else {
+            Err(format!(
+                "GET: {:?}; HEAD: {:?}",
+                get.lines().next().unwrap_or_default(),
+                head.lines().next().unwrap_or_default()
+            ))
+        }
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let stderr = stderr.join().unwrap_or_default();
+    result.map_err(|e| match stderr.lines().last() {
+        Some(last) => format!("{e}; agent: {}", last.trim()),
+        None => e,
+    })
 }
 
 /// Runs the board binary under qemu with a clean environment.
