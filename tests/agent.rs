@@ -4,184 +4,65 @@
 //! backoff, throttle, a revoked refresh token, clock jumps) is the core's keeper, tested in
 //! simulated time in crates/core/tests/keeper.rs.
 
-use std::io::{BufRead, BufReader};
+#[path = "common/mod.rs"]
+#[allow(dead_code, unused_imports)] // the agent suite uses part of the shared harness
+mod common;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::{Fault, FaultKind, Running, SECRET, World, now_ms, sim_config};
 use serde_json::Value;
-use zoho_device_sim::{Fault, FaultKind, SimConfig, Simulator};
+
+/// What this suite's worlds add to the environment: nothing (the agent's own timing is real).
+fn suite_env() -> Vec<(&'static str, String)> {
+    Vec::new()
+}
 
 const TOKEN_PATH: &str = "/oauth/v2/token";
 
-fn sim(token_lifetime_s: u64) -> Simulator {
-    Simulator::spawn(
-        SimConfig::default()
-            .interval_ms(200)
+/// A world whose simulator mints `token_lifetime_s`-second tokens and approves every code at
+/// once, with the environment `env` added.
+fn world(token_lifetime_s: u64, env: &[(&str, &str)]) -> World {
+    let mut w = World::new(
+        sim_config()
             .token_lifetime_s(token_lifetime_s)
             .auto_approve_after_polls(1)
             .throttle(1000, Duration::from_secs(600)),
-    )
-    .expect("simulator starts")
+    );
+    for (k, v) in env {
+        w.set(k, Some(v));
+    }
+    w
 }
 
-/// A running agent: its JSON events, its log, its directory.
-struct Agent {
-    child: Child,
-    events: Receiver<Value>,
-    seen: Vec<Value>,
-    dir: tempfile::TempDir,
+/// `zoho-device agent` in `w`, its JSON events on stdout, its log (`-v`) on stderr.
+fn agent<'w>(w: &'w World, args: &[&str]) -> Running<'w> {
+    let mut all = vec!["agent", "--display", "none", "--events", "json", "-v"];
+    all.extend_from_slice(args);
+    w.spawn(&all)
 }
 
-/// The binary in the environment of an agent living in `dir`.
-fn program(dir: &Path, sim: &Simulator) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zoho-device"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("ZOHO_CLIENT_ID", "1004.SIMCLIENT")
-        .env("ZOHO_CLIENT_SECRET", "sim-secret")
-        .env("ZOHO_ACCOUNTS_URL", sim.accounts_url("us"))
-        .env("ZOHO_TOKEN_FILE", dir.join("state/token.json"));
-    cmd
+/// The names of the events an agent has sent so far.
+fn names(agent: &Running) -> Vec<String> {
+    agent
+        .events_so_far()
+        .iter()
+        .map(|v| v["event"].as_str().unwrap_or("?").to_string())
+        .collect()
 }
 
-impl Agent {
-    fn start(sim: &Simulator, env: &[(&str, &str)], args: &[&str]) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        Agent::start_in(dir, sim, env, args)
-    }
-
-    fn start_in(dir: tempfile::TempDir, sim: &Simulator, env: &[(&str, &str)], args: &[&str]) -> Agent {
-        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let mut cmd = program(dir.path(), sim);
-        cmd.args(["agent", "--display", "none", "--events", "json", "-v"])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log));
-        let mut child = cmd.spawn().expect("the binary runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout carries only JSON events, got {line:?}: {e}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent {
-            child,
-            events,
-            seen: Vec::new(),
-            dir,
-        }
-    }
-
-    fn token_file(&self) -> PathBuf {
-        self.dir.path().join("state/token.json")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
-    }
-
-    /// The next event named `name` (earlier ones are kept in `seen`).
-    fn wait_event(&mut self, name: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if v["event"] == name {
-                        return v;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "no {name:?} event within {timeout:?}; events: {:?}\nagent log:\n{}",
-                    self.names(),
-                    self.log()
-                ),
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "the agent ended before a {name:?} event; events: {:?}\nagent log:\n{}",
-                    self.names(),
-                    self.log()
-                ),
-            }
-        }
-    }
-
-    /// Every event that arrives within `d`.
-    fn events_within(&mut self, d: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + d;
-        let mut out = Vec::new();
-        while let Ok(v) = self
-            .events
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(v.clone());
-            out.push(v);
-        }
-        out
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .map(|v| v["event"].as_str().unwrap_or("?").to_string())
-            .collect()
-    }
-
-    /// `zoho-device doctor`'s output beside this agent.
-    fn doctor(&self, sim: &Simulator) -> String {
-        let out = program(self.dir.path(), sim).arg("doctor").output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the agent did not exit within {timeout:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// `zoho-device doctor`'s report in `w`.
+fn doctor(w: &World) -> String {
+    w.run(&["doctor"]).stdout
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+/// The agent's state file, beside the token file.
+fn state_file(w: &World) -> PathBuf {
+    w.token_path().with_file_name("token.json.agent")
 }
 
 fn read_token(path: &Path) -> Value {
@@ -235,35 +116,29 @@ impl Watch {
 
 #[test]
 fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
-    let sim = sim(4);
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("hooks");
+    let w = world(4, &[("ZOHO_CLIENT_SECRET_EU", "eu-secret-never-in-the-hook")]);
+    let out = w.path("hooks");
     std::fs::create_dir(&out).unwrap();
+    let mut w = w;
+    w.set("HOOK_OUT", Some(out.to_str().unwrap()));
+    let (w, sim) = (&w, &w.sim);
     let hook = r#"env | grep '^ZOHO_' | sort > "$HOOK_OUT/$ZOHO_NEEDS_PAIRING_REASON.tmp" && mv "$HOOK_OUT/$ZOHO_NEEDS_PAIRING_REASON.tmp" "$HOOK_OUT/$ZOHO_NEEDS_PAIRING_REASON.env""#;
-    let mut agent = Agent::start_in(
-        dir,
-        &sim,
-        &[
-            ("HOOK_OUT", out.to_str().unwrap()),
-            ("ZOHO_CLIENT_SECRET_EU", "eu-secret-never-in-the-hook"),
-        ],
-        &["--on-needs-pairing", hook],
-    );
-    let first = agent.wait_event("needs_pairing", Duration::from_secs(5));
+    let mut agent = agent(w, &["--on-needs-pairing", hook]);
+    let first = agent.event("needs_pairing", Duration::from_secs(5));
     assert_eq!(first["reason"], "not_paired");
-    agent.wait_event("authorized", Duration::from_secs(10));
-    let before = read_token(&agent.token_file());
-    agent.wait_event("refreshed", Duration::from_secs(6));
+    agent.event("authorized", Duration::from_secs(10));
+    let before = read_token(&w.token_path());
+    agent.event("refreshed", Duration::from_secs(6));
 
     sim.revoke_refresh_tokens();
-    let np = agent.wait_event("needs_pairing", Duration::from_secs(6));
+    let np = agent.event("needs_pairing", Duration::from_secs(6));
     assert_eq!(np["reason"], "refresh_token_rejected", "{np}");
     assert!(np["message"].as_str().unwrap().contains("pair"), "{np}");
-    let code = agent.wait_event("code", Duration::from_secs(5));
-    agent.wait_event("authorized", Duration::from_secs(10));
-    agent.wait_event("refreshed", Duration::from_secs(6));
+    let code = agent.event("code", Duration::from_secs(5));
+    agent.event("authorized", Duration::from_secs(10));
+    agent.event("refreshed", Duration::from_secs(6));
 
-    let after = read_token(&agent.token_file());
+    let after = read_token(&w.token_path());
     assert_ne!(
         before["refresh_token"], after["refresh_token"],
         "a new pairing, a new refresh token"
@@ -273,7 +148,11 @@ fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
     let file = out.join("refresh_token_rejected.env");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !file.exists() {
-        assert!(Instant::now() < deadline, "the hook did not run; log:\n{}", agent.log());
+        assert!(
+            Instant::now() < deadline,
+            "the hook did not run; log:\n{}",
+            agent.stderr_so_far()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let env = std::fs::read_to_string(&file).unwrap();
@@ -290,7 +169,7 @@ fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
     assert!(expires > 0 && expires <= 300, "{expires}");
     assert_eq!(var("ZOHO_NEEDS_PAIRING_REASON"), "refresh_token_rejected");
     assert!(
-        !env.contains("ZOHO_CLIENT_SECRET") && !env.contains("sim-secret") && !env.contains("eu-secret-never"),
+        !env.contains("ZOHO_CLIENT_SECRET") && !env.contains(SECRET) && !env.contains("eu-secret-never"),
         "a secret reached the hook:\n{env}"
     );
     assert!(
@@ -301,20 +180,16 @@ fn a_revoked_refresh_token_leads_to_pairing_again_with_the_hook() {
 
 #[test]
 fn a_clock_years_in_the_past_delays_every_decision() {
-    let sim = sim(3);
-    let dir = tempfile::tempdir().unwrap();
-    let offset = dir.path().join("clock-offset");
+    let mut w = world(3, &[]);
+    let offset = w.path("clock-offset");
     std::fs::write(&offset, "-157680000").unwrap(); // five years back
-    let mut agent = Agent::start_in(
-        dir,
-        &sim,
-        &[("ZOHO_DEVICE_TEST_CLOCK_OFFSET_S", offset.to_str().unwrap())],
-        &[],
-    );
-    let w = agent.wait_event("waiting_for_clock", Duration::from_secs(5));
+    w.set("ZOHO_DEVICE_TEST_CLOCK_OFFSET_S", Some(offset.to_str().unwrap()));
+    let (w, sim) = (&w, &w.sim);
+    let mut agent = agent(w, &[]);
+    let waiting = agent.event("waiting_for_clock", Duration::from_secs(5));
     assert!(
-        w["clock_unix"].as_i64().unwrap() < w["build_unix"].as_i64().unwrap(),
-        "{w}"
+        waiting["clock_unix"].as_i64().unwrap() < waiting["build_unix"].as_i64().unwrap(),
+        "{waiting}"
     );
     // Proving a negative takes a while: nothing is sent and nothing repeats while it waits.
     let more = agent.events_within(Duration::from_millis(2500));
@@ -324,37 +199,41 @@ fn a_clock_years_in_the_past_delays_every_decision() {
         "{} requests with a bad clock",
         sim.requests().len()
     );
-    assert!(!agent.token_file().exists());
+    assert!(!w.token_path().exists());
 
     // NTP arrives.
     std::fs::write(&offset, "0").unwrap();
-    agent.wait_event("clock_ok", Duration::from_secs(3));
-    agent.wait_event("authorized", Duration::from_secs(10));
-    agent.wait_event("refreshed", Duration::from_secs(5));
-    assert_eq!(agent.names().iter().filter(|n| *n == "waiting_for_clock").count(), 1);
+    agent.event("clock_ok", Duration::from_secs(3));
+    agent.event("authorized", Duration::from_secs(10));
+    agent.event("refreshed", Duration::from_secs(5));
+    assert_eq!(names(&agent).iter().filter(|n| *n == "waiting_for_clock").count(), 1);
 }
 
 #[test]
 fn sigterm_mid_refresh_leaves_a_valid_token_file() {
-    let sim = sim(6);
-    let mut agent = Agent::start(&sim, &[], &[]);
-    agent.wait_event("authorized", Duration::from_secs(10));
-    let before = read_token(&agent.token_file());
+    let w = world(6, &[]);
+    let sim = &w.sim;
+    let mut agent = agent(&w, &[]);
+    agent.event("authorized", Duration::from_secs(10));
+    let before = read_token(&w.token_path());
     sim.inject(Fault::new(TOKEN_PATH, FaultKind::Delay { ms: 4000 }, 1));
     let deadline = Instant::now() + Duration::from_secs(8);
     while sim.requests_to(TOKEN_PATH).is_empty() {
-        assert!(Instant::now() < deadline, "no refresh started; log:\n{}", agent.log());
+        assert!(
+            Instant::now() < deadline,
+            "no refresh started; log:\n{}",
+            agent.stderr_so_far()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let sent = Instant::now();
     agent.signal("TERM");
-    let status = agent.wait_exit(Duration::from_secs(3));
-    assert!(status.success(), "{status:?}; log:\n{}", agent.log());
+    agent.wait().code(0);
     assert!(
         sent.elapsed() < Duration::from_secs(2),
         "SIGTERM waited for the slow refresh"
     );
-    let after = read_token(&agent.token_file());
+    let after = read_token(&w.token_path());
     assert_eq!(
         before["access_token"], after["access_token"],
         "the abandoned refresh left the file alone"
@@ -363,7 +242,7 @@ fn sigterm_mid_refresh_leaves_a_valid_token_file() {
         after["expires_at"].as_u64().unwrap() > now_ms(),
         "the token file is still valid"
     );
-    let stray: Vec<_> = std::fs::read_dir(agent.token_file().parent().unwrap())
+    let stray: Vec<_> = std::fs::read_dir(w.token_path().parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !["token.json", "token.json.lock", "token.json.agent"].contains(&n.as_str()))
@@ -373,16 +252,16 @@ fn sigterm_mid_refresh_leaves_a_valid_token_file() {
 
 #[test]
 fn systemd_notifications_ready_status_watchdog_reload() {
-    let sim = sim(3600);
     let sockdir = tempfile::tempdir().unwrap();
     let path = sockdir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let mut agent = Agent::start(
-        &sim,
+    let w = world(
+        3600,
         &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")],
-        &[],
     );
+    let sim = &w.sim;
+    let mut agent = agent(&w, &[]);
     let mut got: Vec<String> = Vec::new();
     let wait_for = |pred: &dyn Fn(&str) -> bool, what: &str, got: &mut Vec<String>| {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -413,12 +292,12 @@ fn systemd_notifications_ready_status_watchdog_reload() {
     );
     assert!(paired.ends_with(" min"), "{paired}");
     wait_for(&|m| m == "WATCHDOG=1", "WATCHDOG=1", &mut got);
-    agent.wait_event("authorized", Duration::from_secs(5));
+    agent.event("authorized", Duration::from_secs(5));
 
     agent.signal("HUP");
     wait_for(&|m| m == "RELOADING=1", "RELOADING=1", &mut got);
     wait_for(&|m| m == "READY=1", "READY=1 after the reload", &mut got);
-    agent.wait_event("reloaded", Duration::from_secs(3));
+    agent.event("reloaded", Duration::from_secs(3));
     wait_for(
         &|m| m.starts_with("STATUS=paired, token valid"),
         "paired status after the reload",
@@ -432,17 +311,18 @@ fn systemd_notifications_ready_status_watchdog_reload() {
 
     agent.signal("TERM");
     wait_for(&|m| m == "STOPPING=1", "STOPPING=1", &mut got);
-    assert!(agent.wait_exit(Duration::from_secs(3)).success());
-    assert!(!got.iter().any(|m| m.contains("sim-secret")), "{got:?}");
+    agent.wait().code(0);
+    assert!(!got.iter().any(|m| m.contains(SECRET)), "{got:?}");
 }
 
 #[test]
 fn doctor_reports_what_the_agent_last_said() {
-    let sim = sim(4);
-    let mut agent = Agent::start(&sim, &[], &[]);
-    agent.wait_event("authorized", Duration::from_secs(10));
-    agent.wait_event("refreshed", Duration::from_secs(6));
-    let report = agent.doctor(&sim);
+    let w = world(4, &[]);
+    let sim = &w.sim;
+    let mut agent = agent(&w, &[]);
+    agent.event("authorized", Duration::from_secs(10));
+    agent.event("refreshed", Duration::from_secs(6));
+    let report = doctor(&w);
     let line = report
         .lines()
         .find(|l| l.contains("] agent"))
@@ -451,46 +331,47 @@ fn doctor_reports_what_the_agent_last_said() {
     assert!(line.contains("token valid for"), "{line}");
     // Zoho down: the last error shows up in doctor's report, with no secret.
     sim.inject(Fault::new(TOKEN_PATH, FaultKind::Html { status: 503 }, 1000));
-    agent.wait_event("refresh_failed", Duration::from_secs(6));
-    let report = agent.doctor(&sim);
+    agent.event("refresh_failed", Duration::from_secs(6));
+    let report = doctor(&w);
     assert!(report.contains("refresh failed"), "{report}");
-    let token = read_token(&agent.token_file());
+    let token = read_token(&w.token_path());
     for secret in ["access_token", "refresh_token"] {
         assert!(!report.contains(token[secret].as_str().unwrap()), "{report}");
     }
     sim.clear_faults();
     agent.signal("TERM");
-    assert!(agent.wait_exit(Duration::from_secs(5)).success());
-    let report = agent.doctor(&sim);
+    agent.wait().code(0);
+    let report = doctor(&w);
     assert!(report.contains("stopped cleanly"), "{report}");
     // The state file sits beside the token, private like it.
     use std::os::unix::fs::PermissionsExt;
-    let state = agent.dir.path().join("state/token.json.agent");
+    let state = state_file(&w);
     let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
 
 #[test]
 fn no_secret_in_the_agents_logs_or_events_at_trace_level() {
-    let sim = sim(4);
-    let mut agent = Agent::start(&sim, &[("RUST_LOG", "trace")], &["-vv"]);
-    agent.wait_event("authorized", Duration::from_secs(10));
-    let mut secrets = vec!["sim-secret".to_string()];
-    let first = read_token(&agent.token_file());
-    let watch = Watch::start(agent.token_file());
-    agent.wait_event("refreshed", Duration::from_secs(6));
+    let w = world(4, &[("RUST_LOG", "trace")]);
+    let sim = &w.sim;
+    let mut agent = agent(&w, &["-vv"]);
+    agent.event("authorized", Duration::from_secs(10));
+    let mut secrets = vec![SECRET.to_string()];
+    let first = read_token(&w.token_path());
+    let watch = Watch::start(w.token_path());
+    agent.event("refreshed", Duration::from_secs(6));
     // A failing refresh too: errors are where secrets leak in other tools.
     sim.inject(Fault::new(TOKEN_PATH, FaultKind::Html { status: 503 }, 1));
-    let f = agent.wait_event("refresh_failed", Duration::from_secs(6));
+    let f = agent.event("refresh_failed", Duration::from_secs(6));
     // The keeper's retry of a 4-second token comes within a second; the event says so.
     assert_eq!(f["kind"], "unavailable", "{f}");
     assert!(f["retry_in_s"].as_f64().unwrap() <= 1.0, "{f}");
     assert!(f["token_valid_s"].as_u64().is_some(), "{f}");
-    agent.wait_event("refreshed", Duration::from_secs(6));
+    agent.event("refreshed", Duration::from_secs(6));
     let (checks, gaps) = watch.finish();
     assert!(checks > 20, "the watcher ran ({checks} checks)");
     assert!(gaps.is_empty(), "the token file held an expired token: {gaps:?}");
-    let last = read_token(&agent.token_file());
+    let last = read_token(&w.token_path());
     for t in [&first, &last] {
         for k in ["access_token", "refresh_token"] {
             secrets.push(t[k].as_str().unwrap().to_string());
@@ -500,18 +381,17 @@ fn no_secret_in_the_agents_logs_or_events_at_trace_level() {
         secrets.extend(r.param("code").map(String::from));
     }
     agent.signal("TERM");
-    agent.wait_exit(Duration::from_secs(5));
-    let log = agent.log();
+    let events: String = agent.events_so_far().iter().map(|e| e.to_string()).collect();
+    let log = agent.wait().stderr;
     assert!(
         log.contains("TRACE") || log.contains("DEBUG"),
         "ran at a verbose level:\n{log}"
     );
-    let events: String = agent.seen.iter().map(|e| e.to_string()).collect();
     for s in &secrets {
         assert!(s.len() >= 8, "a real secret: {s:?}");
         assert!(!log.contains(s.as_str()), "a secret in the agent's log:\n{log}");
         assert!(!events.contains(s.as_str()), "a secret in the agent's events: {events}");
     }
-    let state = std::fs::read_to_string(agent.dir.path().join("state/token.json.agent")).unwrap();
+    let state = std::fs::read_to_string(state_file(&w)).unwrap();
     assert!(secrets.iter().all(|s| !state.contains(s.as_str())), "{state}");
 }

@@ -63,18 +63,6 @@ pub fn parse_events(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
-impl Running<'_> {
-    /// Sends signal `sig` (e.g. `INT`) to the running program.
-    pub fn signal(&self, sig: &str) {
-        let pid = self.pid();
-        let ok = std::process::Command::new("kill")
-            .args([format!("-{sig}"), pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} {pid}");
-    }
-}
-
 impl World {
     /// No secret in any output so far (except `token`'s stdout, its job), nor in any URL the
     /// simulator saw.

@@ -1,6 +1,6 @@
 //! The one harness for the built `zoho-device`, shared by the test binaries that run it against
 //! the Zoho simulator (tests/cli and tests/reliability include it with
-//! `#[path = "../common/mod.rs"] mod common;`):
+//! `#[path = "../common/mod.rs"] mod common;`, tests/agent.rs with `#[path = "common/mod.rs"]`):
 //!
 //! - `env.rs`: the isolated environment and the command in it (tests/interop uses it alone);
 //! - `world.rs`: a simulator, a temporary HOME, the token file, the secrets a world has seen;

@@ -169,6 +169,47 @@ impl<'w> Running<'w> {
         self.child.as_ref().expect("still running").id()
     }
 
+    /// Sends signal `sig` (e.g. `INT`) to the running program.
+    #[allow(dead_code)] // the cli and agent suites signal; the reliability suite kills its own way
+    #[track_caller]
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid();
+        let ok = Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
+    /// Every JSON event that arrives within `d` (to prove that nothing happens).
+    #[allow(dead_code)] // the cli and reliability suites wait for events, only the agent's proves silence
+    pub fn events_within(&mut self, d: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + d;
+        let mut out = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            out.extend(serde_json::from_str::<Value>(&line).ok());
+        }
+        out
+    }
+
+    /// The JSON events on stdout so far, in order.
+    #[allow(dead_code)] // used by the agent's suite
+    pub fn events_so_far(&self) -> Vec<Value> {
+        Self::text(&self.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    }
+
+    /// Stderr so far (the program's log).
+    #[allow(dead_code)] // used by the agent's suite
+    pub fn stderr_so_far(&self) -> String {
+        Self::text(&self.stderr)
+    }
+
     /// Waits for the exit (killing it past [`RUN_LIMIT`]: a failure), records the output in the
     /// world, and returns it.
     #[track_caller]
