@@ -752,7 +752,11 @@ where
         let mut lengths = head.headers.get_all(header::CONTENT_LENGTH).iter();
         let len = match (lengths.next(), lengths.next()) {
             (None, _) => Some(0),
-            (Some(v), None) => v.to_str().ok().and_then(|v| v.trim().parse::<usize>().ok()),
+            // 1*DIGIT (RFC 9110): not the sign or blanks Rust's integer parser would also take.
+            (Some(v), None) if !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit) => {
+                v.to_str().ok().and_then(|v| v.parse::<usize>().ok())
+            }
+            (Some(_), None) => None,
             (Some(_), Some(_)) => None,
         };
         let len = match len {

@@ -692,3 +692,70 @@ fn the_days_budget_count_survives_an_agent_restart() {
     assert_eq!(w.sim.requests_to("/books/v3/invoices").len(), 0);
     stop(run);
 }
+
+/// `bytes` as they are on a fresh connection to `sock`; the answer read to the end (the
+/// gateway closes a connection whose request it could not read).
+fn raw(sock: &Path, bytes: &[u8]) -> Reply {
+    let mut s = UnixStream::connect(sock).expect("the gateway's socket accepts");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The gateway may answer and close before a long head is all written: what it read is
+    // enough to refuse it.
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse_reply(&out)
+}
+
+#[test]
+fn requests_the_gateway_cannot_frame_are_refused_and_never_reach_books() {
+    let w = paired(sim_config());
+    let (run, sock) = agent(&w, &[]);
+    w.sim.clear_log();
+    let head = "GET /books/v3/invoices HTTP/1.1\r\nHost: localhost\r\n";
+    let cases: [(&str, Vec<u8>, u16); 6] = [
+        // No chunked bodies: where the next request starts would be this reader's guess.
+        (
+            "chunked",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n").into_bytes(),
+            411,
+        ),
+        (
+            "two lengths",
+            format!("{head}Content-Length: 0\r\nContent-Length: 5\r\n\r\n").into_bytes(),
+            400,
+        ),
+        // Content-Length is digits only (RFC 9110), not what Rust's integer parser also takes.
+        (
+            "signed length",
+            format!("{head}Content-Length: +0\r\n\r\n").into_bytes(),
+            400,
+        ),
+        (
+            "empty length",
+            format!("{head}Content-Length: \r\n\r\n").into_bytes(),
+            400,
+        ),
+        (
+            "body over 1 MiB",
+            format!("{head}Content-Length: 2000000\r\n\r\n").into_bytes(),
+            413,
+        ),
+        (
+            "head over 16 KiB",
+            format!("{head}X-Filler: {}\r\n\r\n", "a".repeat(20 * 1024)).into_bytes(),
+            431,
+        ),
+    ];
+    for (what, bytes, status) in cases {
+        let reply = raw(&sock, &bytes);
+        assert_eq!(reply.status, status, "{what}: {reply:?}");
+        assert!(reply.json()["error"].is_string(), "{what}: {reply:?}");
+    }
+    assert!(
+        w.sim.requests_to("/books/v3/invoices").is_empty(),
+        "a request the gateway could not read reached Books"
+    );
+    // The gateway still serves.
+    assert_eq!(get(&sock, "/books/v3/invoices").status, 200);
+    stop(run);
+}
