@@ -49,17 +49,14 @@ impl Workspace {
         self.root.join("dist")
     }
 
-    /// The newest built binary for `target`, from either board target directory.
+    /// The built binary for `target` that `cargo board build` makes by default (std from
+    /// source); only when there is none, a `--prebuilt-std` one. Not the newer of the two: a
+    /// comparison build made afterwards must not become the one smoke-tested or listed.
     pub fn artifact(&self, target: &str) -> Option<PathBuf> {
-        [StdSource::Prebuilt, StdSource::BuildStd]
+        [StdSource::BuildStd, StdSource::Prebuilt]
             .into_iter()
             .map(|s| artifact_path(&self.board_target_dir(s), target))
-            .filter_map(|p| {
-                let modified = fs::metadata(&p).and_then(|m| m.modified()).ok()?;
-                Some((modified, p))
-            })
-            .max_by_key(|(modified, _)| *modified)
-            .map(|(_, p)| p)
+            .find(|p| p.is_file())
     }
 }
 
@@ -219,4 +216,34 @@ pub fn human_size(bytes: u64) -> String {
     #[allow(clippy::cast_precision_loss)]
     let mib = bytes as f64 / (1024.0 * 1024.0);
     format!("{mib:.2} MiB ({bytes} bytes)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_build_is_the_artifact_even_when_a_comparison_build_is_newer() {
+        if env::var_os("ZOHO_DEVICE_BOARDS_DIR").is_some() {
+            return; // the directories come from the environment, not from this test's root
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace {
+            root: dir.path().to_path_buf(),
+        };
+        let target = "aarch64-unknown-linux-musl";
+        let write = |source| {
+            let p = artifact_path(&ws.board_target_dir(source), target);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, b"elf").unwrap();
+            p
+        };
+        assert_eq!(ws.artifact(target), None);
+        let prebuilt = write(StdSource::Prebuilt);
+        assert_eq!(ws.artifact(target), Some(prebuilt), "only a comparison build: that one");
+        let default = write(StdSource::BuildStd);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write(StdSource::Prebuilt); // newer
+        assert_eq!(ws.artifact(target), Some(default));
+    }
 }
