@@ -270,10 +270,12 @@ pub struct AgentArgs {
     /// Serve Books to local apps without handing them the token (repeatable):
     /// unix:/run/zoho-device/api.sock or 127.0.0.1:8181 (loopback only). GET /books/v3/…
     /// is forwarded with the current token, cached and budgeted; GET /_zoho-device/status
-    /// reports the gateway. Config key: serve (a list).
+    /// reports the gateway. A loopback port is open to every local user and program; a
+    /// Unix socket only to its group. Config key: serve (a list).
     #[arg(long = "serve", value_name = "ADDR", help_heading = "Gateway")]
     pub serve: Vec<String>,
-    /// Let the gateway pass POST, PUT and DELETE on (never retried, never cached).
+    /// Let the gateway pass POST, PUT and DELETE on (never retried, never cached). On a
+    /// loopback port that lets every local user write to Books: prefer a unix: socket.
     #[arg(long, help_heading = "Gateway")]
     pub serve_allow_writes: bool,
     /// Group of the gateway's Unix sockets (mode 0660), a name or a number.

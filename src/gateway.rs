@@ -573,6 +573,11 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                     config.daily_budget,
                     if config.allow_writes { "allowed" } else { "refused" }
                 );
+                if config.allow_writes && matches!(listen, Listen::Tcp(_)) {
+                    tracing::warn!(
+                        "{listen} is open to every local user and program on this device, and writes are allowed: any of them can change Books through it; serve writes on a unix: socket instead (its group decides who may)"
+                    );
+                }
             }
             let budget_file = budget_path(ctx.store.path());
             let (day, _) = utc_day_and_left();

@@ -759,3 +759,30 @@ fn requests_the_gateway_cannot_frame_are_refused_and_never_reach_books() {
     assert_eq!(get(&sock, "/books/v3/invoices").status, 200);
     stop(run);
 }
+
+#[test]
+fn writes_on_a_loopback_port_are_served_with_a_warning_that_every_local_user_can_write() {
+    let w = paired(sim_config());
+    let start = |extra: &[&str]| {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut args = vec!["agent", "--display", "none", "--serve", &addr];
+        args.extend_from_slice(extra);
+        let run = w.spawn(&args);
+        wait_until(
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "the gateway's port",
+        );
+        run.signal("TERM");
+        let out = run.wait();
+        out.code(0);
+        out.stderr
+    };
+    let read_only = start(&[]);
+    assert!(!read_only.contains("every local user"), "{read_only}");
+    let writes = start(&["--serve-allow-writes"]);
+    assert!(
+        writes.contains("is open to every local user") && writes.contains("unix: socket"),
+        "{writes}"
+    );
+}
