@@ -630,6 +630,10 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
             let _ = ready_tx.send(Ok(()));
             let _ = stop_rx.await;
         });
+        // The day's count is written by a blocking task; so are a refresh waiting for the
+        // token file's lock (up to a minute) and a DNS lookup. Stopping waits for the first,
+        // not for the others: a `systemctl stop` must not wait out a lock.
+        rt.shutdown_timeout(SHUTDOWN_WAIT);
     });
     let thread = match thread {
         Ok(t) => t,
@@ -691,6 +695,9 @@ where
 
 // ------------------------------------------------------------------------------ HTTP/1.1
 
+/// How long stopping the gateway waits for its blocking tasks (the day's count on disk).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
 /// Longest request head (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
 /// Most request headers.
@@ -727,16 +734,24 @@ where
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     loop {
         let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
+        // Parsed again only when a line may have ended (a head sent a byte at a time costs a
+        // parse per line, not per byte).
+        let mut parse = !buf.is_empty();
         let (head, head_len) = loop {
-            match read_head(&buf) {
-                Read::Head(h, n) => break (h, n),
-                Read::Refused(r) => return send(&mut io, &r, false, false).await,
-                Read::More => {}
+            if parse {
+                match read_head(&buf) {
+                    Read::Head(h, n) => break (h, n),
+                    Read::Refused(r) => return refuse(&mut io, &r).await,
+                    Read::More => {}
+                }
             }
             let mut chunk = [0u8; 4096];
             match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
                 Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(()),
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Ok(n)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    parse = chunk[..n].contains(&b'\n') || buf.len() >= MAX_HEAD;
+                }
             }
         };
         buf.drain(..head_len);
@@ -752,7 +767,7 @@ where
                 "length_required",
                 "send the request body with Content-Length (chunked bodies are not taken)",
             );
-            return send(&mut io, &r, false, false).await;
+            return refuse(&mut io, &r).await;
         }
         let mut lengths = head.headers.get_all(header::CONTENT_LENGTH).iter();
         let len = match (lengths.next(), lengths.next()) {
@@ -772,7 +787,7 @@ where
                     "body_too_large",
                     "the request body is over 1 MiB",
                 );
-                return send(&mut io, &r, false, false).await;
+                return refuse(&mut io, &r).await;
             }
             None => {
                 let r = error_response(
@@ -780,9 +795,54 @@ where
                     "bad_request",
                     "Content-Length is not one number",
                 );
-                return send(&mut io, &r, false, false).await;
+                return refuse(&mut io, &r).await;
             }
         };
+        // Only origin-form targets (`/books/v3/…`): an absolute URL names a host this
+        // gateway does not check.
+        let uri = match http::Uri::try_from(head.target) {
+            Ok(uri) if uri.scheme().is_none() && uri.authority().is_none() && uri.path().starts_with('/') => uri,
+            _ => {
+                let r = error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the request target must be a path (/books/v3/…)",
+                );
+                return refuse(&mut io, &r).await;
+            }
+        };
+        // Everything the head decides is decided before a byte of the body is read: a request
+        // the gateway refuses is never buffered, nor told to go on (100 Continue).
+        let target = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+        let origin = match admit(gw, &head.headers, &target, tcp) {
+            Ok(origin) => origin,
+            Err(r) if len == 0 => {
+                send(
+                    &mut io,
+                    &with_common_headers(*r, None),
+                    head.method == Method::HEAD,
+                    keep_alive,
+                )
+                .await?;
+                if !keep_alive {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(r) => return refuse(&mut io, &with_common_headers(*r, None)).await,
+        };
+        if len > 0 && !takes_body(gw, &head.method) {
+            let r = if is_write(&head.method) {
+                writes_refused()
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "body_refused",
+                    "only POST, PUT and DELETE carry a body",
+                )
+            };
+            return refuse(&mut io, &with_common_headers(r, origin)).await;
+        }
         if buf.len() < len
             && head
                 .headers
@@ -792,6 +852,7 @@ where
             write_timed(&mut io, b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
         let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+        buf.reserve(len.saturating_sub(buf.len()));
         while buf.len() < len {
             let mut chunk = [0u8; 16 * 1024];
             let want = (len - buf.len()).min(chunk.len());
@@ -802,25 +863,52 @@ where
         }
         let body = Bytes::copy_from_slice(&buf[..len]);
         buf.drain(..len);
-        let Ok(uri) = http::Uri::try_from(head.target) else {
-            let r = error_response(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request target is not a URI",
-            );
-            return send(&mut io, &r, false, false).await;
-        };
+        // A body's room is not kept for the rest of a keep-alive connection.
+        buf.shrink_to(4096);
         let head_only = head.method == Method::HEAD;
         let mut req = Request::new(body);
         *req.method_mut() = head.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = head.headers;
-        let resp = handle(gw, req, tcp).await;
+        let resp = with_common_headers(route(gw, req, &target).await, origin);
         send(&mut io, &resp, head_only, keep_alive).await?;
         if !keep_alive {
             return Ok(());
         }
     }
+}
+
+/// Answers `resp` and closes the connection, reading (and dropping) for a moment what the
+/// client still sends: closing with unread input would make TCP reset the connection, and the
+/// client could lose the answer.
+async fn refuse<S>(io: &mut S, resp: &Resp) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    send(io, resp, false, false).await?;
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut drained = 0;
+    let mut chunk = [0u8; 16 * 1024];
+    while drained < MAX_REQUEST_BODY + MAX_HEAD {
+        match tokio::time::timeout_at(deadline, io.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// How long [`refuse`] reads what a refused client still sends.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// Whether `method` may carry a body to Books (writes, when allowed).
+fn takes_body(gw: &Gateway, method: &Method) -> bool {
+    gw.config.allow_writes && is_write(method)
+}
+
+fn is_write(method: &Method) -> bool {
+    *method == Method::POST || *method == Method::PUT || *method == Method::DELETE
 }
 
 /// Parses the head at the start of `buf`: complete, not yet (read more), or refused.
@@ -951,38 +1039,45 @@ pub fn loopback_host(host: &str) -> bool {
     name == "localhost" || name == "127.0.0.1"
 }
 
-async fn handle(gw: &Gateway, req: Request<Bytes>, tcp: bool) -> Resp {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
+/// What the head alone decides: the target's length, a loopback `Host` (TCP), the `Origin`
+/// (CORS) and `Sec-Fetch-Site`. `Ok`: the origin to answer to, if any.
+fn admit(gw: &Gateway, headers: &HeaderMap, target: &str, tcp: bool) -> Result<Option<String>, Box<Resp>> {
     if target.len() > MAX_TARGET {
-        return error_response(
+        return Err(Box::new(error_response(
             StatusCode::URI_TOO_LONG,
             "target_too_long",
             "the path and query are too long",
-        );
+        )));
     }
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (host, None) => host.and_then(|v| v.to_str().ok()),
+        (_, Some(_)) => {
+            return Err(Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "one Host header",
+            )));
+        }
+    };
     if tcp && !host.is_some_and(loopback_host) {
-        return error_response(
+        return Err(Box::new(error_response(
             StatusCode::FORBIDDEN,
             "host_refused",
             "the Host header must be localhost, 127.0.0.1 or [::1]",
-        );
+        )));
     }
-    let origin = match req.headers().get(header::ORIGIN) {
+    let origin = match headers.get(header::ORIGIN) {
         None => None,
         Some(o) => {
             let o = o.to_str().unwrap_or_default().to_ascii_lowercase();
             let same = host.is_some_and(|h| o == format!("http://{}", h.to_ascii_lowercase()));
             if !same && !gw.config.origins.contains(&o) {
-                return error_response(
+                return Err(Box::new(error_response(
                     StatusCode::FORBIDDEN,
                     "origin_refused",
                     "this origin may not call the gateway (add it with --serve-origin)",
-                );
+                )));
             }
             Some(o)
         }
@@ -990,18 +1085,21 @@ async fn handle(gw: &Gateway, req: Request<Bytes>, tcp: bool) -> Resp {
     // A page of another site loading a URL without CORS (an <img>, a <script>) sends no
     // Origin, but browsers say where the request comes from.
     if origin.is_none()
-        && req
-            .headers()
+        && headers
             .get("sec-fetch-site")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
-        return error_response(
+        return Err(Box::new(error_response(
             StatusCode::FORBIDDEN,
             "origin_refused",
             "a page of another site may not call the gateway",
-        );
+        )));
     }
-    let mut resp = route(gw, req, &target).await;
+    Ok(origin)
+}
+
+/// The headers every answer carries, and CORS's for an admitted `origin`.
+fn with_common_headers(mut resp: Resp, origin: Option<String>) -> Resp {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
@@ -1014,6 +1112,17 @@ async fn handle(gw: &Gateway, req: Request<Bytes>, tcp: bool) -> Resp {
         );
     }
     resp
+}
+
+fn writes_refused() -> Resp {
+    let mut r = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "writes_refused",
+        "the gateway is read-only; start the agent with --serve-allow-writes to pass writes on",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
 }
 
 async fn route(gw: &Gateway, req: Request<Bytes>, target: &str) -> Resp {
@@ -1059,14 +1168,7 @@ async fn route(gw: &Gateway, req: Request<Bytes>, target: &str) -> Resp {
         }
     };
     if api_method != ApiMethod::Get && !gw.config.allow_writes {
-        let mut r = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "writes_refused",
-            "the gateway is read-only; start the agent with --serve-allow-writes to pass writes on",
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
+        return writes_refused();
     }
     let content_type = req
         .headers()

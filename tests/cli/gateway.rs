@@ -712,7 +712,24 @@ fn requests_the_gateway_cannot_frame_are_refused_and_never_reach_books() {
     let (run, sock) = agent(&w, &[]);
     w.sim.clear_log();
     let head = "GET /books/v3/invoices HTTP/1.1\r\nHost: localhost\r\n";
-    let cases: [(&str, Vec<u8>, u16); 6] = [
+    let cases: [(&str, Vec<u8>, u16); 10] = [
+        // Refused on its head, before a byte of the body is read or a 100 Continue sent.
+        (
+            "a write to the read-only gateway",
+            b"POST /books/v3/invoices HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n".to_vec(),
+            405,
+        ),
+        ("a GET with a body", format!("{head}Content-Length: 3\r\n\r\nabc").into_bytes(), 400),
+        (
+            "two Host headers",
+            b"GET /books/v3/invoices HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "an absolute URL",
+            b"GET http://evil.example/books/v3/invoices HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+            400,
+        ),
         // No chunked bodies: where the next request starts would be this reader's guess.
         (
             "chunked",
