@@ -89,8 +89,10 @@ need curl curl
 need python3 python3
 need dpkg-deb dpkg
 need cargo "Rust through rustup"
-if ((arm64)); then need qemu-aarch64-static qemu-user-static; fi
-((${#missing[@]} == 0)) || fail "missing: ${missing[*]}; apt-get install systemd-container mmdebstrap qemu-user-static curl"
+# mmdebstrap builds a foreign (arm64) root file system only with arch-test (a Recommends of
+# mmdebstrap's that --no-install-recommends leaves out).
+if ((arm64)); then need qemu-aarch64-static qemu-user-static; need arch-test arch-test; fi
+((${#missing[@]} == 0)) || fail "missing: ${missing[*]}; apt-get install systemd-container mmdebstrap qemu-user-static arch-test curl"
 
 WORK=$(mktemp -d /var/tmp/zoho-device-system.XXXXXX)
 chmod 0700 "$WORK"
