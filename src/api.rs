@@ -346,13 +346,6 @@ struct OrgMemo {
     name: String,
 }
 
-/// Where the default organization is remembered: beside the token file.
-pub fn org_memo_path(token_file: &Path) -> PathBuf {
-    let mut p = token_file.as_os_str().to_owned();
-    p.push(".org");
-    PathBuf::from(p)
-}
-
 fn valid_org_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit())
 }
@@ -959,7 +952,7 @@ pub(crate) async fn organization(
     if let Some(id) = given {
         return Ok((id.to_string(), OrgSource::Given));
     }
-    let memo = org_memo_path(session.ctx.store.path());
+    let memo = session.ctx.store.beside(crate::store::Beside::OrgMemo);
     if !fresh && let Some(id) = read_org_memo(&memo, &session.stored) {
         return Ok((id, OrgSource::Remembered));
     }

@@ -331,15 +331,8 @@ struct BudgetFile {
     used: u32,
 }
 
-/// Where the day's count is kept: beside the token file.
-pub fn budget_path(token_file: &Path) -> PathBuf {
-    let mut p = token_file.as_os_str().to_owned();
-    p.push(".budget");
-    PathBuf::from(p)
-}
-
 /// The calls already made today, from the budget file: 0 when it is missing, of another day,
-/// not a regular file (a link is not followed) or not ours.
+/// not a regular file (a link is not followed) or not readable as one.
 fn load_budget(path: &Path, today: u64) -> u32 {
     let Ok(bytes) = crate::settings::read_regular_file(path, 4096, false) else {
         return 0;
@@ -358,7 +351,7 @@ struct Gateway {
     budget: Mutex<Budget>,
     org: tokio::sync::Mutex<Option<(String, OrgSource)>>,
     started: Instant,
-    /// Keeps the day's count on disk ([`budget_path`]).
+    /// Keeps the day's count on disk (`<token file>.budget`).
     budget_saver: Arc<BudgetSaver>,
 }
 
@@ -579,7 +572,7 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                     );
                 }
             }
-            let budget_file = budget_path(ctx.store.path());
+            let budget_file = ctx.store.beside(crate::store::Beside::Budget);
             let (day, _) = utc_day_and_left();
             let budget = Budget {
                 day,

@@ -38,6 +38,35 @@ use crate::exit::{AppError, Exit};
 /// wrote is always one it can read.
 pub const MAX_FILE_BYTES: u64 = 4 * zoho_device_core::http::MAX_RESPONSE_BYTES as u64;
 
+/// The files kept beside the token file (`<token file><suffix>`, in its private directory): one
+/// list, so that each is named in one place and a writer's orphaned temp files are swept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beside {
+    /// `.lock`: one refresh at a time across processes.
+    Lock,
+    /// `.agent`: the agent's status line for `doctor` (never a secret).
+    AgentState,
+    /// `.org`: the default Books organization `api` and the gateway remember.
+    OrgMemo,
+    /// `.budget`: the gateway's count of today's Books calls.
+    Budget,
+}
+
+impl Beside {
+    /// Every one of them.
+    pub const ALL: [Beside; 4] = [Beside::Lock, Beside::AgentState, Beside::OrgMemo, Beside::Budget];
+
+    /// The suffix after the token file's name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Beside::Lock => ".lock",
+            Beside::AgentState => ".agent",
+            Beside::OrgMemo => ".org",
+            Beside::Budget => ".budget",
+        }
+    }
+}
+
 /// Unix time now, in the core's timestamp.
 pub fn wall_now() -> Timestamp {
     let ms = SystemTime::now()
@@ -80,8 +109,13 @@ impl TokenStore {
     }
 
     fn lock_path(&self) -> PathBuf {
+        self.beside(Beside::Lock)
+    }
+
+    /// One of the files kept beside the token file: `<token file><suffix>`.
+    pub fn beside(&self, which: Beside) -> PathBuf {
         let mut p = self.path.clone().into_os_string();
-        p.push(".lock");
+        p.push(which.suffix());
         PathBuf::from(p)
     }
 
@@ -201,15 +235,17 @@ impl TokenStore {
     /// Where the agent mirrors its status line (`STATUS=`) for `doctor`: `<token file>.agent`,
     /// never a secret.
     pub fn agent_state_path(&self) -> PathBuf {
-        let mut p = self.path.clone().into_os_string();
-        p.push(".agent");
-        PathBuf::from(p)
+        self.beside(Beside::AgentState)
     }
 
-    /// Removes temp files of writers that died mid-write (SIGKILL, power cut): each holds a
-    /// copy of a token. A temp file is an orphan when the process named in it is gone.
+    /// Removes temp files of writers that died mid-write (SIGKILL, power cut): the token
+    /// file's (each holds a copy of a token) and those of the files beside it. A temp file is
+    /// an orphan when the process named in it is gone.
     fn sweep_orphans(&self, dir: &Path) {
-        let prefix = format!(".{}.tmp.", file_name(&self.path));
+        let name = file_name(&self.path);
+        let prefixes: Vec<String> = std::iter::once(format!(".{name}.tmp."))
+            .chain(Beside::ALL.iter().map(|b| format!(".{name}{}.tmp.", b.suffix())))
+            .collect();
         if !Path::new("/proc/self").exists() {
             return; // No way to tell a live writer from a dead one: keep everything.
         }
@@ -218,7 +254,7 @@ impl TokenStore {
             let file = entry.file_name();
             let Some(pid) = file
                 .to_str()
-                .and_then(|f| f.strip_prefix(&prefix))
+                .and_then(|f| prefixes.iter().find_map(|p| f.strip_prefix(p.as_str())))
                 .and_then(|rest| rest.split('.').next())
             else {
                 continue;
@@ -732,6 +768,30 @@ mod tests {
         store.save(&sample()).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"mine");
         assert!(fs::symlink_metadata(store.path()).unwrap().is_file());
+    }
+
+    #[test]
+    fn a_save_sweeps_dead_writers_temp_files_of_the_token_and_the_files_beside_it() {
+        let dir = tempdir();
+        let store = TokenStore::new(dir.join("token.json"));
+        // A PID no process has: above the kernel's pid_max (at most 2^22).
+        let dead = 1u32 << 23;
+        let live = std::process::id();
+        let name = |middle: &str, pid: u32| dir.join(format!(".token.json{middle}.tmp.{pid}.0123456789abcdef"));
+        let orphans: Vec<PathBuf> = std::iter::once(name("", dead))
+            .chain(Beside::ALL.iter().map(|b| name(b.suffix(), dead)))
+            .collect();
+        let kept = [name("", live), name(".budget", live), dir.join(".other.tmp.8388608.0")];
+        for p in orphans.iter().chain(&kept) {
+            fs::write(p, b"x").unwrap();
+        }
+        store.save(&sample()).unwrap();
+        for p in &orphans {
+            assert!(!p.exists(), "{} was left", p.display());
+        }
+        for p in &kept {
+            assert!(p.exists(), "{} was removed", p.display());
+        }
     }
 
     #[test]
