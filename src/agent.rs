@@ -61,7 +61,7 @@ use crate::ui::PairingUi;
 use clock_gate::CLOCK_RECHECK;
 use hook::HookState;
 use pairing::{PairingNeeded, build_ui};
-use report::{human, paired_detail};
+use report::{human, paired_status};
 
 /// Runs the agent until SIGTERM (exit 0) or a configuration error (exit 2).
 pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
@@ -219,7 +219,7 @@ impl Agent {
                 );
                 self.keeper.adopt_pairing(&stored, wall, now);
                 self.ui.show(&Screen::Paired {
-                    detail: paired_detail(&stored),
+                    detail: paired_status(&stored),
                 });
                 self.stored = Some(stored);
                 self.status();

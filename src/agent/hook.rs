@@ -65,8 +65,12 @@ impl Subscriber for Hook {
                 if h.last_code.as_deref() == Some(user_code.as_str()) {
                     return;
                 }
+                // The URLs are this code's own: a countdown heard before its prompt waits.
+                let Some(p) = h.prompt.clone().filter(|p| p.user_code == *user_code) else {
+                    return;
+                };
                 h.last_code = Some(user_code.clone());
-                let (Some(cmd), Some(p)) = (&h.command, &h.prompt) else {
+                let Some(cmd) = &h.command else {
                     return;
                 };
                 run_hook(
@@ -163,6 +167,38 @@ fn run_hook(cmd: &str, vars: &[(&str, &str)]) {
 mod tests {
     use super::*;
 
+    fn prompt(code: &str) -> UserPrompt {
+        UserPrompt {
+            user_code: code.into(),
+            verification_url: format!("https://accounts.zoho.eu/device/{code}"),
+            verification_uri_complete: None,
+            expires_at: zoho_device_core::Timestamp::from_millis(300_000),
+            expires_in: Duration::from_secs(300),
+            interval: Duration::from_secs(30),
+            warning: None,
+        }
+    }
+
+    #[test]
+    fn the_hook_takes_a_codes_urls_from_that_codes_prompt() {
+        // No runtime here: the hook's command is not spawned; what it would run for is kept.
+        let state = Arc::new(HookState::new(Some("true".into())));
+        let mut hook = Hook(state.clone());
+        let waiting = |code: &str| Event::CodeWaiting {
+            user_code: code.into(),
+            left: Duration::from_secs(299),
+        };
+        let ran_for = || state.inner.lock().unwrap().last_code.clone();
+        hook.on_event(&Event::CodeIssued(prompt("AAAA-1111")));
+        // A countdown of a code whose prompt was not heard: not run with another code's URLs,
+        // and not marked as done either.
+        hook.on_event(&waiting("BBBB-2222"));
+        assert_eq!(ran_for(), None);
+        hook.on_event(&Event::CodeIssued(prompt("BBBB-2222")));
+        hook.on_event(&waiting("BBBB-2222"));
+        assert_eq!(ran_for().as_deref(), Some("BBBB-2222"));
+    }
+
     #[test]
     fn the_status_line_follows_the_pairing() {
         let line = |e: Event| StatusLine::line(&e);
@@ -206,6 +242,7 @@ mod tests {
             user_code: "A".into(),
             left: Duration::from_secs(299),
         };
+        hook.on_event(&Event::CodeIssued(prompt("A")));
         hook.on_event(&waiting);
         {
             let h = state.inner.lock().unwrap();

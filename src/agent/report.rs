@@ -84,9 +84,9 @@ impl Agent {
         };
         let left = tokens.expires_in(self.clock.now());
         let mut line = if left.is_zero() {
-            format!("{}, access token expired", paired_detail(stored))
+            format!("{}, access token expired", paired_status(stored))
         } else {
-            format!("{}, token valid for {}", paired_detail(stored), human(left))
+            format!("{}, token valid for {}", paired_status(stored), human(left))
         };
         if let Some(err) = &self.last_error {
             line.push_str("; ");
@@ -96,7 +96,8 @@ impl Agent {
     }
 }
 
-pub(super) fn paired_detail(stored: &Pairing) -> String {
+/// The start of the agent's paired status line: "paired (eu)".
+pub(super) fn paired_status(stored: &Pairing) -> String {
     match &stored.tokens().location {
         Some(l) => format!("paired ({l})"),
         None => "paired".into(),
