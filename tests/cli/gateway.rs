@@ -803,3 +803,37 @@ fn writes_on_a_loopback_port_are_served_with_a_warning_that_every_local_user_can
         "{writes}"
     );
 }
+
+#[test]
+fn stopping_does_not_wait_for_a_refresh_queued_on_the_lock() {
+    // Books answers 401 code 57; the gateway's refresh then waits for the token file's lock,
+    // which another process (this test) holds. SIGTERM must not wait out that minute.
+    let w = paired(sim_config().token_lifetime_s(2));
+    outlive_the_access_token(&w);
+    let (run, sock) = agent(&w, &[]);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(w.token_path().with_file_name("token.json.lock"))
+        .expect("the lock file exists after pairing");
+    lock.lock().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        let _ = s.write_all(b"GET /books/v3/organizations HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+    });
+    wait_until(|| w.sim.requests_to("/books/v3/organizations").len() == 1, "Books' 401");
+    std::thread::sleep(Duration::from_millis(500)); // the refresh is waiting for the lock
+    assert_eq!(w.sim.stats().refreshes, 0, "the refresh waits for the lock");
+    let stopping = Instant::now();
+    run.signal("TERM");
+    run.wait().code(0);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the agent took {:?} to stop behind a refresh waiting for the lock",
+        stopping.elapsed()
+    );
+    drop(lock);
+    client.join().unwrap();
+}
