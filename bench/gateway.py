@@ -208,7 +208,7 @@ def report(res):
         (f"request, cache hit (median of {lat['runs']}, fresh connection)", f"{lat['hit']:.2f} ms",
          f"{lat['direct']:.2f} ms straight to the simulator with the token"),
         ("request, cache miss", f"{lat['miss']:.2f} ms", f"{lat['direct']:.2f} ms straight"),
-        ("agent RSS, serving (after the dashboard run / after the 50 clients)",
+        ("agent RSS, serving (after the dashboard run / at the end)",
          f"{rss['serving_after_hour']} / {rss['serving_now']} KiB",
          f"{rss['without_serve']} KiB without --serve"),
     ]
