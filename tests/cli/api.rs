@@ -247,16 +247,7 @@ fn a_401_code_57_refreshes_once_and_retries_once() {
     let old = outlive_the_access_token(&w);
     let out = w.run(&["api", "/books/v3/organizations"]);
     out.code(0);
-    assert_eq!(w.sim.stats().refreshes, 1);
-    let new = w.token_json()["access_token"].as_str().unwrap().to_string();
-    assert_ne!(old, new, "the refreshed token was saved");
-    let calls = w.sim.requests_to("/books/v3/organizations");
-    assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0].status, Some(401));
-    assert_eq!(
-        calls[1].header("authorization"),
-        Some(format!("Zoho-oauthtoken {new}").as_str())
-    );
+    assert_refreshed_once_and_retried(&w, &old, "/books/v3/organizations");
     w.assert_no_secret_leaked();
 }
 

@@ -493,16 +493,7 @@ fn a_401_code_57_is_refreshed_once_through_the_lock_and_answered() {
     let (run, sock) = agent(&w, &[]);
     let r = get(&sock, "/books/v3/organizations");
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(w.sim.stats().refreshes, 1);
-    let new = w.token_json()["access_token"].as_str().unwrap().to_string();
-    assert_ne!(old, new, "the refreshed token was saved for everyone");
-    let calls = w.sim.requests_to("/books/v3/organizations");
-    assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0].status, Some(401));
-    assert_eq!(
-        calls[1].header("authorization"),
-        Some(format!("Zoho-oauthtoken {new}").as_str())
-    );
+    assert_refreshed_once_and_retried(&w, &old, "/books/v3/organizations");
     no_secret_in(&w, &[&r]);
     stop(run);
     w.assert_no_secret_leaked();

@@ -186,6 +186,22 @@ pub fn paired_for_books(config: SimConfig, env: &[(&str, &str)]) -> World {
     w
 }
 
+/// After [`outlive_the_access_token`] returned `old` and one request to `path` met Books' 401:
+/// one refresh, the new token saved for everyone, and exactly one retry with it.
+#[track_caller]
+pub fn assert_refreshed_once_and_retried(w: &World, old: &str, path: &str) {
+    assert_eq!(w.sim.stats().refreshes, 1);
+    let new = w.token_json()["access_token"].as_str().unwrap().to_string();
+    assert_ne!(old, new, "the refreshed token was saved for everyone");
+    let calls = w.sim.requests_to(path);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].status, Some(401));
+    assert_eq!(
+        calls[1].header("authorization"),
+        Some(format!("Zoho-oauthtoken {new}").as_str())
+    );
+}
+
 /// For a world made with `token_lifetime_s(2)`: lets the simulator's access token die while the
 /// file still claims an hour, so only Books' 401 tells. Returns the dead access token.
 pub fn outlive_the_access_token(w: &World) -> String {
