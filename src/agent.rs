@@ -73,12 +73,14 @@ pub async fn run(ctx: Context, args: AgentArgs) -> Result<(), AppError> {
         Err(e) => tracing::warn!("{}", e.message),
         Ok(()) => {}
     }
-    // The Books gateway (`--serve`) runs beside the loop, reading the token file it keeps.
-    let _gateway = crate::gateway::start(&ctx.settings, &args).await?;
-    let notifier = Arc::new(Notifier::from_env().with_state_file(ctx.store.agent_state_path()));
+    // Signals are ours before anything can be seen from outside (the gateway's socket, a
+    // status): a SIGTERM in between would otherwise end the process without its clean stop.
     let sig_err = |e: std::io::Error| AppError::new(Exit::Unexpected, format!("cannot handle signals: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(sig_err)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(sig_err)?;
+    // The Books gateway (`--serve`) runs beside the loop, reading the token file it keeps.
+    let _gateway = crate::gateway::start(&ctx.settings, &args).await?;
+    let notifier = Arc::new(Notifier::from_env().with_state_file(ctx.store.agent_state_path()));
     let mut agent = Agent::new(ctx, args, notifier.clone())?;
     if let Some(timeout) = notifier.watchdog() {
         let n = notifier.clone();

@@ -353,6 +353,19 @@ struct Gateway {
     started: Instant,
     /// Keeps the day's count on disk (`<token file>.budget`).
     budget_saver: Arc<BudgetSaver>,
+    /// The API prefixes the pairing's scope allows, with the token file's stamp they were read
+    /// at: a request (a cache hit too) costs a `stat`, not a read and a parse of the file.
+    allowed: Mutex<Option<(FileStamp, Vec<&'static str>)>>,
+}
+
+/// What tells that the token file was replaced or rewritten: device, inode, size, mtime (ns).
+type FileStamp = (u64, u64, u64, i64, i64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    // Not followed: the store never reads the file through a link either.
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 /// Writes the day's count off the gateway's thread (an atomic write syncs twice: milliseconds
@@ -587,6 +600,7 @@ pub async fn start(settings: &Settings, args: &AgentArgs) -> Result<Option<Runni
                 budget: Mutex::new(budget),
                 org: tokio::sync::Mutex::new(None),
                 started: Instant::now(),
+                allowed: Mutex::new(None),
                 budget_saver: Arc::new(BudgetSaver {
                     path: budget_file,
                     pending: Mutex::new((None, false)),
@@ -1172,16 +1186,10 @@ async fn route(gw: &Gateway, req: Request<Bytes>, target: &str) -> Resp {
     // Read whole by the connection, within MAX_REQUEST_BODY.
     let body = req.into_body();
     // Path rules of `api`, against the scope of the pairing in the token file.
-    let stored = match gw.ctx.store.load_required() {
-        Ok(s) => s,
+    let allowed = match allowed_prefixes(gw) {
+        Ok(a) => a,
         Err(e) => return app_error(gw, &e),
     };
-    let scope = stored
-        .tokens()
-        .scope
-        .clone()
-        .unwrap_or_else(|| gw.ctx.settings.scopes.join(","));
-    let allowed = api::allowed_prefixes(&scope);
     let api_path = match ApiPath::parse(target, &allowed) {
         Ok(p) => p,
         Err(e) if e.exit == Exit::Usage => return error_response(StatusCode::NOT_FOUND, "path_refused", &e.message),
@@ -1202,6 +1210,29 @@ async fn route(gw: &Gateway, req: Request<Bytes>, target: &str) -> Resp {
 }
 
 /// The HTTP answer to an error of ours (not Books').
+/// The API prefixes the current pairing's scope allows (`api`'s rule), read from the token
+/// file again only when the file changed since the last request (a new pairing may have
+/// another scope).
+fn allowed_prefixes(gw: &Gateway) -> Result<Vec<&'static str>, AppError> {
+    let stamp = file_stamp(gw.ctx.store.path());
+    if let (Some(now), Some((seen, allowed))) = (stamp, lock(&gw.allowed).as_ref())
+        && now == *seen
+    {
+        return Ok(allowed.clone());
+    }
+    let stored = gw.ctx.store.load_required()?;
+    let scope = stored
+        .tokens()
+        .scope
+        .clone()
+        .unwrap_or_else(|| gw.ctx.settings.scopes.join(","));
+    let allowed = api::allowed_prefixes(&scope);
+    // Keyed by the stamp taken before the read: a file replaced meanwhile has a new stamp, and
+    // the next request reads it again.
+    *lock(&gw.allowed) = stamp.map(|s| (s, allowed.clone()));
+    Ok(allowed)
+}
+
 fn app_error(gw: &Gateway, e: &AppError) -> Resp {
     gw.note_error(&e.message);
     let (status, kind) = match e.exit {
