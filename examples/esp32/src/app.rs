@@ -199,15 +199,7 @@ where
                     return Ok((tokens, Source::Stale));
                 }
                 Err(AppError::Flow(e)) if e.kind() == ErrorKind::NeedsPairing => {
-                    self.store.clear().map_err(AppError::Store)?;
-                    show(
-                        &mut self.panel,
-                        &mut self.screen,
-                        &mut self.frames,
-                        Screen::NeedsPairing {
-                            reason: String::from("access was revoked"),
-                        },
-                    );
+                    self.forget("access was revoked")?;
                 }
                 Err(e) => return Err(e),
             }
@@ -313,15 +305,7 @@ where
                 Ok(fresh)
             }
             Err(e) if e.kind() == ErrorKind::NeedsPairing || matches!(e, Error::Config(_)) => {
-                self.store.clear().map_err(AppError::Store)?;
-                show(
-                    &mut self.panel,
-                    &mut self.screen,
-                    &mut self.frames,
-                    Screen::NeedsPairing {
-                        reason: String::from("access was revoked"),
-                    },
-                );
+                self.forget("access was revoked")?;
                 self.pair()
             }
             Err(e) => Err(AppError::Flow(e)),
@@ -346,13 +330,19 @@ where
             Err(e) if e.kind() == ErrorKind::NeedsPairing => {}
             Err(e) => return Err(AppError::Flow(e)),
         }
+        self.forget("unpaired")?;
+        Ok(())
+    }
+
+    /// Forgets the pairing (the stored tokens) and says why on the panel.
+    fn forget(&mut self, reason: &str) -> Result<(), AppError<S::Error>> {
         self.store.clear().map_err(AppError::Store)?;
         show(
             &mut self.panel,
             &mut self.screen,
             &mut self.frames,
             Screen::NeedsPairing {
-                reason: String::from("unpaired"),
+                reason: String::from(reason),
             },
         );
         Ok(())
