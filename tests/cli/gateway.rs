@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::chromium::{chromium, chromium_missing};
 use crate::util::*;
 
 /// A world paired with a scope that reaches every Books module.
@@ -499,42 +500,22 @@ fn a_401_code_57_is_refreshed_once_through_the_lock_and_answered() {
     w.assert_no_secret_leaked();
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
 /// The DOM of `url` after headless Chromium ran its scripts for a few (virtual) seconds.
 fn chromium_dom(profile: &Path, url: &str) -> String {
-    let out = std::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .expect("chromium runs");
+    let out = chromium(
+        profile,
+        &["--virtual-time-budget=3000".into(), "--dump-dom".into()],
+        url,
+    )
+    .stderr(std::process::Stdio::null())
+    .output()
+    .expect("chromium runs");
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]
 fn the_example_dashboard_shows_invoices_and_keeps_them_through_an_outage_in_chromium() {
-    if !Path::new(CHROMIUM).exists() {
-        // CI installs chromium and sets this, so a missing browser fails there instead of skipping.
-        assert!(
-            std::env::var_os("ZOHO_DEVICE_REQUIRE_CHROMIUM").is_none(),
-            "{CHROMIUM} missing but ZOHO_DEVICE_REQUIRE_CHROMIUM is set (apt-get install -y chromium)"
-        );
-        println!("SKIPPED the dashboard test: {CHROMIUM} missing (apt-get install -y chromium)");
+    if chromium_missing("the dashboard test") {
         return;
     }
     let w = paired(sim_config());

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `zoho-device` binary against the Zoho simulator (one test binary).
 
+#[path = "../common/chromium.rs"]
+mod chromium;
 #[path = "../common/mod.rs"]
 mod common;
 

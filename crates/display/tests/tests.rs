@@ -2,6 +2,10 @@
 
 mod util;
 
+/// The browser the kiosk page is tested in, shared with the root crate's dashboard test.
+#[cfg(feature = "web")]
+#[path = "../../../tests/common/chromium.rs"]
+mod chromium;
 #[cfg(feature = "png")]
 mod files;
 #[cfg(all(feature = "fb", target_os = "linux"))]

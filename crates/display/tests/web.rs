@@ -2,11 +2,11 @@
 //! installed) a real headless browser whose screenshot decodes to the URL and which switches
 //! to "paired" by itself.
 
+use crate::chromium::{chromium, chromium_missing};
 use crate::util::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use zoho_device_display::{Screen, WebDisplay};
 
@@ -136,38 +136,9 @@ fn address_in_use_is_an_error() {
     assert!(e.to_string().contains(&web.local_addr().to_string()), "{e}");
 }
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn chromium(profile: &Path, extra: &[String], url: &str) -> Command {
-    let mut c = Command::new(CHROMIUM);
-    c.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--disable-dev-shm-usage",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(extra)
-    .arg(url)
-    .stdin(Stdio::null());
-    c
-}
-
 #[test]
 fn headless_chromium_scans_and_sees_paired() {
-    if !Path::new(CHROMIUM).exists() {
-        // CI installs chromium and sets this, so a missing browser fails there instead of skipping.
-        assert!(
-            std::env::var_os("ZOHO_DEVICE_REQUIRE_CHROMIUM").is_none(),
-            "{CHROMIUM} missing but ZOHO_DEVICE_REQUIRE_CHROMIUM is set (apt-get install -y chromium)"
-        );
-        println!("SKIPPED headless_chromium_scans_and_sees_paired: {CHROMIUM} missing (apt-get install -y chromium)");
+    if chromium_missing("headless_chromium_scans_and_sees_paired") {
         return;
     }
     let dir = crate::util::temp_dir("chromium");
@@ -310,12 +281,7 @@ fn paired_hands_over_to_the_configured_dashboard() {
 
 #[test]
 fn headless_chromium_goes_from_paired_to_the_dashboard() {
-    if !Path::new(CHROMIUM).exists() {
-        assert!(
-            std::env::var_os("ZOHO_DEVICE_REQUIRE_CHROMIUM").is_none(),
-            "{CHROMIUM} missing but ZOHO_DEVICE_REQUIRE_CHROMIUM is set (apt-get install -y chromium)"
-        );
-        println!("SKIPPED headless_chromium_goes_from_paired_to_the_dashboard: {CHROMIUM} missing");
+    if chromium_missing("headless_chromium_goes_from_paired_to_the_dashboard") {
         return;
     }
     // The "dashboard": a loopback server with one page.
